@@ -1,0 +1,26 @@
+# The two commands of the README: `make demo` and `make test`. Each creates .venv and
+# installs the pinned dependencies first (again only when pyproject.toml or the lock changes).
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench-help clean
+
+demo: $(STAMP)
+	$(VENV)/bin/hub demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; run: make PYTHON=python3.11 ...")'
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .hub dbt_project/target

@@ -1,0 +1,74 @@
+"""Shared dependencies: the app's state, the request id and the caller's identity."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from joserfc.jwk import ECKey, KeySet
+from psycopg_pool import ConnectionPool
+
+from access_policies import Policy
+from api.errors import forbidden, unauthorized
+from api.security import verify_token
+from contracts import Contract
+from hub.settings import Settings
+
+
+@dataclass
+class AppState:
+    """Everything a request needs, built once at startup (api/main.py)."""
+
+    settings: Settings
+    pool: ConnectionPool
+    contracts: dict[str, Contract]
+    policy: Policy
+    signing_key: ECKey
+    keys: KeySet
+    pseudonym_key: bytes
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller, from a verified access token."""
+
+    client_id: str
+    role: str
+    department: str
+    scopes: frozenset[str]
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise forbidden(f"this route needs scope {scope!r}; the token has "
+                            f"{' '.join(sorted(self.scopes)) or 'none'}", "insufficient_scope")
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.hub
+
+
+def request_id(request: Request) -> str:
+    if not getattr(request.state, "request_id", None):
+        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    return request.state.request_id
+
+
+def authenticate(request: Request, state: AppState) -> Principal:
+    """Verify the bearer token; raise 401 (with the reason) when there is none or it is bad."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise unauthorized("send an access token: Authorization: Bearer <token> "
+                           "(get one from POST /oauth/token)")
+    claims = verify_token(token.strip(), state.keys, state.settings)
+    return Principal(
+        client_id=str(claims["sub"]), role=str(claims.get("role", "")),
+        department=str(claims.get("department", "")),
+        scopes=frozenset(str(claims.get("scope", "")).split()),
+    )
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+RequestIdDep = Annotated[str, Depends(request_id)]

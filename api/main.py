@@ -1,0 +1,44 @@
+"""The FastAPI application: OAuth2 token endpoint and the shared-data routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from joserfc.jwk import KeySet
+from psycopg_pool import ConnectionPool
+
+from access_policies import load_policies
+from api import errors
+from api.deps import AppState
+from api.routes import datasets, oauth
+from api.security import load_pseudonym_key, load_signing_key
+from contracts import load_all
+from hub.settings import Settings
+
+
+def create_app(settings: Settings, warehouse_url: str,
+               on_ready: Callable[[], None] | None = None) -> FastAPI:
+    """Build the app; contracts and policies are loaded (and checked) now, not per request."""
+    contracts = load_all(settings.contracts_dir)
+    policy = load_policies(settings.policies_dir, contracts)
+    key = load_signing_key(settings.keys_dir)
+    pool = ConnectionPool(warehouse_url, min_size=1, max_size=10, open=False)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool.open(wait=True)
+        if on_ready:
+            on_ready()
+        yield
+        pool.close()
+
+    app = FastAPI(title="Civic Data Hub", version="0.1.0", lifespan=lifespan,
+                  description="Shared city datasets under data contracts and access policies.")
+    app.state.hub = AppState(settings, pool, contracts, policy, key, KeySet([key]),
+                             load_pseudonym_key(settings))
+    errors.install(app)
+    app.include_router(oauth.router)
+    app.include_router(datasets.router)
+    return app

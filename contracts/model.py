@@ -1,0 +1,86 @@
+"""The hub's view of a data contract: just the fields it acts on, read from ODCS v3."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# ODCS `classification` values that mean "personal data": masked by default.
+PERSONAL_CLASSES = frozenset({"personal", "pii", "sensitive"})
+KNOWN_CLASSES = PERSONAL_CLASSES | {"public", "internal", "restricted", "confidential"}
+# How a personal column may be masked (customProperty `hubMask`); access_policies implements them.
+MASK_KINDS = frozenset({"redact", "null", "last4", "hash", "year_only", "bucket"})
+
+
+@dataclass(frozen=True)
+class Column:
+    """One schema property of the shared dataset."""
+
+    name: str
+    logical_type: str
+    physical_type: str
+    required: bool = False
+    unique: bool = False
+    primary_key: bool = False
+    classification: str = "public"
+    description: str = ""
+    valid_values: tuple[Any, ...] | None = None
+    mask: str | None = None  # hub customProperty `hubMask`: how to mask when personal
+
+    @property
+    def personal(self) -> bool:
+        return self.classification in PERSONAL_CLASSES
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where the hub pulls the dataset from (customProperty `hubSource`)."""
+
+    kind: str
+    connection_env: str
+    table: str
+    cursor_column: str
+    batch_size: int = 5000
+    schedule: str | None = None
+    sample: str | None = None  # bundled sample data to provision in demo mode
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A validated contract for one shared dataset."""
+
+    dataset_id: str  # "<domain>.<schema name>", e.g. public_works.service_requests
+    version: str
+    title: str
+    department: str
+    owner: str
+    description: str
+    columns: tuple[Column, ...]
+    grain: str = ""
+    min_row_count: int | None = None
+    source: SourceConfig | None = None
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def entity(self) -> str:
+        return self.dataset_id.split(".", 1)[1]
+
+    @property
+    def relation_name(self) -> str:
+        """Table name used in the warehouse: public_works__service_requests."""
+        return self.dataset_id.replace(".", "__")
+
+    @property
+    def raw_schema(self) -> str:
+        return f"raw_{self.department}"
+
+    @property
+    def primary_key(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.primary_key)
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)

@@ -1,0 +1,87 @@
+"""Compile targets: each a pure `to_<target>(contract)` built on `contracts.mapping`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts.mapping import RULE_KINDS, Rule, pg_type, rules
+from contracts.model import Contract
+
+# Load metadata every raw landing row carries.
+LOAD_COLUMNS = (("_batch_id", "uuid"), ("_loaded_at", "timestamptz"), ("_source", "text"))
+
+
+def to_dbt_sources(contract: Contract) -> dict[str, Any]:
+    """The dbt source for the raw landing table (every column lands as text)."""
+    table = {
+        "name": contract.entity,
+        "description": f"Raw landing of {contract.dataset_id}, one row per extracted record "
+                       "version (re-deliveries add rows; staging keeps the latest).",
+        "loaded_at_field": "_loaded_at",
+        "columns": [{"name": c.name, "data_type": "text"} for c in contract.columns],
+    }
+    return {"version": 2, "sources": [{
+        "name": contract.raw_schema, "schema": contract.raw_schema, "tables": [table],
+    }]}
+
+
+def to_dbt_models(contract: Contract) -> dict[str, Any]:
+    """The shared mart's config: enforced contract, types, constraints and tests."""
+    by_column: dict[str | None, list[Rule]] = {}
+    for rule in rules(contract):
+        by_column.setdefault(rule.column, []).append(rule)
+    model = {
+        "name": contract.relation_name,
+        "description": f"{contract.title}. Grain: {contract.grain or 'see contract'}",
+        "config": {
+            "contract": {"enforced": True},
+            "meta": {"dataset": contract.dataset_id, "contract_version": contract.version,
+                     "owner": contract.owner},
+        },
+        "data_tests": [_dbt_test(r) for r in by_column.get(None, [])],
+        "columns": [_dbt_column(c, by_column.get(c.name, [])) for c in contract.columns],
+    }
+    return {"version": 2, "models": [model]}
+
+
+def _dbt_column(col: Any, col_rules: list[Rule]) -> dict[str, Any]:
+    constraints = []
+    if col.required or col.primary_key:
+        constraints.append({"type": "not_null"})
+    if col.primary_key:
+        constraints.append({"type": "primary_key"})
+    entry = {"name": col.name, "description": col.description,
+             "data_type": pg_type(col.physical_type, col.logical_type)}
+    if constraints:
+        entry["constraints"] = constraints
+    if col_rules:
+        entry["data_tests"] = [_dbt_test(r) for r in col_rules]
+    return entry
+
+
+def _dbt_test(rule: Rule) -> dict[str, Any]:
+    # meta.rule lets a failing dbt test be reported by the contract rule it enforces.
+    test, arguments = RULE_KINDS[rule.kind].dbt(rule)
+    spec: dict[str, Any] = {"config": {"meta": {"rule": rule.name}}}
+    if arguments:
+        spec["arguments"] = arguments
+    return {test: spec}
+
+
+def to_gx_suite(contract: Contract) -> dict[str, Any]:
+    """The Great Expectations suite, as GX 1.x suite JSON."""
+    expectations = []
+    for rule in rules(contract):
+        expectation = RULE_KINDS[rule.kind].gx(rule)
+        expectation["meta"] = {"rule": rule.name}
+        expectations.append(expectation)
+    return {"name": f"{contract.relation_name}__v{contract.version}", "expectations": expectations}
+
+
+def to_raw_ddl(contract: Contract) -> str:
+    """DDL of the raw landing table: contract columns as text, plus load metadata."""
+    columns = [f'    "{c.name}" text' for c in contract.columns]
+    columns += [f"    {name} {kind} not null" for name, kind in LOAD_COLUMNS]
+    body = ",\n".join(columns)
+    return (f"create schema if not exists {contract.raw_schema};\n"
+            f"create table if not exists {contract.raw_schema}.{contract.entity} (\n{body}\n);")

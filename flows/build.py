@@ -1,0 +1,92 @@
+"""dbt step: compile the contract's dbt files, then `dbt build` the dataset's models."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import yaml
+
+from contracts import Contract
+from contracts.targets import to_dbt_models, to_dbt_sources
+from flows.checks import Failure, StepResult
+from hub.settings import Settings
+from hub.warehouse import connection_params
+
+HEADER = "# Generated from {source} by `hub contracts compile`: edit the contract, not this file.\n"
+NOT_NULL = re.compile(r'null value in column "(?P<column>[^"]+)".*violates not-null constraint')
+
+
+def generated_files(contracts: list[Contract], project_dir: Path) -> dict[Path, str]:
+    """Every dbt file compiled from contracts: sources per department, config per mart."""
+    files: dict[Path, str] = {}
+    for department in sorted({c.department for c in contracts}):
+        own = [c for c in contracts if c.department == department]
+        sources = to_dbt_sources(own[0])
+        for other in own[1:]:
+            sources["sources"][0]["tables"] += to_dbt_sources(other)["sources"][0]["tables"]
+        path = project_dir / "models" / "staging" / department / f"_{department}__sources.yml"
+        files[path] = _render(sources, ", ".join(_rel(c.path, project_dir) for c in own))
+    for contract in contracts:
+        path = (project_dir / "models" / "marts" / contract.department
+                / f"_{contract.relation_name}.yml")
+        files[path] = _render(to_dbt_models(contract), _rel(contract.path, project_dir))
+    return files
+
+
+def write_generated(contracts: list[Contract], project_dir: Path) -> list[Path]:
+    """Write the compiled files that changed; return them."""
+    changed = []
+    for path, text in generated_files(contracts, project_dir).items():
+        if not path.exists() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            changed.append(path)
+    return changed
+
+
+def run_dbt(warehouse_url: str, contract: Contract, settings: Settings) -> StepResult:
+    """`dbt build` the dataset's mart and everything upstream of it."""
+    from dbt.cli.main import dbtRunner  # heavy import, only when building
+
+    for key, value in connection_params(warehouse_url).items():
+        os.environ[f"HUB_DBT_{key.upper()}"] = value
+    work = settings.home / "dbt"
+    args = ["build", "--project-dir", str(settings.dbt_project_dir),
+            "--profiles-dir", str(settings.dbt_project_dir), "--target-path", str(work / "target"),
+            "--log-path", str(work / "logs"), "--select", f"+{contract.relation_name}", "--quiet"]
+    result = dbtRunner().invoke(args)
+    if result.result is None:  # dbt could not even start: bad project or profile
+        return StepResult(False, (Failure("dbt", "dbt", str(result.exception)),))
+    failures = tuple(_failure(r) for r in result.result.results
+                     if str(r.status) in ("error", "fail", "runtime error"))
+    return StepResult(result.success and not failures, failures,
+                      {"nodes": len(result.result.results)})
+
+
+def _failure(node_result: object) -> Failure:
+    node = node_result.node
+    message = (node_result.message or "").strip()
+    rule = node.config.meta.get("rule") if node.resource_type == "test" else None
+    found = NOT_NULL.search(message)
+    if rule is None and found:  # an enforced not-null constraint stopped the model build
+        rule = f"not_null({found['column']})"
+    if node.resource_type == "test" and node_result.failures:
+        message = f"{node_result.failures} row(s) failed {node.name}"
+    return Failure(rule or f"{node.resource_type} {node.name}", "dbt", _essential(message))
+
+
+def _essential(message: str) -> str:
+    # dbt wraps the database's words between a banner line and a "compiled code at" line.
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    kept = [ln for ln in lines[1:] if not ln.startswith("compiled code")]
+    return " ".join(kept) or (lines[0] if lines else "failed")
+
+
+def _render(document: dict, source: str) -> str:
+    return HEADER.format(source=source) + yaml.safe_dump(document, sort_keys=False, width=100)
+
+
+def _rel(path: Path | None, project_dir: Path) -> str:
+    return os.path.relpath(path, project_dir.parent) if path else "a contract"

@@ -1,0 +1,155 @@
+"""Prefect flows: ingest -> build (dbt) -> validate (GX) -> publish, per dataset.
+
+Thin wrappers: the work lives in plain modules (ingest, build, validate, publish); the
+flow adds retries on I/O, run logs and the order of steps. A dataset is published only
+when every step passed; otherwise the run records which contract rules failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+import psycopg
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from contracts import Contract, load_all
+from flows import build, validate
+from flows.checks import Failure
+from flows.demo_sources import provision
+from flows.ingest import ingest
+from flows.publish import publish
+from hub.bootstrap import bootstrap
+from hub.settings import Settings, get_settings
+from hub.warehouse import resolve_url
+
+
+@dataclass
+class RunReport:
+    """How one dataset's pass ended; `hub run` prints these."""
+
+    dataset: str
+    status: str = "failed"  # published | failed
+    rows_loaded: int = 0
+    version: int | None = None
+    row_count: int | None = None
+    failures: list[Failure] = field(default_factory=list)
+
+
+def source_url(contract: Contract, settings: Settings, warehouse_url: str) -> str:
+    """The department's system: the URL in the contract's variable, or the demo sample."""
+    assert contract.source is not None
+    configured = os.environ.get(contract.source.connection_env)
+    if configured:
+        return configured
+    if not settings.demo_sources:
+        raise RuntimeError(f"{contract.dataset_id}: set {contract.source.connection_env} to the "
+                           "department's database URL (HUB_DEMO_SOURCES is off)")
+    return provision(warehouse_url, contract, settings.sample_data_dir)
+
+
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def ingest_task(warehouse_url: str, contract: Contract, settings: Settings) -> int:
+    logger = get_run_logger()
+    loaded = ingest(warehouse_url, contract, source_url(contract, settings, warehouse_url))
+    logger.info("%s: loaded %d rows in %d batches", contract.dataset_id, loaded.rows,
+                loaded.batches)
+    return loaded.rows
+
+
+@task(cache_policy=NO_CACHE)
+def build_task(warehouse_url: str, contract: Contract, settings: Settings) -> list[Failure]:
+    result = build.run_dbt(warehouse_url, contract, settings)
+    get_run_logger().info("%s: dbt build %s", contract.dataset_id,
+                          "passed" if result.success else "failed")
+    return list(result.failures) if not result.success else []
+
+
+@task(retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def validate_task(warehouse_url: str, contract: Contract) -> list[Failure]:
+    result = validate.validate(warehouse_url, contract)
+    get_run_logger().info("%s: validation %s", contract.dataset_id,
+                          "passed" if result.success else "failed")
+    return list(result.failures)
+
+
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def publish_task(warehouse_url: str, contract: Contract, run_id: uuid.UUID) -> tuple[int, int]:
+    version, rows = publish(warehouse_url, contract, run_id)
+    get_run_logger().info("%s: published version %d (%d rows)", contract.dataset_id, version, rows)
+    return version, rows
+
+
+@flow(name="dataset-pipeline", log_prints=False)
+def dataset_pipeline(dataset_id: str, warehouse_url: str, settings: Settings) -> RunReport:
+    """One pass for one dataset; never raises for a contract failure, reports it instead."""
+    contract = load_all(settings.contracts_dir)[dataset_id]
+    run_id, started = uuid.uuid4(), datetime.now(UTC)
+    report = RunReport(dataset_id)
+    try:
+        report.rows_loaded = ingest_task(warehouse_url, contract, settings)
+    except Exception as exc:  # after its retries: the dataset fails, the others carry on
+        report.failures = [Failure("ingest", "source", f"{type(exc).__name__}: {exc}")]
+        _record(warehouse_url, run_id, started, report)
+        return report
+    current = _current_version(warehouse_url, contract)
+    if report.rows_loaded == 0 and current is not None:
+        # Nothing new and the same contract: the served version is still the right one.
+        report.status, (report.version, report.row_count) = "published", current
+        _record(warehouse_url, run_id, started, report)
+        return report
+    report.failures = build_task(warehouse_url, contract, settings)
+    if not _candidate_missing(report.failures):
+        report.failures += validate_task(warehouse_url, contract)
+    if not report.failures:
+        report.version, report.row_count = publish_task(warehouse_url, contract, run_id)
+        report.status = "published"
+    _record(warehouse_url, run_id, started, report)
+    return report
+
+
+def _candidate_missing(failures: list[Failure]) -> bool:
+    # A model that failed to build leaves no (or a stale) candidate: nothing to validate.
+    return any(f.rule.startswith("model ") or f.rule.startswith("not_null(") and
+               f.engine == "dbt" and "constraint" in f.message for f in failures)
+
+
+def _current_version(warehouse_url: str, contract: Contract) -> tuple[int, int] | None:
+    """The served version, if it already holds every loaded batch under this contract."""
+    with psycopg.connect(warehouse_url) as conn:
+        row = conn.execute(
+            "select v.version, v.row_count from hub.dataset_versions v"
+            " where v.dataset = %s and v.contract_version = %s"
+            " and not exists (select 1 from hub.load_batches b"
+            "                 where b.dataset = v.dataset and b.loaded_at > v.published_at)"
+            " order by v.version desc limit 1",
+            [contract.dataset_id, contract.version]).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def _record(warehouse_url: str, run_id: uuid.UUID, started: datetime, report: RunReport) -> None:
+    with psycopg.connect(warehouse_url) as conn:
+        conn.execute(
+            "insert into hub.runs (run_id, dataset, started_at, status, rows_loaded, report)"
+            " values (%s, %s, %s, %s, %s, %s)",
+            [run_id, report.dataset, started, report.status, report.rows_loaded,
+             json.dumps(asdict(report), default=str)],
+        )
+
+
+def run_all(dataset_id: str | None = None, settings: Settings | None = None) -> list[RunReport]:
+    """One pipeline pass over every dataset (or one); each dataset fails on its own."""
+    settings = settings or get_settings()
+    contracts = load_all(settings.contracts_dir)
+    wanted = [dataset_id] if dataset_id else sorted(contracts)
+    unknown = [d for d in wanted if d not in contracts]
+    if unknown:
+        raise KeyError(f"unknown dataset {unknown[0]!r}; known: {', '.join(sorted(contracts))}")
+    warehouse_url = resolve_url(settings)
+    bootstrap(warehouse_url)
+    build.write_generated(list(contracts.values()), settings.dbt_project_dir)
+    return [dataset_pipeline(d, warehouse_url, settings) for d in wanted]

@@ -1,0 +1,67 @@
+"""Great Expectations step: validate the candidate table against the contract's suite.
+
+The whole suite runs with `BOOLEAN_ONLY` (cheap); only expectations that failed are run
+again with `SUMMARY` to count and show the offending values.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from contracts import Contract
+from contracts.targets import to_gx_suite
+from flows.checks import Failure, StepResult
+from hub.warehouse import sqlalchemy_url
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+def validate(warehouse_url: str, contract: Contract, schema: str = "candidate") -> StepResult:
+    """Run the contract's expectations on `schema.<relation>`."""
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}
+    source = context.data_sources.add_postgres(
+        name="warehouse", connection_string=sqlalchemy_url(warehouse_url, "psycopg2"))
+    asset = source.add_table_asset(name=contract.relation_name, schema_name=schema,
+                                   table_name=contract.relation_name)
+    batch = asset.add_batch_definition_whole_table("whole table")
+    expectations = to_gx_suite(contract)["expectations"]
+    quick = _run(gx, context, batch, "all rules", expectations, "BOOLEAN_ONLY")
+    failed = [e for e, ok in zip(expectations, quick, strict=True) if not ok.success]
+    if not failed:
+        return StepResult(True, (), {"expectations": len(expectations)})
+    detailed = _run(gx, context, batch, "failed rules", failed, "SUMMARY")
+    failures = tuple(_failure(e, r) for e, r in zip(failed, detailed, strict=True))
+    return StepResult(False, failures, {"expectations": len(expectations)})
+
+
+def _run(gx: Any, context: Any, batch: Any, name: str, expectations: list[dict],
+         result_format: str) -> list[Any]:
+    suite = context.suites.add(gx.ExpectationSuite(name=name))
+    for spec in expectations:
+        suite.add_expectation(_expectation(gx, spec))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=name, data=batch, suite=suite))
+    results = definition.run(result_format=result_format).results
+    by_rule = {r.expectation_config.meta["rule"]: r for r in results}
+    return [by_rule[spec["meta"]["rule"]] for spec in expectations]  # suite order is not kept
+
+
+def _expectation(gx: Any, spec: dict) -> Any:
+    class_name = "".join(part.title() for part in spec["type"].split("_"))
+    return getattr(gx.expectations, class_name)(**spec["kwargs"], meta=spec["meta"])
+
+
+def _failure(spec: dict, result: Any) -> Failure:
+    details = result.result or {}
+    count = details.get("unexpected_count")
+    sample = details.get("partial_unexpected_list") or []
+    observed = details.get("observed_value")
+    if count is not None:
+        message = f"{count} row(s) break it, e.g. {sample[:3]!r}"
+    else:
+        message = f"observed {observed!r}"
+    return Failure(spec["meta"]["rule"], "great_expectations", message)

@@ -1,0 +1,242 @@
+"""`hub`: the command line. Exit codes: 0 done, 1 a dataset did not publish, 2 bad input."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from hub.settings import Settings, get_settings
+
+
+class UsageError(Exception):
+    """Bad input or configuration; the message says what to fix."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = get_settings()
+    from hub.runtime import configure
+
+    configure(settings)
+    try:
+        return args.handler(args, settings)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hub", description="Civic Data Hub")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    run = _command(sub, "run", "one pipeline pass: ingest, build, validate, publish", cmd_run)
+    run.add_argument("--dataset", help="only this dataset, e.g. public_works.service_requests")
+    serve = _command(sub, "serve", "serve the API", cmd_serve)
+    demo = _command(sub, "demo", "run the pipeline, then serve with a demo client", cmd_demo)
+    for p in (serve, demo):
+        p.add_argument("--host", default=None)
+        p.add_argument("--port", type=int, default=None)
+    clients = sub.add_parser("clients", help="OAuth2 clients").add_subparsers(required=True)
+    add = _command(clients, "add", "register a client; prints its id and secret", cmd_clients_add)
+    add.add_argument("name")
+    add.add_argument("--role", required=True, help="a role from access_policies/*.yaml")
+    rotate = _command(clients, "rotate", "issue a new secret for a client", cmd_clients_rotate)
+    rotate.add_argument("name")
+    contracts = sub.add_parser("contracts", help="data contracts").add_subparsers(required=True)
+    lint = _command(contracts, "lint", "check a contract file (offline)", cmd_contracts_lint)
+    lint.add_argument("files", nargs="+", type=Path)
+    comp = _command(contracts, "compile", "write the dbt files compiled from contracts",
+                    cmd_contracts_compile)
+    comp.add_argument("--check", action="store_true", help="fail if a file is out of date")
+    return parser
+
+
+def _command(sub: argparse._SubParsersAction, name: str, help_: str,
+             handler: Callable) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_, description=help_)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+# ---------- pipeline
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    reports = _run_pipeline(settings, args.dataset)
+    print(format_reports(reports))
+    return 0 if all(r.status == "published" for r in reports) else 1
+
+
+def _run_pipeline(settings: Settings, dataset: str | None) -> list:
+    from flows.pipeline import run_all
+
+    try:
+        return run_all(dataset, settings)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+    except ValueError as exc:  # ContractError / PolicyError: a file to fix
+        raise UsageError(str(exc)) from None
+
+
+def format_reports(reports: list) -> str:
+    lines = [f"{'dataset':<34} {'status':<10} {'loaded':>7} {'version':>7} {'rows':>7}"]
+    for r in reports:
+        version = "-" if r.version is None else str(r.version)
+        rows = "-" if r.row_count is None else str(r.row_count)
+        lines.append(f"{r.dataset:<34} {r.status:<10} {r.rows_loaded:>7} {version:>7} {rows:>7}")
+        lines += [f"    {f.rule} [{f.engine}]: {f.message}" for f in r.failures]
+    failed = [r for r in reports if r.status != "published"]
+    if failed:
+        lines.append(f"{len(failed)} of {len(reports)} dataset(s) not published: the rules above "
+                     "failed; the last good version stays served.")
+    return "\n".join(lines)
+
+
+# ---------- serving
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    _serve(settings, args.host, args.port, on_ready=None)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    reports = _run_pipeline(settings, None)
+    print(format_reports(reports))
+    client_id, secret = _demo_client(settings)
+    host, port = args.host or settings.api_host, args.port or settings.api_port
+    _serve(settings, host, port, on_ready=lambda: print(_demo_instructions(
+        host, port, client_id, secret), flush=True))
+    return 0
+
+
+def _serve(settings: Settings, host: str | None, port: int | None,
+           on_ready: Callable[[], None] | None) -> None:
+    import uvicorn
+
+    from api.main import create_app
+    from hub.bootstrap import bootstrap
+    from hub.warehouse import resolve_url
+
+    url = resolve_url(settings)
+    bootstrap(url)
+    app = create_app(settings, url, on_ready=on_ready)
+    uvicorn.run(app, host=host or settings.api_host, port=port or settings.api_port,
+                log_level="warning")
+
+
+def _demo_client(settings: Settings) -> tuple[str, str]:
+    from hub import clients
+    from hub.warehouse import resolve_url, transaction
+
+    with transaction(resolve_url(settings)) as conn:
+        if clients.find_by_name(conn, "demo-transport") is None:
+            client, secret = clients.add_client(conn, name="demo-transport",
+                                                role="transport_analyst")
+        else:  # secrets are stored hashed: a new one is the only way to show one
+            client, secret = clients.rotate_secret(conn, "demo-transport")
+    return client.client_id, secret
+
+
+def _demo_instructions(host: str, port: int, client_id: str, secret: str) -> str:
+    base = f"http://{host}:{port}"
+    return "\n".join([
+        f"serving the Civic Data Hub API on {base} (OpenAPI docs: {base}/docs)",
+        "Paste into another shell to get a token and read masked rows as a transport analyst:",
+        "",
+        f"  TOKEN=$(curl -s -u '{client_id}:{secret}' -d grant_type=client_credentials "
+        f"{base}/oauth/token | python3 -c 'import json,sys; print(json.load(sys.stdin)"
+        "[\"access_token\"])')",
+        f"  curl -s -H \"Authorization: Bearer $TOKEN\" "
+        f"'{base}/datasets/public_works.service_requests/rows?limit=3' | python3 -m json.tool",
+        "",
+        "Press Ctrl+C to stop.",
+    ])
+
+
+# ---------- clients
+
+
+def cmd_clients_add(args: argparse.Namespace, settings: Settings) -> int:
+    from hub import clients
+
+    _known_role(settings, args.role)
+    with _warehouse(settings) as conn:
+        try:
+            client, secret = clients.add_client(conn, name=args.name, role=args.role)
+        except clients.ClientError as exc:
+            raise UsageError(str(exc)) from None
+    print(f"client_id={client.client_id}\nclient_secret={secret}\nrole={client.role}")
+    print("The secret is shown once; the hub keeps only its hash.", file=sys.stderr)
+    return 0
+
+
+def cmd_clients_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from hub import clients
+
+    with _warehouse(settings) as conn:
+        try:
+            client, secret = clients.rotate_secret(conn, args.name)
+        except clients.ClientError as exc:
+            raise UsageError(str(exc)) from None
+    print(f"client_id={client.client_id}\nclient_secret={secret}\nrole={client.role}")
+    return 0
+
+
+def _known_role(settings: Settings, role: str) -> None:
+    from access_policies import load_policies
+    from contracts import load_all
+
+    roles = load_policies(settings.policies_dir, load_all(settings.contracts_dir)).roles
+    if role not in roles:
+        raise UsageError(f"unknown role {role!r}; roles defined in access_policies/: "
+                         f"{', '.join(sorted(roles))}")
+
+
+def _warehouse(settings: Settings):  # noqa: ANN202 - a context manager of a connection
+    from hub.bootstrap import bootstrap
+    from hub.warehouse import resolve_url, transaction
+
+    url = resolve_url(settings)
+    bootstrap(url)
+    return transaction(url)
+
+
+# ---------- contracts
+
+
+def cmd_contracts_lint(args: argparse.Namespace, settings: Settings) -> int:
+    from contracts import ContractError, load_contract
+
+    failed = 0
+    for path in args.files:
+        try:
+            contract = load_contract(path)
+        except (ContractError, OSError) as exc:
+            print(str(exc), file=sys.stderr)
+            failed += 1
+        else:
+            print(f"{path}: ok ({contract.dataset_id} {contract.version}, "
+                  f"{len(contract.columns)} columns)")
+    return 1 if failed else 0
+
+
+def cmd_contracts_compile(args: argparse.Namespace, settings: Settings) -> int:
+    from contracts import load_all
+    from flows.build import generated_files, write_generated
+
+    contracts = list(load_all(settings.contracts_dir).values())
+    if args.check:
+        stale = [p for p, text in generated_files(contracts, settings.dbt_project_dir).items()
+                 if not p.exists() or p.read_text() != text]
+        for path in stale:
+            print(f"out of date: {path} (run `hub contracts compile`)", file=sys.stderr)
+        return 1 if stale else 0
+    for path in write_generated(contracts, settings.dbt_project_dir):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

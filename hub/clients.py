@@ -1,0 +1,73 @@
+"""OAuth2 client registry: ids, roles and scrypt-hashed secrets in `hub.clients`."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+import psycopg
+
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+@dataclass(frozen=True)
+class Client:
+    client_id: str
+    name: str
+    role: str
+
+
+class ClientError(ValueError):
+    """A client operation that cannot be done; the message says why."""
+
+
+def add_client(conn: psycopg.Connection, *, name: str, role: str) -> tuple[Client, str]:
+    """Register a client; return it and its secret (shown once, stored only hashed)."""
+    taken = conn.execute("select 1 from hub.clients where name = %s", [name]).fetchone()
+    if taken:
+        raise ClientError(f"a client named {name!r} exists; pick another name or rotate its secret")
+    client = Client(f"cdh_{secrets.token_hex(8)}", name, role)
+    secret = secrets.token_urlsafe(32)
+    conn.execute("insert into hub.clients (client_id, name, role, secret_hash) "
+                 "values (%s, %s, %s, %s)", [client.client_id, name, role, hash_secret(secret)])
+    return client, secret
+
+
+def rotate_secret(conn: psycopg.Connection, name: str) -> tuple[Client, str]:
+    client = find_by_name(conn, name)
+    if client is None:
+        raise ClientError(f"no client named {name!r}")
+    secret = secrets.token_urlsafe(32)
+    conn.execute("update hub.clients set secret_hash = %s where client_id = %s",
+                 [hash_secret(secret), client.client_id])
+    return client, secret
+
+
+def find_by_name(conn: psycopg.Connection, name: str) -> Client | None:
+    row = conn.execute("select client_id, name, role from hub.clients where name = %s",
+                       [name]).fetchone()
+    return Client(*row) if row else None
+
+
+def authenticate(conn: psycopg.Connection, client_id: str, secret: str) -> Client | None:
+    row = conn.execute("select client_id, name, role, secret_hash from hub.clients "
+                       "where client_id = %s", [client_id]).fetchone()
+    # Hash even for an unknown id so response time does not reveal which ids exist.
+    stored = row[3] if row else hash_secret("unknown-client")
+    ok = verify_secret(secret, stored)
+    return Client(*row[:3]) if row and ok else None
+
+
+def hash_secret(secret: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, **SCRYPT)
+    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    _, salt, digest = stored.split("$")
+    actual = hashlib.scrypt(secret.encode(), salt=base64.b64decode(salt), **SCRYPT)
+    return hmac.compare_digest(actual, base64.b64decode(digest))

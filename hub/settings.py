@@ -1,0 +1,51 @@
+"""The hub's settings, read once from `HUB_*` environment variables (or a `.env` file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The repository root: contracts, policies and the dbt project are read from here.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Typed settings; every field can be set as `HUB_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", env_file=".env", extra="ignore")
+
+    # ---------- warehouse
+    home: Path = Path(".hub")  # embedded PostgreSQL, signing keys, dbt and Prefect state
+    database_url: SecretStr | None = None  # unset: start the embedded PostgreSQL under `home`
+
+    # ---------- project files
+    contracts_dir: Path = PROJECT_ROOT / "contracts"
+    policies_dir: Path = PROJECT_ROOT / "access_policies"
+    dbt_project_dir: Path = PROJECT_ROOT / "dbt_project"
+    sample_data_dir: Path = PROJECT_ROOT / "data"
+
+    # ---------- demo
+    # When a source's connection variable is unset, provision the department's sample
+    # system (a separate database on the warehouse server) from the bundled data.
+    demo_sources: bool = True
+
+    # ---------- API and OAuth2
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    issuer: str = "http://127.0.0.1:8000"
+    audience: str = "civic-data-hub"
+    token_ttl_seconds: int = 900
+    pseudonym_key: SecretStr | None = None  # unset: a random key kept under `home`
+    max_rows_per_page: int = 1000
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

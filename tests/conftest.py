@@ -1,0 +1,100 @@
+"""Test fixtures: a real PostgreSQL, a fresh database per run, real Prefect/dbt/GX.
+
+The server is HUB_TEST_DATABASE_URL when set (CI: the machine's PostgreSQL on 5432),
+otherwise an embedded one started under the test run's temp dir. Either way this run gets
+its own databases, created here and dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from hub.settings import Settings
+from hub.warehouse import drop_database, ensure_database, start_embedded
+
+RUN_TAG = uuid.uuid4().hex[:8]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Prefect, dbt and GX read their environment when first imported (at collection).
+    import tempfile
+
+    from hub.runtime import QUIET_OFFLINE
+
+    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="hub-test-prefect-"))
+    for key, value in QUIET_OFFLINE.items():
+        os.environ.setdefault(key, value)
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("HUB_TEST_DATABASE_URL") or start_embedded(
+        tmp_path_factory.mktemp("embedded-pg"))
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"no PostgreSQL at HUB_TEST_DATABASE_URL={url!r}: {exc}")
+    return url
+
+
+@pytest.fixture(scope="session")
+def warehouse_url(server_url: str) -> Iterator[str]:
+    name = f"hub_test_{RUN_TAG}"
+    url = ensure_database(server_url, name)
+    yield url
+    drop_database(server_url, name)
+
+
+@pytest.fixture(scope="session")
+def source_url(server_url: str, settings: Settings) -> Iterator[str]:
+    """Public works' own system: a separate database holding the real LA 311 sample."""
+    from contracts import load_all
+    from flows.demo_sources import provision
+
+    contract = load_all(settings.contracts_dir)["public_works.service_requests"]
+    name = f"hub_test_{RUN_TAG}_public_works"
+    url = provision(server_url, contract, settings.sample_data_dir, database=name)
+    os.environ[contract.source.connection_env] = url
+    yield url
+    os.environ.pop(contract.source.connection_env, None)
+    drop_database(server_url, name)
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory, warehouse_url: str) -> Settings:
+    from hub.runtime import configure
+
+    home = tmp_path_factory.mktemp("hub-home")
+    s = Settings(home=home, database_url=warehouse_url, demo_sources=False, _env_file=None)
+    configure(s)
+    return s
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(settings: Settings) -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def first_run(settings: Settings, source_url: str, prefect_harness: None) -> list:
+    """The first pipeline pass over the real sample; later tests build on its result."""
+    from flows.pipeline import run_all
+
+    return run_all(None, settings)
+
+
+def count(url: str, query: str, params: list | None = None) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute(query, params or []).fetchone()[0]
+
+
+REPO = Path(__file__).resolve().parent.parent
