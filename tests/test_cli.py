@@ -1,0 +1,81 @@
+"""The `hub` command as a user runs it: real subprocesses, real exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from flows.checks import Failure
+from flows.pipeline import RunReport
+from hub import clients
+from hub.cli import format_reports
+from tests.conftest import REPO
+
+CONTRACT = REPO / "contracts" / "public_works" / "service_requests.odcs.yaml"
+
+
+def hub(*args: str, env: dict[str, str] | None = None, timeout: int = 300):
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("HUB_", "PREFECT_"))}  # as on a fresh shell
+    return subprocess.run([sys.executable, "-m", "hub.cli", *args], cwd=REPO, env=clean | (env or {}),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_run_on_a_fresh_home_starts_its_own_warehouse_and_publishes(tmp_path):
+    # No HUB_DATABASE_URL, no source URL: the embedded server and the demo source.
+    result = hub("run", env={"HUB_HOME": str(tmp_path / "home")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(ln for ln in result.stdout.splitlines()
+                if ln.startswith("public_works.service_requests"))
+    assert line.split()[1:] == ["published", "9999", "1", "9999"]
+    assert (tmp_path / "home" / "pg" / "PG_VERSION").exists()
+
+
+def test_run_unknown_dataset_exits_2_naming_the_known_ones(tmp_path):
+    result = hub("run", "--dataset", "transport.nope", env={"HUB_HOME": str(tmp_path)})
+    assert result.returncode == 2
+    assert "unknown dataset 'transport.nope'; known: public_works.service_requests" in result.stderr
+
+
+def test_clients_add_unknown_role_exits_2(tmp_path):
+    result = hub("clients", "add", "x", "--role", "mayor", env={"HUB_HOME": str(tmp_path)})
+    assert result.returncode == 2 and "unknown role 'mayor'" in result.stderr
+
+
+def test_contracts_lint_reports_problems_and_passes_good_files(tmp_path):
+    bad = tmp_path / "bad.odcs.yaml"
+    bad.write_text(CONTRACT.read_text().replace("kind: DataContract", "kind: Contract"))
+    result = hub("contracts", "lint", str(CONTRACT), str(bad))
+    assert result.returncode == 1
+    assert "service_requests.odcs.yaml: ok (public_works.service_requests 1.0.0" in result.stdout
+    assert f"{bad}: kind: got 'Contract'; write kind: DataContract" in result.stderr
+
+
+def test_contracts_compile_check_passes_on_a_clean_checkout():
+    result = hub("contracts", "compile", "--check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_failed_report_names_each_rule():
+    report = RunReport("public_works.service_requests", rows_loaded=2, failures=[
+        Failure("accepted_values(status)", "great_expectations", "1 row(s) break it")])
+    text = format_reports([report])
+    assert "public_works.service_requests      failed" in text
+    assert "accepted_values(status) [great_expectations]: 1 row(s) break it" in text
+    assert "1 of 1 dataset(s) not published" in text
+
+
+def test_client_names_are_unique_and_rotation_needs_a_client(first_run, settings):
+    with psycopg.connect(settings.database_url.get_secret_value()) as conn:
+        clients.add_client(conn, name="twice", role="transport_analyst")
+        with pytest.raises(clients.ClientError, match="a client named 'twice' exists"):
+            clients.add_client(conn, name="twice", role="transport_analyst")
+        with pytest.raises(clients.ClientError, match="no client named 'ghost'"):
+            clients.rotate_secret(conn, "ghost")
+        client, secret = clients.rotate_secret(conn, "twice")
+        assert clients.authenticate(conn, client.client_id, secret) == client
+        assert clients.authenticate(conn, client.client_id, "old") is None

@@ -1,0 +1,168 @@
+"""Contracts: resolve and lint (with the message for each mistake), and the compile targets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from contracts import ContractError, load_all, load_contract
+from contracts.mapping import RULE_KINDS, rules
+from contracts.resolve import MAX_BYTES
+from contracts.targets import to_dbt_models, to_dbt_sources, to_gx_suite, to_raw_ddl
+from flows.build import generated_files
+from hub.settings import Settings
+from tests.conftest import REPO
+
+CONTRACT = REPO / "contracts" / "public_works" / "service_requests.odcs.yaml"
+
+
+@pytest.fixture(scope="module")
+def contract():
+    return load_contract(CONTRACT)
+
+
+@pytest.fixture
+def document() -> dict:
+    return yaml.safe_load(CONTRACT.read_text())
+
+
+def write(tmp_path: Path, document: object) -> Path:
+    path = tmp_path / "c.odcs.yaml"
+    if not isinstance(document, str):  # a JSON round trip unshares objects: no YAML aliases
+        document = yaml.safe_dump(json.loads(json.dumps(document)))
+    path.write_text(document)
+    return path
+
+
+def test_the_311_contract_reads_from_standard_fields(contract):
+    assert contract.dataset_id == "public_works.service_requests"
+    assert contract.primary_key == ("sr_number",)
+    assert contract.owner == "public-works-data"
+    assert contract.source.cursor_column == "updated_date"
+    personal = {c.name for c in contract.columns if c.personal}
+    assert {"address", "latitude", "longitude", "zip_code", "mobile_os"} <= personal
+    assert "status" not in personal
+    assert contract.column("status").valid_values == ("Open", "Closed", "Cancelled",
+                                                      "Referred Out")
+
+
+def _break(document: dict, change: str) -> dict:
+    """Apply one named mistake to a good contract document."""
+    props = document["schema"][0]["properties"]
+    if change == "api_version":
+        document["apiVersion"] = "v2.2.0"
+    elif change == "kind":
+        document["kind"] = "Contract"
+    elif change == "version":
+        document["version"] = "one"
+    elif change == "domain":
+        document["domain"] = "Public Works"
+    elif change == "two_schemas":
+        document["schema"].append(dict(document["schema"][0], name="other"))
+    elif change == "no_primary_key":
+        props[0]["primaryKey"] = False
+    elif change == "logical_type":
+        props[1]["logicalType"] = "datetime"
+    elif change == "classification":
+        props[15]["classification"] = "secret-ish"
+    elif change == "quality_rule":
+        props[6]["quality"] = [{"metric": "invalidValues", "mustBeLessThan": 5}]
+    elif change == "mask":
+        props[15]["customProperties"] = [{"property": "hubMask", "value": "scramble"}]
+    elif change == "cursor":
+        document["customProperties"][0]["value"]["cursorColumn"] = "modified_at"
+    elif change == "duplicate_column":
+        props.append(dict(props[0]))
+    elif change == "no_owner":
+        del document["team"]
+    elif change == "properties_type":
+        document["schema"][0]["properties"] = "sr_number"
+    return document
+
+
+@pytest.mark.parametrize("change, path, message", [
+    ("api_version", "apiVersion", "write apiVersion: v3.1.0"),
+    ("kind", "kind", "write kind: DataContract"),
+    ("version", "version", "write a semantic version"),
+    ("domain", "domain", "lowercase identifier"),
+    ("two_schemas", "schema", "write exactly one schema object"),
+    ("no_primary_key", "schema.0.properties", "mark the key column(s) with primaryKey: true"),
+    ("logical_type", "schema.0.properties.1.logicalType", "got 'datetime'; write one of"),
+    ("classification", "schema.0.properties.15.classification", "got 'secret-ish'"),
+    ("quality_rule", "schema.0.properties.6.quality.0", "metric: invalidValues, arguments"),
+    ("mask", "schema.0.properties.15.customProperties.hubMask", "got 'scramble'"),
+    ("cursor", "customProperties.hubSource.cursorColumn", "'modified_at' is not a column"),
+    ("duplicate_column", "schema.0.properties", "column 'sr_number' is listed twice"),
+    ("no_owner", "team.name", "name the team that owns this dataset"),
+    ("properties_type", "schema.0.properties", "Input should be a valid list"),
+])
+def test_lint_names_field_and_fix(tmp_path, document, change, path, message):
+    bad = write(tmp_path, _break(document, change))
+    with pytest.raises(ContractError) as caught:
+        load_contract(bad)
+    assert any(p == path and message in m for p, m in caught.value.problems), caught.value
+    assert str(bad) in str(caught.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("- just\n- a list\n", "must be a YAML mapping"),
+    ("a: [unclosed\n", "not valid YAML"),
+    ("a: &x [1]\nb: *x\n", "YAML aliases"),
+    ("a: " + "[" * 40 + "]" * 40 + "\n", "nested deeper than 32"),
+])
+def test_hostile_or_broken_yaml_is_refused_before_parsing(tmp_path, text, message):
+    with pytest.raises(ContractError, match=message):
+        load_contract(write(tmp_path, text))
+
+
+def test_oversized_contract_is_refused(tmp_path):
+    path = tmp_path / "big.odcs.yaml"
+    path.write_text("description: " + "x" * (MAX_BYTES + 1))
+    with pytest.raises(ContractError, match="limited to"):
+        load_contract(path)
+
+
+def test_same_dataset_twice_is_refused(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.odcs.yaml").write_text(CONTRACT.read_text())
+    with pytest.raises(ContractError, match="already defined"):
+        load_all(tmp_path)
+
+
+def test_dbt_and_gx_check_the_same_rules(contract):
+    expected = {r.name for r in rules(contract)}
+    gx_rules = {e["meta"]["rule"] for e in to_gx_suite(contract)["expectations"]}
+    model = to_dbt_models(contract)["models"][0]
+    tests = model["data_tests"] + [t for c in model["columns"] for t in c.get("data_tests", [])]
+    dbt_rules = {spec["config"]["meta"]["rule"] for t in tests for spec in t.values()}
+    assert expected == gx_rules == dbt_rules
+    assert {r.kind for r in rules(contract)} == set(RULE_KINDS)  # every kind is exercised
+
+
+def test_dbt_model_enforces_contract_types_and_keys(contract):
+    model = to_dbt_models(contract)["models"][0]
+    assert model["config"]["contract"] == {"enforced": True}
+    columns = {c["name"]: c for c in model["columns"]}
+    assert columns["sr_number"]["constraints"] == [{"type": "not_null"}, {"type": "primary_key"}]
+    assert columns["latitude"]["data_type"] == "double precision"
+    assert "Grain: One row per service request" in model["description"]
+
+
+def test_raw_landing_keeps_every_column_as_text_with_load_metadata(contract):
+    ddl = to_raw_ddl(contract)
+    assert ddl.count(" text,") + ddl.count(" text\n") >= len(contract.columns)
+    for column in ("_batch_id uuid", "_loaded_at timestamptz", "_source text"):
+        assert column in ddl
+    source = to_dbt_sources(contract)["sources"][0]
+    assert source["schema"] == "raw_public_works"
+
+
+def test_committed_dbt_files_match_the_contracts():
+    settings = Settings(_env_file=None)
+    contracts = list(load_all(settings.contracts_dir).values())
+    stale = [str(p) for p, text in generated_files(contracts, settings.dbt_project_dir).items()
+             if not p.exists() or p.read_text() != text]
+    assert stale == [], "run `hub contracts compile` and commit the result"
