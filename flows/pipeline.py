@@ -153,3 +153,13 @@ def run_all(dataset_id: str | None = None, settings: Settings | None = None) -> 
     bootstrap(warehouse_url)
     build.write_generated(list(contracts.values()), settings.dbt_project_dir)
     return [dataset_pipeline(d, warehouse_url, settings) for d in wanted]
+
+
+@flow(name="scheduled-pipeline")
+def scheduled_pipeline(dataset_id: str) -> RunReport:
+    """Entry point for deployments (deploy/prefect.yaml): settings come from HUB_* variables."""
+    [report] = run_all(dataset_id)
+    if report.status != "published":
+        raise RuntimeError(f"{dataset_id} not published: "
+                           + "; ".join(f"{f.rule}: {f.message}" for f in report.failures))
+    return report

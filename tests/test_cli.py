@@ -21,8 +21,9 @@ CONTRACT = REPO / "contracts" / "public_works" / "service_requests.odcs.yaml"
 def hub(*args: str, env: dict[str, str] | None = None, timeout: int = 300):
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith(("HUB_", "PREFECT_"))}  # as on a fresh shell
-    return subprocess.run([sys.executable, "-m", "hub.cli", *args], cwd=REPO, env=clean | (env or {}),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "hub.cli", *args], cwd=REPO,
+                          env=clean | (env or {}), capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def test_run_on_a_fresh_home_starts_its_own_warehouse_and_publishes(tmp_path):

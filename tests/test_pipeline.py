@@ -26,7 +26,8 @@ def _insert_source_row(source_url: str, sr_number: str | None, status: str, when
         conn.execute(
             "update service_requests set sr_number = %s, status = %s,"
             " updated_date = %s"
-            " where ctid = (select max(ctid) from service_requests where sr_number = '1-870704831')",
+            " where ctid = (select max(ctid) from service_requests"
+            "               where sr_number = '1-870704831')",
             [sr_number, status, when])
 
 
