@@ -6,6 +6,7 @@ again with `SUMMARY` to count and show the offending values.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -21,6 +22,9 @@ def validate(warehouse_url: str, contract: Contract, schema: str = "candidate") 
     """Run the contract's expectations on `schema.<relation>`."""
     import great_expectations as gx
 
+    # GX modules pin their own loggers to INFO on import; those lines are noise here.
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     source = context.data_sources.add_postgres(

@@ -6,7 +6,9 @@ the tests call `configure()` first. Values already set by the user are kept.
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 
 from hub.settings import Settings
 
@@ -29,3 +31,10 @@ def configure(settings: Settings) -> None:
     os.environ.setdefault("PREFECT_HOME", str(prefect_home.resolve()))
     for key, value in QUIET_OFFLINE.items():
         os.environ.setdefault(key, value)
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    # pgserver asks platformdirs for a runtime dir; on servers XDG_RUNTIME_DIR is unset.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)

@@ -25,7 +25,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # Prefect, dbt and GX read their environment when first imported (at collection).
     import tempfile
 
-    from hub.runtime import QUIET_OFFLINE
+    from hub.runtime import QUIET_OFFLINE, quiet_libraries
+
+    quiet_libraries()
 
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="hub-test-prefect-"))
     for key, value in QUIET_OFFLINE.items():
