@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import psycopg
 from fastapi import FastAPI
 from joserfc.jwk import KeySet
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from access_policies import load_policies
@@ -15,7 +17,18 @@ from api.deps import AppState
 from api.routes import datasets, oauth
 from api.security import load_pseudonym_key, load_signing_key
 from contracts import load_all
+from hub.sealer import Sealer
 from hub.settings import Settings
+
+
+def _as_role(role: str) -> Callable[[psycopg.Connection], None]:
+    # Every API connection works as the application role: it can read what it serves and
+    # append audit rows, and has no UPDATE or DELETE privilege on the audit log.
+    def configure(conn: psycopg.Connection) -> None:
+        conn.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
+        conn.commit()
+
+    return configure
 
 
 def create_app(settings: Settings, warehouse_url: str,
@@ -24,14 +37,18 @@ def create_app(settings: Settings, warehouse_url: str,
     contracts = load_all(settings.contracts_dir)
     policy = load_policies(settings.policies_dir, contracts)
     key = load_signing_key(settings.keys_dir)
-    pool = ConnectionPool(warehouse_url, min_size=1, max_size=10, open=False)
+    pool = ConnectionPool(warehouse_url, min_size=1, max_size=10, open=False,
+                          configure=_as_role(settings.app_role))
+    sealer = Sealer(warehouse_url, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool.open(wait=True)
+        sealer.start()
         if on_ready:
             on_ready()
         yield
+        sealer.stop()
         pool.close()
 
     app = FastAPI(title="Civic Data Hub", version="0.1.0", lifespan=lifespan,

@@ -33,7 +33,8 @@ def load_signing_key(keys_dir: Path) -> ECKey:
 
 
 def issue_token(key: ECKey, settings: Settings, *, client_id: str, role: str,
-                department: str, scopes: list[str]) -> str:
+                department: str, scopes: list[str]) -> tuple[str, dict]:
+    """A signed access token and its claims."""
     now = int(time.time())
     claims = {
         "iss": settings.issuer, "aud": settings.audience, "sub": client_id,
@@ -41,7 +42,7 @@ def issue_token(key: ECKey, settings: Settings, *, client_id: str, role: str,
         "jti": uuid.uuid4().hex, "scope": " ".join(scopes), "role": role,
         "department": department,
     }
-    return jwt.encode({"alg": ALGORITHM, "kid": key.kid, "typ": "at+jwt"}, claims, key)
+    return jwt.encode({"alg": ALGORITHM, "kid": key.kid, "typ": "at+jwt"}, claims, key), claims
 
 
 def verify_token(token: str, keys: KeySet, settings: Settings) -> dict:

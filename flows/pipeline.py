@@ -23,6 +23,7 @@ from flows.checks import Failure
 from flows.demo_sources import provision
 from flows.ingest import ingest
 from flows.publish import publish
+from hub.audit import AuditEvent, record
 from hub.bootstrap import bootstrap
 from hub.settings import Settings, get_settings
 from hub.warehouse import resolve_url
@@ -132,7 +133,14 @@ def _current_version(warehouse_url: str, contract: Contract) -> tuple[int, int] 
 
 
 def _record(warehouse_url: str, run_id: uuid.UUID, started: datetime, report: RunReport) -> None:
+    """The run and its audit event, in one transaction."""
     with psycopg.connect(warehouse_url) as conn:
+        record(conn, AuditEvent(
+            kind=f"pipeline.{report.status}", dataset=report.dataset,
+            dataset_version=report.version, rows_returned=report.row_count or 0,
+            reason="; ".join(f"{f.rule}: {f.message}" for f in report.failures)[:2000],
+            detail={"run_id": str(run_id), "rows_loaded": report.rows_loaded,
+                    "failed_rules": sorted({f.rule for f in report.failures})}))
         conn.execute(
             "insert into hub.runs (run_id, dataset, started_at, status, rows_loaded, report)"
             " values (%s, %s, %s, %s, %s, %s)",

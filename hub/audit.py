@@ -1,12 +1,14 @@
-"""The audit log: one `audit.events` row per request to a data route.
+"""Writing to the audit log: one `audit.events` row per recorded act.
 
-`record` takes the caller's connection so an allowed read and its record commit in one
-transaction: if the record cannot be written, the rows are not sent.
+`record` takes the caller's connection so that an act and its record commit in one
+transaction: if the record cannot be written, the act (a read, a publish) does not happen.
+Rows are only ever inserted; hub/ledger.py chains and signs them afterwards.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -14,25 +16,34 @@ from psycopg.types.json import Jsonb
 
 @dataclass(frozen=True)
 class AuditEvent:
-    request_id: str
-    decision: str  # allow | deny
-    reason: str
-    status_code: int
+    kind: str  # data.read, data.denied, catalog.read, token.issued, token.denied, pipeline.*
+    request_id: str | None = None
+    decision: str | None = None  # allow | deny, for access decisions
+    reason: str = ""
+    status_code: int | None = None
     client_id: str | None = None
     role: str | None = None
+    department: str | None = None
+    purpose: str | None = None
     dataset: str | None = None
     dataset_version: int | None = None
     columns: list[str] = field(default_factory=list)
-    filters: dict = field(default_factory=dict)
+    unmasked_personal: list[str] = field(default_factory=list)
+    filters: dict[str, Any] = field(default_factory=dict)
     rows_returned: int = 0
+    grant_id: str | None = None
+    source_address: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+COLUMNS = ("kind", "request_id", "decision", "reason", "status_code", "client_id", "role",
+           "department", "purpose", "dataset", "dataset_version", "columns", "unmasked_personal",
+           "filters", "rows_returned", "grant_id", "source_address", "detail")
+INSERT = (f"insert into audit.events ({', '.join(COLUMNS)})"
+          f" values ({', '.join(['%s'] * len(COLUMNS))})")
 
 
 def record(conn: psycopg.Connection, event: AuditEvent) -> None:
-    conn.execute(
-        "insert into audit.events (request_id, client_id, role, dataset, dataset_version,"
-        " columns, filters, rows_returned, decision, reason, status_code)"
-        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        [event.request_id, event.client_id, event.role, event.dataset, event.dataset_version,
-         event.columns, Jsonb(event.filters), event.rows_returned, event.decision,
-         event.reason, event.status_code],
-    )
+    values = [getattr(event, c) for c in COLUMNS]
+    values = [Jsonb(v) if isinstance(v, dict) else v for v in values]
+    conn.execute(INSERT, values)

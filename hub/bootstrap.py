@@ -1,17 +1,44 @@
-"""Create the warehouse's schemas and bookkeeping tables (idempotent)."""
+"""Create the warehouse's schemas, tables and the application role (idempotent)."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
 
+# What the API may do once it has switched to the application role: read what it serves,
+# append audit events. No UPDATE or DELETE anywhere in `audit`.
+APP_GRANTS = """
+grant usage on schema shared, hub, audit to {role};
+grant select on all tables in schema shared to {role};
+alter default privileges in schema shared grant select on tables to {role};
+grant select on hub.dataset_versions, hub.clients to {role};
+grant select, insert on audit.events to {role};
+grant usage on sequence audit.events_event_id_seq to {role};
+grant select on audit.chain, audit.checkpoints to {role};
+"""
 
-def bootstrap(url: str) -> None:
-    """Apply `schema.sql`; safe to run on every start."""
+
+def bootstrap(url: str, app_role: str = "hub_app") -> None:
+    """Apply `schema.sql` and the application role's grants; safe to run on every start."""
     with psycopg.connect(url) as conn:
         # Serialise concurrent first starts (hub serve + hub run) on one advisory lock.
         conn.execute("select pg_advisory_xact_lock(hashtext('civic-data-hub bootstrap'))")
         conn.execute(SCHEMA_SQL.read_text())
+        _ensure_role(conn, app_role)
+        conn.execute(sql.SQL(APP_GRANTS).format(role=sql.Identifier(app_role)))
+
+
+def _ensure_role(conn: psycopg.Connection, role: str) -> None:
+    # Roles are cluster-wide: another database's bootstrap may create it at the same time.
+    exists = conn.execute("select 1 from pg_roles where rolname = %s", [role]).fetchone()
+    if not exists:
+        # A savepoint: losing the race to a concurrent create must not abort our transaction.
+        with contextlib.suppress(psycopg.errors.DuplicateObject), conn.transaction():
+            conn.execute(sql.SQL("create role {} nologin").format(sql.Identifier(role)))
+    # The hub's own user must be able to `set role` to it (implicit for superusers).
+    conn.execute(sql.SQL("grant {} to current_user").format(sql.Identifier(role)))

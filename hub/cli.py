@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, help="a role from access_policies/*.yaml")
     rotate = _command(clients, "rotate", "issue a new secret for a client", cmd_clients_rotate)
     rotate.add_argument("name")
+    _audit_commands(sub)
     contracts = sub.add_parser("contracts", help="data contracts").add_subparsers(required=True)
     lint = _command(contracts, "lint", "check a contract file (offline)", cmd_contracts_lint)
     lint.add_argument("files", nargs="+", type=Path)
@@ -50,6 +51,25 @@ def _parser() -> argparse.ArgumentParser:
                     cmd_contracts_compile)
     comp.add_argument("--check", action="store_true", help="fail if a file is out of date")
     return parser
+
+
+def _audit_commands(sub: argparse._SubParsersAction) -> None:
+    from hub import audit_cli
+
+    audit = sub.add_parser("audit", help="the audit ledger").add_subparsers(required=True)
+    _command(audit, "seal", "chain and sign the audit rows written since the last seal",
+             audit_cli.cmd_seal)
+    verify = _command(audit, "verify", "check the whole chain and every checkpoint",
+                      audit_cli.cmd_verify)
+    verify.add_argument("--export", type=Path, help="verify this export file instead")
+    verify.add_argument("--public-key", type=Path, help="PEM file (with --export)")
+    export = _command(audit, "export", "write entries of a time range, with their checkpoints",
+                      audit_cli.cmd_export)
+    export.add_argument("--since", required=True, help="ISO date or time, inclusive")
+    export.add_argument("--until", required=True, help="ISO date or time, exclusive")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    export.add_argument("--output", "-o", type=Path, required=True)
+    _command(audit, "public-key", "print the ledger's public key (PEM)", audit_cli.cmd_public_key)
 
 
 def _command(sub: argparse._SubParsersAction, name: str, help_: str,
@@ -162,7 +182,7 @@ def cmd_clients_add(args: argparse.Namespace, settings: Settings) -> int:
     from hub import clients
 
     _known_role(settings, args.role)
-    with _warehouse(settings) as conn:
+    with warehouse(settings) as conn:
         try:
             client, secret = clients.add_client(conn, name=args.name, role=args.role)
         except clients.ClientError as exc:
@@ -175,7 +195,7 @@ def cmd_clients_add(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_clients_rotate(args: argparse.Namespace, settings: Settings) -> int:
     from hub import clients
 
-    with _warehouse(settings) as conn:
+    with warehouse(settings) as conn:
         try:
             client, secret = clients.rotate_secret(conn, args.name)
         except clients.ClientError as exc:
@@ -194,7 +214,7 @@ def _known_role(settings: Settings, role: str) -> None:
                          f"{', '.join(sorted(roles))}")
 
 
-def _warehouse(settings: Settings):  # noqa: ANN202 - a context manager of a connection
+def warehouse(settings: Settings):  # noqa: ANN202 - a context manager of a connection
     from hub.bootstrap import bootstrap
     from hub.warehouse import resolve_url, transaction
 
@@ -237,6 +257,3 @@ def cmd_contracts_compile(args: argparse.Namespace, settings: Settings) -> int:
         print(f"wrote {path}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

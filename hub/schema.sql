@@ -54,20 +54,63 @@ create table if not exists hub.clients (
     created_at   timestamptz not null default now()
 );
 
--- One row per request to a data route, allowed or denied.
+-- The audit log. Writers only ever INSERT here; the sealer (hub/ledger.py) then chains each
+-- entry to the previous one in audit.chain and signs checkpoints, so concurrent writers never
+-- wait for each other. Triggers refuse UPDATE, DELETE and TRUNCATE on all three tables.
 create table if not exists audit.events (
-    event_id       bigserial primary key,
-    occurred_at    timestamptz not null default clock_timestamp(),
-    request_id     text not null,
-    client_id      text,
-    role           text,
-    dataset        text,
-    dataset_version integer,
-    columns        text[],
-    filters        jsonb not null default '{}',
-    rows_returned  integer not null default 0,
-    decision       text not null check (decision in ('allow', 'deny')),
-    reason         text not null,
-    status_code    integer not null
+    event_id           bigserial primary key,
+    occurred_at        timestamptz not null default clock_timestamp(),
+    kind               text not null,  -- data.read, data.denied, token.issued, pipeline.published...
+    request_id         text,
+    client_id          text,
+    role               text,
+    department         text,
+    purpose            text,
+    dataset            text,
+    dataset_version    integer,
+    columns            text[] not null default '{}',
+    unmasked_personal  text[] not null default '{}',
+    filters            jsonb not null default '{}',
+    rows_returned      integer not null default 0,
+    decision           text check (decision in ('allow', 'deny')),
+    reason             text not null default '',
+    grant_id           text,
+    source_address     text,
+    status_code        integer,
+    detail             jsonb not null default '{}'
 );
+create index if not exists events_time on audit.events (occurred_at);
 create index if not exists events_dataset_time on audit.events (dataset, occurred_at);
+
+create table if not exists audit.chain (
+    seq        bigint primary key,
+    event_id   bigint not null unique,
+    prev_hash  text not null,
+    hash       text not null  -- sha256(prev_hash || canonical JSON of the event)
+);
+
+create table if not exists audit.checkpoints (
+    checkpoint_id  bigserial primary key,
+    last_seq       bigint not null,
+    head_hash      text not null,
+    signed_at      text not null,  -- kept as signed (ISO 8601 UTC), byte for byte
+    key_id         text not null,
+    signature      text not null  -- Ed25519 over the checkpoint's canonical JSON
+);
+
+create or replace function audit.refuse_change() returns trigger language plpgsql as $$
+begin
+    raise exception 'audit records are append-only: % on %.% refused',
+        tg_op, tg_table_schema, tg_table_name;
+end $$;
+
+do $$
+declare t text;
+begin
+    foreach t in array array['events', 'chain', 'checkpoints'] loop
+        execute format('create or replace trigger %I before update or delete on audit.%I '
+                       'for each row execute function audit.refuse_change()', t || '_append_only', t);
+        execute format('create or replace trigger %I before truncate on audit.%I '
+                       'for each statement execute function audit.refuse_change()', t || '_no_truncate', t);
+    end loop;
+end $$;

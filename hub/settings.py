@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr | None = None  # unset: a random key kept under `home`
     max_rows_per_page: int = 1000
 
+    # ---------- audit
+    app_role: str = "hub_app"  # the API reads and appends audit rows as this database role
+    audit_seal_seconds: float = 2.0  # how often `hub serve` chains and signs new audit rows
+
     @property
     def keys_dir(self) -> Path:
         return self.home / "keys"

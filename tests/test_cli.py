@@ -21,7 +21,7 @@ CONTRACT = REPO / "contracts" / "public_works" / "service_requests.odcs.yaml"
 def hub(*args: str, env: dict[str, str] | None = None, timeout: int = 300):
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith(("HUB_", "PREFECT_"))}  # as on a fresh shell
-    return subprocess.run([sys.executable, "-m", "hub.cli", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "hub", *args], cwd=REPO,
                           env=clean | (env or {}), capture_output=True, text=True,
                           timeout=timeout)
 

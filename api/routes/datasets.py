@@ -29,25 +29,26 @@ router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 
 @router.get("")
-def list_datasets(request: Request, state: StateDep, rid: RequestIdDep) -> Response:
+def list_datasets(request: Request, state: StateDep, _rid: RequestIdDep) -> Response:
     """The datasets the caller may read, with owner, description and schema."""
-    principal = _authorize(request, state, rid, dataset=None)
+    principal = _authorize(request, state, dataset=None)
     visible = [c for c in state.contracts.values() if _decision(state, principal, c).allowed]
     with state.pool.connection() as conn:
         versions = _latest_versions(conn)
-        record(conn, _event(rid, principal, None, "allow", "catalog", 200))
+        record(conn, _event(request, "catalog.read", principal, None, "allow", "catalog", 200))
     return _json({"datasets": [_summary(c, versions.get(c.dataset_id)) for c in visible]})
 
 
 @router.get("/{dataset_id}")
 def get_dataset(dataset_id: str, request: Request, state: StateDep,
-                rid: RequestIdDep) -> Response:
+                _rid: RequestIdDep) -> Response:
     """One dataset's description and the columns the caller will see (and how masked)."""
-    principal = _authorize(request, state, rid, dataset=dataset_id)
-    contract, decision = _grant_or_deny(state, principal, dataset_id, rid)
+    principal = _authorize(request, state, dataset=dataset_id)
+    contract, decision = _grant_or_deny(request, state, principal, dataset_id)
     with state.pool.connection() as conn:
         version = _latest_versions(conn).get(dataset_id)
-        record(conn, _event(rid, principal, dataset_id, "allow", decision.reason, 200))
+        record(conn, _event(request, "catalog.read", principal, dataset_id, "allow",
+                            decision.reason, 200, decision=decision))
     body = _summary(contract, version)
     body["columns"] = [{"name": c.name, "mask": c.mask} for c in decision.columns]
     return _json(body)
@@ -55,14 +56,14 @@ def get_dataset(dataset_id: str, request: Request, state: StateDep,
 
 @router.get("/{dataset_id}/rows")
 def read_rows(
-    dataset_id: str, request: Request, state: StateDep, rid: RequestIdDep,
+    dataset_id: str, request: Request, state: StateDep, _rid: RequestIdDep,
     limit: Annotated[int, Query(ge=1, description="rows per page")] = 100,
     offset: Annotated[int, Query(ge=0, description="rows to skip (or use cursor)")] = 0,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Response:
     """Rows of the newest published version, masked as the caller's grant says."""
-    principal = _authorize(request, state, rid, dataset=dataset_id)
-    contract, decision = _grant_or_deny(state, principal, dataset_id, rid)
+    principal = _authorize(request, state, dataset=dataset_id)
+    contract, decision = _grant_or_deny(request, state, principal, dataset_id)
     if limit > state.settings.max_rows_per_page:
         raise ApiError(400, "invalid_request",
                        f"limit: at most {state.settings.max_rows_per_page} rows per page")
@@ -70,9 +71,9 @@ def read_rows(
     page = {"limit": limit, "offset": offset, "cursor": cursor}
     with state.pool.connection() as conn, conn.transaction():
         version, rows = _fetch(conn, contract, decision, limit, offset, after)
-        record(conn, _event(rid, principal, dataset_id, "allow", decision.reason, 200,
-                            version=version, columns=[c.name for c in decision.columns],
-                            filters=page, rows=len(rows)))
+        record(conn, _event(request, "data.read", principal, dataset_id, "allow",
+                            decision.reason, 200, decision=decision, contract=contract,
+                            version=version, filters=page, rows=len(rows)))
     masked = mask_rows(rows, [c.mask for c in decision.columns], state.pseudonym_key)
     names = [c.name for c in decision.columns]
     return _json({
@@ -85,26 +86,26 @@ def read_rows(
 # ---------- authorisation (every denial is audited before it is raised)
 
 
-def _authorize(request: Request, state: AppState, rid: str, dataset: str | None) -> Principal:
+def _authorize(request: Request, state: AppState, dataset: str | None) -> Principal:
     try:
         principal = authenticate(request, state)
         principal.require("datasets:read")
     except ApiError as exc:
-        _audit_denial(state, rid, None, dataset, exc)
+        _audit_denial(request, state, None, dataset, exc)
         raise
     request.state.principal = principal
     return principal
 
 
-def _grant_or_deny(state: AppState, principal: Principal, dataset_id: str,
-                   rid: str) -> tuple[Contract, Decision]:
+def _grant_or_deny(request: Request, state: AppState, principal: Principal,
+                   dataset_id: str) -> tuple[Contract, Decision]:
     contract = state.contracts.get(dataset_id)
     decision = _decision(state, principal, contract) if contract else None
     if contract is None or not decision.allowed:
         # Unknown and not-granted look alike, so ids of hidden datasets do not leak.
         reason = decision.reason if decision else f"unknown dataset {dataset_id!r}"
         error = forbidden(f"no grant lets role {principal.role} read dataset {dataset_id!r}")
-        _audit_denial(state, rid, principal, dataset_id, error, reason)
+        _audit_denial(request, state, principal, dataset_id, error, reason)
         raise error
     return contract, decision
 
@@ -114,22 +115,44 @@ def _decision(state: AppState, principal: Principal, contract: Contract) -> Deci
                   today=datetime.now(UTC).date())
 
 
-def _audit_denial(state: AppState, rid: str, principal: Principal | None, dataset: str | None,
-                  error: ApiError, reason: str | None = None) -> None:
+def _audit_denial(request: Request, state: AppState, principal: Principal | None,
+                  dataset: str | None, error: ApiError, reason: str | None = None) -> None:
     with state.pool.connection() as conn:
-        record(conn, _event(rid, principal, dataset, "deny", reason or error.description,
-                            error.status))
+        record(conn, _event(request, "data.denied", principal, dataset, "deny",
+                            reason or error.description, error.status))
 
 
-def _event(rid: str, principal: Principal | None, dataset: str | None, decision: str,
-           reason: str, status: int, **extra: Any) -> AuditEvent:
+def _event(request: Request, kind: str, principal: Principal | None, dataset: str | None,
+           verdict: str, reason: str, status: int, decision: Decision | None = None,
+           contract: Contract | None = None, **extra: Any) -> AuditEvent:
+    grant = decision.grant if decision else None
     return AuditEvent(
-        request_id=rid, decision=decision, reason=reason, status_code=status,
-        client_id=principal.client_id if principal else None,
-        role=principal.role if principal else None, dataset=dataset,
-        dataset_version=extra.get("version"), columns=extra.get("columns", []),
+        kind=kind, request_id=request.state.request_id, decision=verdict, reason=reason,
+        status_code=status, client_id=principal.client_id if principal else None,
+        role=principal.role if principal else None,
+        department=principal.department if principal else None,
+        purpose=grant.purpose if grant else None, grant_id=grant.id if grant else None,
+        source_address=request.client.host if request.client else None, dataset=dataset,
+        dataset_version=extra.get("version"),
+        columns=[c.name for c in decision.columns] if decision and contract else [],
+        unmasked_personal=_unmasked_personal(decision, contract),
         filters=extra.get("filters", {}), rows_returned=extra.get("rows", 0),
+        detail=_grant_window(grant),
     )
+
+
+def _unmasked_personal(decision: Decision | None, contract: Contract | None) -> list[str]:
+    if decision is None or contract is None:
+        return []
+    return [c.name for c in decision.columns if c.mask is None and contract.column(c.name).personal]
+
+
+def _grant_window(grant: Any) -> dict[str, str | None]:
+    # Kept with each read so an auditor can later check it fell inside the grant's window.
+    if grant is None:
+        return {}
+    return {"valid_from": grant.valid_from and grant.valid_from.isoformat(),
+            "valid_until": grant.valid_until and grant.valid_until.isoformat()}
 
 
 # ---------- reading

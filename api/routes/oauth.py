@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import AppState, RequestIdDep, StateDep
 from api.errors import ApiError
 from api.security import issue_token
+from hub.audit import AuditEvent, record
 from hub.clients import Client, authenticate
 
 router = APIRouter(tags=["oauth"])
@@ -28,11 +29,22 @@ async def token(request: Request, state: StateDep, _rid: RequestIdDep) -> JSONRe
     client = await run_in_threadpool(_authenticate, state, client_id, secret)
     role = state.policy.roles.get(client.role) if client else None
     if client is None or role is None:
+        await run_in_threadpool(_audit, state, AuditEvent(
+            kind="token.denied", request_id=request.state.request_id, decision="deny",
+            reason="unknown client or wrong secret", status_code=401, client_id=client_id,
+            source_address=request.client.host if request.client else None))
         raise ApiError(401, "invalid_client", "unknown client or wrong secret",
                        {"WWW-Authenticate": 'Basic realm="civic-data-hub"'})
     scopes = _granted_scopes(str(form.get("scope") or ""), role.scopes)
-    access_token = issue_token(state.signing_key, state.settings, client_id=client.client_id,
-                               role=role.name, department=role.department, scopes=scopes)
+    access_token, claims = issue_token(
+        state.signing_key, state.settings, client_id=client.client_id, role=role.name,
+        department=role.department, scopes=scopes)
+    await run_in_threadpool(_audit, state, AuditEvent(
+        kind="token.issued", request_id=request.state.request_id, decision="allow",
+        reason="client credentials", status_code=200, client_id=client.client_id,
+        role=role.name, department=role.department,
+        source_address=request.client.host if request.client else None,
+        detail={"jti": claims["jti"], "scope": claims["scope"], "exp": claims["exp"]}))
     body = {"access_token": access_token, "token_type": "Bearer",
             "expires_in": state.settings.token_ttl_seconds, "scope": " ".join(scopes)}
     return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
@@ -42,6 +54,11 @@ async def token(request: Request, state: StateDep, _rid: RequestIdDep) -> JSONRe
 def jwks(state: StateDep) -> dict:
     """Public keys that verify the hub's access tokens."""
     return state.keys.as_dict(private=False)
+
+
+def _audit(state: AppState, event: AuditEvent) -> None:
+    with state.pool.connection() as conn:
+        record(conn, event)
 
 
 def _authenticate(state: AppState, client_id: str, secret: str) -> Client | None:

@@ -1,0 +1,144 @@
+"""The tamper-evident audit ledger: hash chain, signed checkpoints, sealing.
+
+Writers only INSERT into `audit.events`. The sealer, one at a time (advisory lock), takes
+the unsealed events, appends each to `audit.chain` with sha256(previous hash || canonical
+JSON of the event), then signs a checkpoint over the new head with the hub's Ed25519 key.
+Anyone holding only the public key can check a checkpoint, and through it every entry
+before it (see hub/ledger_verify.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from psycopg.rows import dict_row
+
+GENESIS = "0" * 64
+# Events can commit out of id order (concurrent writers); each seal also looks this far
+# below the highest sealed id for late commits, instead of scanning the whole table.
+LATE_COMMIT_WINDOW = 100_000
+EVENT_COLUMNS = (
+    "event_id", "occurred_at", "kind", "request_id", "client_id", "role", "department",
+    "purpose", "dataset", "dataset_version", "columns", "unmasked_personal", "filters",
+    "rows_returned", "decision", "reason", "grant_id", "source_address", "status_code", "detail",
+)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    checkpoint_id: int | None
+    last_seq: int
+    head_hash: str
+    signed_at: str
+    key_id: str
+    signature: str
+
+    def payload(self) -> bytes:
+        """The signed bytes: everything but the signature and the row id."""
+        return canonical({"last_seq": self.last_seq, "head_hash": self.head_hash,
+                          "signed_at": self.signed_at, "key_id": self.key_id})
+
+
+# ---------- hashing
+
+
+def canonical(value: Any) -> bytes:
+    """Stable JSON: sorted keys, no spaces, timestamps in UTC ISO form."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_plain).encode()
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    raise TypeError(f"not canonical: {type(value).__name__}")
+
+
+def entry_hash(prev_hash: str, event: dict[str, Any]) -> str:
+    content = {k: event[k] for k in EVENT_COLUMNS}
+    return hashlib.sha256(prev_hash.encode() + canonical(content)).hexdigest()
+
+
+# ---------- keys
+
+
+def load_signing_key(keys_dir: Path) -> Ed25519PrivateKey:
+    """The ledger's Ed25519 key, created on first use (0600) under HUB_HOME/keys."""
+    path = keys_dir / "audit-ed25519.pem"
+    if not path.exists():
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+    return serialization.load_pem_private_key(path.read_bytes(), password=None)
+
+
+def public_pem(key: Ed25519PrivateKey) -> str:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def key_id(public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def sign(key: Ed25519PrivateKey, last_seq: int, head_hash: str) -> Checkpoint:
+    unsigned = Checkpoint(None, last_seq, head_hash, datetime.now(UTC).isoformat(),
+                          key_id(key.public_key()), "")
+    signature = base64.b64encode(key.sign(unsigned.payload())).decode()
+    return Checkpoint(None, last_seq, head_hash, unsigned.signed_at, unsigned.key_id, signature)
+
+
+# ---------- sealing
+
+
+def seal(conn: psycopg.Connection, key: Ed25519PrivateKey, limit: int = 50_000) -> int:
+    """Chain the unsealed events and sign a checkpoint over them; return how many."""
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('civic-data-hub audit sealer'))")
+        seq, head = _head(conn)
+        events = _unsealed(conn, limit)
+        for event in events:
+            prev, seq = head, seq + 1
+            head = entry_hash(prev, event)
+            conn.execute("insert into audit.chain (seq, event_id, prev_hash, hash)"
+                         " values (%s, %s, %s, %s)", [seq, event["event_id"], prev, head])
+        if events:
+            _store_checkpoint(conn, sign(key, seq, head))
+    return len(events)
+
+
+def _head(conn: psycopg.Connection) -> tuple[int, str]:
+    row = conn.execute("select seq, hash from audit.chain order by seq desc limit 1").fetchone()
+    return (row[0], row[1]) if row else (0, GENESIS)
+
+
+def _unsealed(conn: psycopg.Connection, limit: int) -> list[dict[str, Any]]:
+    floor = conn.execute("select coalesce(max(event_id), 0) from audit.chain").fetchone()[0]
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"select {', '.join(EVENT_COLUMNS)} from audit.events e"
+            " where e.event_id > %s and not exists"
+            "   (select 1 from audit.chain c where c.event_id = e.event_id)"
+            " order by e.event_id limit %s",
+            [max(floor - LATE_COMMIT_WINDOW, 0), limit]).fetchall()
+
+
+def _store_checkpoint(conn: psycopg.Connection, cp: Checkpoint) -> None:
+    conn.execute("insert into audit.checkpoints"
+                 " (last_seq, head_hash, signed_at, key_id, signature)"
+                 " values (%s, %s, %s, %s, %s)",
+                 [cp.last_seq, cp.head_hash, cp.signed_at, cp.key_id, cp.signature])
