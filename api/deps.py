@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+import orjson
+from fastapi import Depends, Request, Response
 from joserfc.jwk import ECKey, KeySet
 from psycopg_pool import ConnectionPool
 
@@ -68,6 +69,11 @@ def authenticate(request: Request, state: AppState) -> Principal:
         department=str(claims.get("department", "")),
         scopes=frozenset(str(claims.get("scope", "")).split()),
     )
+
+
+def json_response(body: dict[str, Any]) -> Response:
+    """JSON via orjson: several times faster than the default encoder for row data."""
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 StateDep = Annotated[AppState, Depends(get_state)]

@@ -14,7 +14,7 @@ from psycopg_pool import ConnectionPool
 from access_policies import load_policies
 from api import errors
 from api.deps import AppState
-from api.routes import datasets, oauth
+from api.routes import audit, datasets, oauth, transparency
 from api.security import load_pseudonym_key, load_signing_key
 from contracts import load_all
 from hub.sealer import Sealer
@@ -58,4 +58,6 @@ def create_app(settings: Settings, warehouse_url: str,
     errors.install(app)
     app.include_router(oauth.router)
     app.include_router(datasets.router)
+    app.include_router(audit.router)
+    app.include_router(transparency.router)
     return app

@@ -100,3 +100,44 @@ def count(url: str, query: str, params: list | None = None) -> int:
 
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+# ---------- the API over the published warehouse, with one client per role
+
+
+@pytest.fixture(scope="session")
+def url(settings: Settings) -> str:
+    return settings.database_url.get_secret_value()
+
+
+@pytest.fixture(scope="session")
+def app_client(settings: Settings, url: str, first_run: list):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    with TestClient(create_app(settings, url)) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def credentials(url: str, first_run: list) -> dict[str, tuple[str, str]]:
+    from hub import clients
+
+    made = {}
+    with psycopg.connect(url) as conn:
+        for role in ("transport_analyst", "public_works_engineer", "health_inspector", "auditor"):
+            client, secret = clients.add_client(conn, name=f"test-{role}", role=role)
+            made[role] = (client.client_id, secret)
+    return made
+
+
+def token_for(app_client, credentials: dict, role: str) -> str:
+    response = app_client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                               auth=credentials[role])
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

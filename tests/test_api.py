@@ -8,47 +8,12 @@ import time
 
 import psycopg
 import pytest
-from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from api.main import create_app
-from hub import clients
-from tests.conftest import count
+from tests.conftest import bearer, count, token_for
 
 ROWS = "/datasets/public_works.service_requests/rows"
-
-
-@pytest.fixture(scope="module")
-def url(settings) -> str:
-    return settings.database_url.get_secret_value()
-
-
-@pytest.fixture(scope="module")
-def app_client(settings, url, first_run):
-    with TestClient(create_app(settings, url)) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def credentials(url) -> dict[str, tuple[str, str]]:
-    made = {}
-    with psycopg.connect(url) as conn:
-        for role in ("transport_analyst", "public_works_engineer", "health_inspector", "auditor"):
-            client, secret = clients.add_client(conn, name=f"test-{role}", role=role)
-            made[role] = (client.client_id, secret)
-    return made
-
-
-def token_for(app_client: TestClient, credentials: dict, role: str) -> str:
-    response = app_client.post("/oauth/token", data={"grant_type": "client_credentials"},
-                               auth=credentials[role])
-    assert response.status_code == 200, response.text
-    return response.json()["access_token"]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def audit_rows(url: str, request_id: str) -> list[tuple]:

@@ -13,14 +13,20 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import orjson
 import psycopg
 from fastapi import APIRouter, Query, Request, Response
 from psycopg import sql
 
 from access_policies import Decision, decide
 from access_policies.masking import mask_rows
-from api.deps import AppState, Principal, RequestIdDep, StateDep, authenticate
+from api.deps import (
+    AppState,
+    Principal,
+    RequestIdDep,
+    StateDep,
+    authenticate,
+    json_response,
+)
 from api.errors import ApiError, forbidden
 from contracts import Contract
 from hub.audit import AuditEvent, record
@@ -36,7 +42,7 @@ def list_datasets(request: Request, state: StateDep, _rid: RequestIdDep) -> Resp
     with state.pool.connection() as conn:
         versions = _latest_versions(conn)
         record(conn, _event(request, "catalog.read", principal, None, "allow", "catalog", 200))
-    return _json({"datasets": [_summary(c, versions.get(c.dataset_id)) for c in visible]})
+    return json_response({"datasets": [_summary(c, versions.get(c.dataset_id)) for c in visible]})
 
 
 @router.get("/{dataset_id}")
@@ -51,7 +57,7 @@ def get_dataset(dataset_id: str, request: Request, state: StateDep,
                             decision.reason, 200, decision=decision))
     body = _summary(contract, version)
     body["columns"] = [{"name": c.name, "mask": c.mask} for c in decision.columns]
-    return _json(body)
+    return json_response(body)
 
 
 @router.get("/{dataset_id}/rows")
@@ -76,7 +82,7 @@ def read_rows(
                             version=version, filters=page, rows=len(rows)))
     masked = mask_rows(rows, [c.mask for c in decision.columns], state.pseudonym_key)
     names = [c.name for c in decision.columns]
-    return _json({
+    return json_response({
         "dataset": dataset_id, "version": version, "columns": names,
         "rows": [dict(zip(names, row, strict=True)) for row in masked],
         "next_cursor": _next_cursor(contract, rows, names, limit),
@@ -208,7 +214,3 @@ def _summary(contract: Contract, version: int | None) -> dict[str, Any]:
         "schema": [{"name": c.name, "type": c.logical_type, "personal": c.personal}
                    for c in contract.columns],
     }
-
-
-def _json(body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")

@@ -1,0 +1,144 @@
+"""Auditor routes (scope `audit:read`, no dataset rows): search, access reports, anomalies.
+
+An auditor's reads of the audit log are themselves recorded (kind `audit.read`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from api.deps import (
+    AppState,
+    Principal,
+    RequestIdDep,
+    StateDep,
+    authenticate,
+    json_response,
+)
+from api.errors import ApiError, forbidden
+from hub import anomalies
+from hub.audit import AuditEvent, record
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+Since = Annotated[datetime | None, Query(description="ISO time, inclusive (default: 30 days ago)")]
+Until = Annotated[datetime | None, Query(description="ISO time, exclusive (default: now)")]
+SEARCH_FILTERS = ("client_id", "role", "department", "dataset", "decision", "kind")
+
+
+@router.get("/events")
+def search_events(
+    request: Request, state: StateDep, _rid: RequestIdDep, since: Since = None,
+    until: Until = None, client_id: str | None = None, role: str | None = None,
+    department: str | None = None, dataset: str | None = None, decision: str | None = None,
+    kind: str | None = None, after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """Audit events in a time window, filtered; page with `after` = the last event_id."""
+    principal = _auditor(request, state)
+    start, end = _window(since, until)
+    given = {k: v for k, v in locals().items() if k in SEARCH_FILTERS and v is not None}
+    where = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in given]
+    query = sql.SQL("select * from audit.events where occurred_at >= %s and occurred_at < %s"
+                    " and event_id > %s {} order by event_id limit %s").format(
+        sql.SQL(" ").join(sql.SQL("and ") + w for w in where))
+    with state.pool.connection() as conn, conn.transaction():
+        with conn.cursor(row_factory=dict_row) as cur:
+            events = cur.execute(query, [start, end, after, *given.values(), limit]).fetchall()
+        _record_read(conn, request, principal, "events", given)
+    next_after = events[-1]["event_id"] if len(events) == limit else None
+    return json_response({"events": events, "next_after": next_after})
+
+
+@router.get("/datasets/{dataset_id}/access-report")
+def access_report(dataset_id: str, request: Request, state: StateDep, _rid: RequestIdDep,
+                  since: Since = None, until: Until = None) -> Response:
+    """Who read this dataset, which columns, how many rows: for auditors and the owners."""
+    principal = authenticate(request, state)  # not _auditor: owners may read this too
+    contract = state.contracts.get(dataset_id)
+    owner = contract is not None and principal.department == contract.department
+    if "audit:read" not in principal.scopes and not owner:
+        raise forbidden("the access report is for auditors and the owning department")
+    start, end = _window(since, until)
+    with state.pool.connection() as conn, conn.transaction():
+        with conn.cursor(row_factory=dict_row) as cur:
+            readers = cur.execute(READERS, [dataset_id, start, end]).fetchall()
+            denied = cur.execute(DENIED, [dataset_id, start, end]).fetchone()["n"]
+        _record_read(conn, request, principal, "access-report", {"dataset": dataset_id})
+    return json_response({"dataset": dataset_id, "since": start, "until": end, "readers": readers,
+                  "denied_requests": denied})
+
+
+READERS = """
+with reads as (
+    select * from audit.events
+    where kind = 'data.read' and dataset = %s and occurred_at >= %s and occurred_at < %s
+),
+per_reader as (
+    select client_id, role, department, purpose, count(*) as reads,
+           sum(rows_returned)::bigint as rows
+    from reads group by 1, 2, 3, 4
+),
+reader_columns as (
+    select client_id, role, department, purpose, array_agg(distinct c order by c) as columns
+    from reads, unnest(columns) c group by 1, 2, 3, 4
+)
+select p.*, coalesce(rc.columns, '{}') as columns
+from per_reader p left join reader_columns rc using (client_id, role, department, purpose)
+order by p.rows desc
+"""
+DENIED = """select count(*) as n from audit.events where kind = 'data.denied' and dataset = %s
+            and occurred_at >= %s and occurred_at < %s"""
+
+
+@router.get("/anomalies")
+def anomaly_flags(request: Request, state: StateDep, _rid: RequestIdDep,
+                  since: Since = None, until: Until = None) -> Response:
+    """Reads far above a client's usual volume, reads outside a grant's window, bursts of
+    denied requests, and reads of personal columns unmasked."""
+    principal = _auditor(request, state)
+    start, end = _window(since, until)
+    with state.pool.connection() as conn, conn.transaction():
+        found = anomalies.flags(conn, start, end)
+        _record_read(conn, request, principal, "anomalies", {})
+    return json_response({"since": start, "until": end, "flags": [asdict(f) for f in found]})
+
+
+def _auditor(request: Request, state: AppState) -> Principal:
+    try:
+        principal = authenticate(request, state)
+        principal.require("audit:read")
+    except ApiError as exc:  # denied auditor requests are on record too
+        with state.pool.connection() as conn:
+            record(conn, AuditEvent(
+                kind="audit.denied", request_id=request.state.request_id, decision="deny",
+                reason=exc.description, status_code=exc.status,
+                source_address=request.client.host if request.client else None))
+        raise
+    return principal
+
+
+def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    end = _aware(until) if until else datetime.now(UTC)
+    start = _aware(since) if since else end - timedelta(days=30)
+    if start >= end:
+        raise ApiError(400, "invalid_request", "since: must be before until")
+    return start, end
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _record_read(conn: Any, request: Request, principal: Principal, what: str,
+                 filters: dict) -> None:
+    record(conn, AuditEvent(
+        kind="audit.read", request_id=request.state.request_id, decision="allow",
+        reason=what, status_code=200, client_id=principal.client_id, role=principal.role,
+        department=principal.department, filters=filters,
+        source_address=request.client.host if request.client else None))

@@ -1,0 +1,86 @@
+"""Anomaly flags over the audit log, for auditors. Each rule is one query over a time window.
+
+- volume: a client read far more rows than its own usual volume (or, new, a lot at once);
+- outside_grant_window: a read recorded outside the validity window of the grant it cites;
+- denied_burst: many denied requests from one client or address within a minute;
+- unmasked_personal: personal columns read unmasked (legitimate for owners, worth review).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+VOLUME_FACTOR = 10  # flag at ten times the client's usual rows for a window this long
+VOLUME_MIN_ROWS = 1000  # ...and never below this many rows
+BASELINE = timedelta(days=28)
+BURST_DENIALS = 10
+BURST_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Flag:
+    rule: str
+    client_id: str | None
+    detail: dict[str, Any]
+
+
+def flags(conn: psycopg.Connection, since: datetime, until: datetime) -> list[Flag]:
+    return (volume(conn, since, until) + outside_grant_window(conn, since, until)
+            + denied_burst(conn, since, until) + unmasked_personal(conn, since, until))
+
+
+def volume(conn: psycopg.Connection, since: datetime, until: datetime) -> list[Flag]:
+    scale = (until - since) / BASELINE  # the baseline scaled to this window's length
+    rows = conn.execute(
+        "select client_id,"
+        " sum(rows_returned) filter (where occurred_at >= %(since)s) as rows_now,"
+        " coalesce(sum(rows_returned) filter (where occurred_at < %(since)s), 0) as rows_before"
+        " from audit.events where kind = 'data.read' and client_id is not null"
+        " and occurred_at >= %(start)s and occurred_at < %(until)s"
+        " group by client_id",
+        {"since": since, "until": until, "start": since - BASELINE}).fetchall()
+    found = []
+    for client_id, now, before in rows:
+        usual = float(before) * scale
+        if now and now >= VOLUME_MIN_ROWS and now > VOLUME_FACTOR * usual:
+            found.append(Flag("volume", client_id, {"rows": int(now), "usual": round(usual)}))
+    return found
+
+
+def outside_grant_window(conn: psycopg.Connection, since: datetime, until: datetime) -> list[Flag]:
+    rows = conn.execute(
+        "select client_id, event_id, grant_id, occurred_at from audit.events"
+        " where kind = 'data.read' and decision = 'allow'"
+        " and occurred_at >= %s and occurred_at < %s"
+        " and ((detail->>'valid_until')::date < occurred_at::date"
+        "   or (detail->>'valid_from')::date > occurred_at::date)", [since, until]).fetchall()
+    return [Flag("outside_grant_window", c, {"event_id": e, "grant": g, "at": at.isoformat()})
+            for c, e, g, at in rows]
+
+
+def denied_burst(conn: psycopg.Connection, since: datetime, until: datetime) -> list[Flag]:
+    rows = conn.execute(
+        "select who, max(n), min(occurred_at) from ("
+        "  select coalesce(client_id, source_address) as who, occurred_at,"
+        "   count(*) over (partition by coalesce(client_id, source_address)"
+        "    order by occurred_at range between %s preceding and current row) as n"
+        "  from audit.events where decision = 'deny'"
+        "  and occurred_at >= %s and occurred_at < %s) w"
+        " where n >= %s group by who",
+        [timedelta(seconds=BURST_SECONDS), since, until, BURST_DENIALS]).fetchall()
+    return [Flag("denied_burst", who, {"denials_in_a_minute": n, "from": at.isoformat()})
+            for who, n, at in rows]
+
+
+def unmasked_personal(conn: psycopg.Connection, since: datetime, until: datetime) -> list[Flag]:
+    rows = conn.execute(
+        "select client_id, dataset, count(*), array_agg(distinct c) from audit.events,"
+        " unnest(unmasked_personal) c where kind = 'data.read'"
+        " and occurred_at >= %s and occurred_at < %s group by client_id, dataset",
+        [since, until]).fetchall()
+    return [Flag("unmasked_personal", c, {"dataset": d, "reads": n, "columns": sorted(cols)})
+            for c, d, n, cols in rows]

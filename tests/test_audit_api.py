@@ -1,0 +1,249 @@
+"""Auditor routes, anomaly flags, the transparency report, and audit under concurrent load."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+
+from api.main import create_app
+from contracts import load_all
+from hub import anomalies, ledger
+from hub.bootstrap import bootstrap
+from hub.ledger_verify import verify_database
+from hub.warehouse import drop_database, ensure_database
+from tests.conftest import REPO, bearer, count, token_for
+
+ROWS = "/datasets/public_works.service_requests/rows"
+
+
+@pytest.fixture(scope="module")
+def auditor(app_client, credentials):
+    return bearer(token_for(app_client, credentials, "auditor"))
+
+
+def test_auditor_searches_by_kind_and_client(app_client, credentials, auditor):
+    analyst = bearer(token_for(app_client, credentials, "transport_analyst"))
+    app_client.get(ROWS, params={"limit": 3}, headers=analyst)
+    client_id = credentials["transport_analyst"][0]
+    found = app_client.get("/audit/events", params={"kind": "data.read", "client_id": client_id},
+                           headers=auditor).json()["events"]
+    assert found and all(e["client_id"] == client_id and e["kind"] == "data.read" for e in found)
+    assert found[-1]["grant_id"] == "transport-reads-311" and found[-1]["purpose"]
+    assert found[-1]["source_address"] == "testclient"
+
+
+def test_auditor_pages_with_after(app_client, auditor):
+    first = app_client.get("/audit/events", params={"limit": 2}, headers=auditor).json()
+    second = app_client.get("/audit/events", params={"limit": 2, "after": first["next_after"]},
+                            headers=auditor).json()
+    ids = [e["event_id"] for e in first["events"] + second["events"]]
+    assert ids == sorted(set(ids)) and len(ids) == 4
+
+
+def test_analyst_cannot_read_the_audit_log_and_is_recorded(app_client, credentials, url):
+    analyst = {**bearer(token_for(app_client, credentials, "transport_analyst")),
+               "X-Request-Id": "peek-1"}
+    response = app_client.get("/audit/events", headers=analyst)
+    assert response.status_code == 403 and response.json()["error"] == "insufficient_scope"
+    assert count(url, "select count(*) from audit.events where request_id = 'peek-1'"
+                      " and kind = 'audit.denied'") == 1
+    assert app_client.get("/audit/anomalies").status_code == 401
+
+
+def test_auditor_reads_are_themselves_audited(app_client, auditor, url):
+    app_client.get("/audit/events", headers={**auditor, "X-Request-Id": "audit-read-1"})
+    assert count(url, "select count(*) from audit.events where request_id = 'audit-read-1'"
+                      " and kind = 'audit.read'") == 1
+
+
+def test_access_report_counts_each_readers_reads(app_client, credentials, auditor, url):
+    client_id = credentials["transport_analyst"][0]
+    app_client.get(ROWS, headers=bearer(token_for(app_client, credentials, "health_inspector")))
+    app_client.get(ROWS, headers=bearer(token_for(app_client, credentials, "transport_analyst")))
+    report = app_client.get("/audit/datasets/public_works.service_requests/access-report",
+                            headers=auditor).json()
+    mine = [r for r in report["readers"] if r["client_id"] == client_id]
+    assert sum(r["reads"] for r in mine) == count(
+        url, "select count(*) from audit.events where kind = 'data.read' and client_id = %s",
+        [client_id])
+    assert "address" in mine[0]["columns"] and mine[0]["department"] == "transport"
+    assert report["denied_requests"] >= 1
+
+
+def test_owning_department_may_read_its_access_report(app_client, credentials):
+    owner = bearer(token_for(app_client, credentials, "public_works_engineer"))
+    other = bearer(token_for(app_client, credentials, "transport_analyst"))
+    path = "/audit/datasets/public_works.service_requests/access-report"
+    assert app_client.get(path, headers=owner).status_code == 200
+    assert app_client.get(path, headers=other).status_code == 403
+
+
+def test_window_must_be_ordered(app_client, auditor):
+    response = app_client.get("/audit/events", headers=auditor,
+                              params={"since": "2026-02-01", "until": "2026-01-01"})
+    assert response.status_code == 400 and "since" in response.json()["error_description"]
+
+
+def test_anomaly_endpoint_flags_unmasked_personal_reads(app_client, credentials, auditor):
+    owner = bearer(token_for(app_client, credentials, "public_works_engineer"))
+    app_client.get(ROWS, params={"limit": 2}, headers=owner)
+    flags = app_client.get("/audit/anomalies", headers=auditor).json()["flags"]
+    owner_id = credentials["public_works_engineer"][0]
+    assert any(f["rule"] == "unmasked_personal" and f["client_id"] == owner_id for f in flags)
+
+
+# ---------- the public transparency report
+
+
+def test_transparency_report_is_public_and_holds_no_personal_data(app_client, credentials):
+    response = app_client.get("/transparency/report")
+    assert response.status_code == 200
+    body = response.json()
+    reads = [r for r in body["reads_by_month"] if r["consuming_department"] == "transport"]
+    assert reads and reads[0]["dataset"] == "public_works.service_requests"
+    assert {g["purpose"] for g in body["active_grants"]} >= {
+        "Plan street cleaning and bus-stop works around reported dumping and graffiti."}
+    text = response.text
+    personal = [c.name for c in load_all(REPO / "contracts")["public_works.service_requests"]
+                .columns if c.personal]
+    assert not [name for name in personal if f'"{name}"' in text]
+    assert not [cid for cid, _ in credentials.values() if cid in text]
+
+
+# ---------- anomaly rules on crafted traffic (their own database)
+
+
+@pytest.fixture
+def crafted(server_url):
+    name = f"hub_anomaly_{uuid.uuid4().hex[:8]}"
+    url = ensure_database(server_url, name)
+    bootstrap(url)
+    with psycopg.connect(url) as conn:
+        yield conn
+    drop_database(server_url, name)
+
+
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
+WINDOW = (NOW - timedelta(days=1), NOW + timedelta(hours=1))
+
+
+def read(conn, client: str, at: datetime, rows: int = 100, **extra) -> None:
+    conn.execute("insert into audit.events (occurred_at, kind, decision, client_id, dataset,"
+                 " rows_returned, detail, unmasked_personal) values (%s, 'data.read', 'allow',"
+                 " %s, 'public_works.service_requests', %s, %s, %s)",
+                 [at, client, rows, psycopg.types.json.Jsonb(extra.get("detail", {})),
+                  extra.get("unmasked", [])])
+
+
+def normal_traffic(conn) -> None:
+    for day in range(30):  # three clients, ~the same volume every day for a month
+        for client in ("a", "b", "c"):
+            read(conn, client, NOW - timedelta(days=day, hours=1), rows=200,
+                 detail={"valid_from": "2026-01-01", "valid_until": "2027-12-31"})
+
+
+def test_normal_traffic_raises_no_flag(crafted):
+    normal_traffic(crafted)
+    assert anomalies.flags(crafted, *WINDOW) == []
+
+
+def test_volume_far_above_usual_is_flagged(crafted):
+    normal_traffic(crafted)
+    read(crafted, "a", NOW - timedelta(minutes=5), rows=50_000)
+    assert [(f.rule, f.client_id) for f in anomalies.flags(crafted, *WINDOW)] == [("volume", "a")]
+
+
+def test_read_outside_grant_window_is_flagged(crafted):
+    normal_traffic(crafted)
+    read(crafted, "b", NOW, detail={"valid_from": "2026-01-01", "valid_until": "2026-06-30"})
+    found = anomalies.flags(crafted, *WINDOW)
+    assert [(f.rule, f.client_id) for f in found] == [("outside_grant_window", "b")]
+
+
+def test_burst_of_denials_is_flagged(crafted):
+    normal_traffic(crafted)
+    for i in range(12):  # twelve denials within 24 seconds
+        crafted.execute("insert into audit.events (occurred_at, kind, decision, client_id)"
+                        " values (%s, 'data.denied', 'deny', 'x')",
+                        [NOW + timedelta(seconds=2 * i)])
+    found = anomalies.flags(crafted, *WINDOW)
+    assert [(f.rule, f.client_id) for f in found] == [("denied_burst", "x")]
+
+
+def test_spread_out_denials_are_not_a_burst(crafted):
+    for i in range(12):  # one a minute
+        crafted.execute("insert into audit.events (occurred_at, kind, decision, client_id)"
+                        " values (%s, 'data.denied', 'deny', 'x')", [NOW - timedelta(minutes=i)])
+    assert anomalies.denied_burst(crafted, *WINDOW) == []
+
+
+def test_unmasked_personal_read_is_flagged(crafted):
+    normal_traffic(crafted)
+    read(crafted, "c", NOW, unmasked=["address"])
+    found = anomalies.flags(crafted, *WINDOW)
+    assert [(f.rule, f.client_id, f.detail["columns"]) for f in found] == [
+        ("unmasked_personal", "c", ["address"])]
+
+
+# ---------- concurrent load: one audit record per data response
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_audit_records_equal_responses_under_32_concurrent_clients(settings, url, credentials):
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, url), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        token = httpx.post(f"{base}/oauth/token", data={"grant_type": "client_credentials"},
+                           auth=credentials["transport_analyst"]).json()["access_token"]
+        before = _reads(url)
+        served = _hammer(f"{base}{ROWS}?limit=10", bearer(token), clients=32, seconds=3)
+        assert served > 32
+        assert _reads(url) - before == served
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+    with psycopg.connect(url) as conn:  # shutdown sealed everything; the chain holds
+        key = ledger.load_signing_key(settings.keys_dir).public_key()
+        result = verify_database(conn, key)
+    assert result.ok and result.unsealed == 0, result.problems
+
+
+def _reads(url: str) -> int:
+    return count(url, "select count(*) from audit.events where kind = 'data.read'")
+
+
+def _hammer(target: str, headers: dict, clients: int, seconds: float) -> int:
+    deadline, served, lock = time.monotonic() + seconds, [0], threading.Lock()
+
+    def client() -> None:
+        with httpx.Client(headers=headers, timeout=30) as http:
+            while time.monotonic() < deadline:
+                if http.get(target).status_code == 200:
+                    with lock:
+                        served[0] += 1
+
+    workers = [threading.Thread(target=client) for _ in range(clients)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return served[0]
