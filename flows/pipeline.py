@@ -23,7 +23,7 @@ from flows.checks import Failure
 from flows.demo_sources import provision
 from flows.ingest import ingest
 from flows.publish import publish
-from hub.audit import AuditEvent, record
+from hub.audit import AuditEvent, record, record_file_changes
 from hub.bootstrap import bootstrap
 from hub.settings import Settings, get_settings
 from hub.warehouse import resolve_url
@@ -159,6 +159,9 @@ def run_all(dataset_id: str | None = None, settings: Settings | None = None) -> 
         raise KeyError(f"unknown dataset {unknown[0]!r}; known: {', '.join(sorted(contracts))}")
     warehouse_url = resolve_url(settings)
     bootstrap(warehouse_url)
+    with psycopg.connect(warehouse_url) as conn:  # the contracts in force are on record
+        record_file_changes(conn, "contract.changed", [c.path for c in contracts.values()],
+                            settings.contracts_dir.parent)
     build.write_generated(list(contracts.values()), settings.dbt_project_dir)
     return [dataset_pipeline(d, warehouse_url, settings) for d in wanted]
 

@@ -7,7 +7,9 @@ Rows are only ever inserted; hub/ledger.py chains and signs them afterwards.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -47,3 +49,22 @@ def record(conn: psycopg.Connection, event: AuditEvent) -> None:
     values = [getattr(event, c) for c in COLUMNS]
     values = [Jsonb(v) if isinstance(v, dict) else v for v in values]
     conn.execute(INSERT, values)
+
+
+def record_file_changes(conn: psycopg.Connection, kind: str, paths: list[Path],
+                        root: Path) -> int:
+    """Record each contract or policy file whose content differs from the last recorded
+    version (kind `contract.changed` / `policy.changed`); return how many changed."""
+    changed = 0
+    for path in paths:
+        name = str(path.relative_to(root))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        row = conn.execute("select detail->>'sha256' from audit.events where kind = %s"
+                           " and detail->>'file' = %s order by event_id desc limit 1",
+                           [kind, name]).fetchone()
+        if row is None or row[0] != digest:
+            verb = "added" if row is None else "changed"
+            detail = {"file": name, "sha256": digest, "previous_sha256": row[0] if row else None}
+            record(conn, AuditEvent(kind=kind, reason=f"{name} {verb}", detail=detail))
+            changed += 1
+    return changed

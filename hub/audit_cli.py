@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from hub import ledger
 from hub.ledger_verify import Verification, export, verify_database, verify_export
@@ -30,7 +30,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     else:
         key = ledger.load_signing_key(settings.keys_dir).public_key()
         with warehouse(settings) as conn:
-            result = verify_database(conn, key)
+            result = verify_database(conn, key, settings.audit_archive_dir)
     print(format_verification(result))
     return 0 if result.ok else 1
 
@@ -56,6 +56,23 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     print(f"wrote {count} entries to {args.output}")
+    return 0
+
+
+def cmd_archive(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.cli import warehouse
+    from hub.retention import archive
+
+    before = (_when(args.before, "--before") if args.before
+              else datetime.now(UTC) - timedelta(days=settings.audit_retention_days))
+    with warehouse(settings) as conn:
+        done = archive(conn, settings.audit_archive_dir, before)
+    if done is None:
+        print(f"nothing to archive before {before.isoformat()} (only sealed, checkpointed "
+              "entries are archived)")
+    else:
+        print(f"archived entries {done.first_seq}..{done.last_seq} to "
+              f"{settings.audit_archive_dir / done.file_name}")
     return 0
 
 

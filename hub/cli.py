@@ -70,6 +70,9 @@ def _audit_commands(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     export.add_argument("--output", "-o", type=Path, required=True)
     _command(audit, "public-key", "print the ledger's public key (PEM)", audit_cli.cmd_public_key)
+    archive = _command(audit, "archive", "move entries past retention into archive files",
+                       audit_cli.cmd_archive)
+    archive.add_argument("--before", help="ISO time (default: HUB_AUDIT_RETENTION_DAYS ago)")
 
 
 def _command(sub: argparse._SubParsersAction, name: str, help_: str,

@@ -86,7 +86,11 @@ def load_signing_key(keys_dir: Path) -> Ed25519PrivateKey:
 
 
 def public_pem(key: Ed25519PrivateKey) -> str:
-    return key.public_key().public_bytes(
+    return public_pem_of(key.public_key())
+
+
+def public_pem_of(public: Ed25519PublicKey) -> str:
+    return public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
@@ -122,7 +126,10 @@ def seal(conn: psycopg.Connection, key: Ed25519PrivateKey, limit: int = 50_000) 
 
 
 def _head(conn: psycopg.Connection) -> tuple[int, str]:
+    """The last entry: in the chain table, or, when all were archived, in the newest archive."""
     row = conn.execute("select seq, hash from audit.chain order by seq desc limit 1").fetchone()
+    row = row or conn.execute("select last_seq, head_hash from audit.archives"
+                              " order by last_seq desc limit 1").fetchone()
     return (row[0], row[1]) if row else (0, GENESIS)
 
 

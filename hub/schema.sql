@@ -98,16 +98,48 @@ create table if not exists audit.checkpoints (
     signature      text not null  -- Ed25519 over the checkpoint's canonical JSON
 );
 
+-- Retention: entries moved to archive files (hub audit archive). The file carries the
+-- chain link, so verification spans archive and database alike.
+create table if not exists audit.archives (
+    archive_id   bigserial primary key,
+    first_seq    bigint not null,
+    last_seq     bigint not null,
+    first_prev   text not null,   -- the hash the archive's first entry links to
+    head_hash    text not null,   -- the hash of its last entry: the database chain links to it
+    file_name    text not null,
+    file_sha256  text not null,
+    archived_at  timestamptz not null default now()
+);
+
 create or replace function audit.refuse_change() returns trigger language plpgsql as $$
 begin
+    -- The one way out: a DELETE during `hub audit archive` of a row an archive now holds.
+    if tg_op = 'DELETE' and current_setting('hub.audit_archiving', true) = 'on'
+       and audit.archived(tg_table_name, old) then
+        return old;
+    end if;
     raise exception 'audit records are append-only: % on %.% refused',
         tg_op, tg_table_schema, tg_table_name;
+end $$;
+
+create or replace function audit.archived(tab text, old_row record) returns boolean
+language plpgsql as $$
+begin
+    if tab = 'chain' then
+        return exists (select 1 from audit.archives a
+                       where old_row.seq between a.first_seq and a.last_seq);
+    elsif tab = 'events' then
+        return exists (select 1 from audit.chain c join audit.archives a
+                       on c.seq between a.first_seq and a.last_seq
+                       where c.event_id = old_row.event_id);
+    end if;
+    return false;
 end $$;
 
 do $$
 declare t text;
 begin
-    foreach t in array array['events', 'chain', 'checkpoints'] loop
+    foreach t in array array['events', 'chain', 'checkpoints', 'archives'] loop
         execute format('create or replace trigger %I before update or delete on audit.%I '
                        'for each row execute function audit.refuse_change()', t || '_append_only', t);
         execute format('create or replace trigger %I before truncate on audit.%I '

@@ -44,10 +44,15 @@ class Settings(BaseSettings):
     # ---------- audit
     app_role: str = "hub_app"  # the API reads and appends audit rows as this database role
     audit_seal_seconds: float = 2.0  # how often `hub serve` chains and signs new audit rows
+    audit_retention_days: int = 365  # `hub audit archive` moves older entries to files
 
     @property
     def keys_dir(self) -> Path:
         return self.home / "keys"
+
+    @property
+    def audit_archive_dir(self) -> Path:
+        return self.home / "audit-archive"
 
 
 @lru_cache

@@ -247,3 +247,30 @@ def _hammer(target: str, headers: dict, clients: int, seconds: float) -> int:
     for worker in workers:
         worker.join()
     return served[0]
+
+
+# ---------- contract and policy changes are on record
+
+
+def test_policy_and_contract_files_in_force_are_recorded_once(app_client, url, settings):
+    from hub.audit import record_file_changes
+
+    files = sorted(settings.policies_dir.glob("*.yaml"))
+    policies = "select count(*) from audit.events where kind = 'policy.changed'"
+    assert count(url, policies) == len(files)
+    assert count(url, "select count(*) from audit.events where kind = 'contract.changed'") == 1
+    with psycopg.connect(url) as conn:  # unchanged files are not recorded again
+        assert record_file_changes(conn, "policy.changed", files, settings.policies_dir.parent) == 0
+
+
+def test_changed_policy_file_is_recorded_with_both_hashes(crafted, tmp_path):
+    from hub.audit import record_file_changes
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text("roles: {}\n")
+    assert record_file_changes(crafted, "policy.changed", [policy], tmp_path) == 1
+    policy.write_text("roles: {r: {department: x}}\n")
+    assert record_file_changes(crafted, "policy.changed", [policy], tmp_path) == 1
+    detail = crafted.execute("select detail from audit.events where kind = 'policy.changed'"
+                             " order by event_id desc limit 1").fetchone()[0]
+    assert detail["file"] == "p.yaml" and detail["previous_sha256"] != detail["sha256"]

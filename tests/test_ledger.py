@@ -246,3 +246,72 @@ def test_cli_verify_names_the_first_tampered_entry(copy, keys_dir):
 
 def test_verification_report_reads_clean_when_intact(copy, keys_dir):
     assert format_verification(verify(copy, keys_dir)).endswith("ledger intact")
+
+
+# ---------- retention: archives keep the chain verifiable
+
+
+def _archive_all(url: str, directory):
+    from hub.retention import archive
+
+    with psycopg.connect(url) as conn:
+        return archive(conn, directory, datetime.now(UTC) + timedelta(days=1))
+
+
+def _add_and_seal(url: str, keys_dir, n: int) -> None:
+    with psycopg.connect(url) as conn:
+        for i in range(n):
+            record(conn, AuditEvent(kind="data.read", request_id=f"late{i}", decision="allow"))
+        conn.commit()
+        ledger.seal(conn, ledger.load_signing_key(keys_dir))
+
+
+def test_archived_entries_leave_the_database_and_still_verify(copy, keys_dir, tmp_path):
+    done = _archive_all(copy, tmp_path)
+    assert (done.first_seq, done.last_seq) == (1, EVENTS)
+    assert count_rows(copy, "audit.chain") == 0 and count_rows(copy, "audit.events") == 0
+    _add_and_seal(copy, keys_dir, 5)
+    with psycopg.connect(copy) as conn:
+        result = verify_database(conn, ledger.load_signing_key(keys_dir).public_key(), tmp_path)
+    assert result.ok, result.problems
+    assert result.entries == 5  # the database part; the archive verified alongside
+
+
+def test_tampered_archive_file_is_detected(copy, keys_dir, tmp_path):
+    done = _archive_all(copy, tmp_path)
+    path = tmp_path / done.file_name
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    records[9]["event"]["client_id"] = "nobody"  # seq 10
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    with psycopg.connect(copy) as conn:
+        problems = verify_database(conn, ledger.load_signing_key(keys_dir).public_key(),
+                                   tmp_path).problems
+    assert ("edited", 10) in [(p.kind, p.seq) for p in problems]
+
+
+def test_missing_archive_file_is_detected(copy, keys_dir, tmp_path):
+    done = _archive_all(copy, tmp_path)
+    (tmp_path / done.file_name).unlink()
+    with psycopg.connect(copy) as conn:
+        problems = verify_database(conn, ledger.load_signing_key(keys_dir).public_key(),
+                                   tmp_path).problems
+    assert [p.kind for p in problems] == ["deleted"] and "is missing" in problems[0].message
+
+
+def test_only_archived_rows_may_be_deleted_even_while_archiving(copy):
+    with psycopg.connect(copy) as conn, pytest.raises(psycopg.errors.RaiseException,
+                                                      match="append-only"):
+        conn.execute("set local hub.audit_archiving = 'on'")
+        conn.execute("delete from audit.events where event_id = 3")
+
+
+def test_nothing_to_archive_before_the_first_checkpoint(copy, tmp_path):
+    from hub.retention import archive
+
+    with psycopg.connect(copy) as conn:
+        assert archive(conn, tmp_path, datetime(2000, 1, 1, tzinfo=UTC)) is None
+
+
+def count_rows(url: str, table: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute(f"select count(*) from {table}").fetchone()[0]
