@@ -17,7 +17,7 @@ from api.deps import AppState
 from api.routes import audit, datasets, oauth, transparency
 from api.security import load_pseudonym_key, load_signing_key
 from contracts import load_all
-from hub.audit import record_file_changes
+from hub.audit import AuditEvent, record, record_file_changes
 from hub.sealer import Sealer
 from hub.settings import Settings
 
@@ -48,6 +48,9 @@ def create_app(settings: Settings, warehouse_url: str,
         with pool.connection() as conn:  # the policies now in force are on record
             record_file_changes(conn, "policy.changed", sorted(
                 settings.policies_dir.glob("*.yaml")), settings.policies_dir.parent)
+            if not settings.audit_reads:
+                record(conn, AuditEvent(kind="audit.disabled", reason="HUB_AUDIT_READS=false:"
+                                        " reads are served without per-read records"))
         sealer.start()
         if on_ready:
             on_ready()

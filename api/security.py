@@ -13,6 +13,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 
 from api.errors import unauthorized
+from hub.keyfiles import read_or_create
 from hub.settings import Settings
 
 ALGORITHM = "ES256"
@@ -20,16 +21,11 @@ ALGORITHM = "ES256"
 
 def load_signing_key(keys_dir: Path) -> ECKey:
     """The hub's private signing key, created on first use and kept under HUB_HOME/keys."""
-    path = keys_dir / "signing.jwk.json"
-    if path.exists():
-        return ECKey.import_key(json.loads(path.read_text()))
-    keys_dir.mkdir(parents=True, exist_ok=True)
-    key = ECKey.generate_key("P-256", auto_kid=True)
-    # Written 0600 from the start: the private key never sits world-readable.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(key.as_dict(private=True), handle)
-    return key
+    def make() -> bytes:
+        key = ECKey.generate_key("P-256", auto_kid=True)
+        return json.dumps(key.as_dict(private=True)).encode()
+
+    return ECKey.import_key(json.loads(read_or_create(keys_dir / "signing.jwk.json", make)))
 
 
 def issue_token(key: ECKey, settings: Settings, *, client_id: str, role: str,
@@ -64,10 +60,4 @@ def load_pseudonym_key(settings: Settings) -> bytes:
     """Key for keyed-hash pseudonyms: HUB_PSEUDONYM_KEY, or a random one kept under HUB_HOME."""
     if settings.pseudonym_key is not None:
         return settings.pseudonym_key.get_secret_value().encode()
-    path = settings.keys_dir / "pseudonym.key"
-    if not path.exists():
-        settings.keys_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(os.urandom(32))
-    return path.read_bytes()
+    return read_or_create(settings.keys_dir / "pseudonym.key", lambda: os.urandom(32))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,8 @@ import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from psycopg.rows import dict_row
+
+from hub.keyfiles import read_or_create
 
 GENESIS = "0" * 64
 # Events can commit out of id order (concurrent writers); each seal also looks this far
@@ -73,16 +74,13 @@ def entry_hash(prev_hash: str, event: dict[str, Any]) -> str:
 
 def load_signing_key(keys_dir: Path) -> Ed25519PrivateKey:
     """The ledger's Ed25519 key, created on first use (0600) under HUB_HOME/keys."""
-    path = keys_dir / "audit-ed25519.pem"
-    if not path.exists():
-        keys_dir.mkdir(parents=True, exist_ok=True)
-        pem = Ed25519PrivateKey.generate().private_bytes(
+    def make() -> bytes:
+        return Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption())
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-    return serialization.load_pem_private_key(path.read_bytes(), password=None)
+
+    pem = read_or_create(keys_dir / "audit-ed25519.pem", make)
+    return serialization.load_pem_private_key(pem, password=None)
 
 
 def public_pem(key: Ed25519PrivateKey) -> str:

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     app_role: str = "hub_app"  # the API reads and appends audit rows as this database role
     audit_seal_seconds: float = 2.0  # how often `hub serve` chains and signs new audit rows
     audit_retention_days: int = 365  # `hub audit archive` moves older entries to files
+    # Benchmarks only (bench/api.py measures the audit's cost): with false, reads are not
+    # recorded one by one; the API records that audit was off when it starts.
+    audit_reads: bool = True
 
     @property
     def keys_dir(self) -> Path:

@@ -274,3 +274,15 @@ def test_changed_policy_file_is_recorded_with_both_hashes(crafted, tmp_path):
     detail = crafted.execute("select detail from audit.events where kind = 'policy.changed'"
                              " order by event_id desc limit 1").fetchone()[0]
     assert detail["file"] == "p.yaml" and detail["previous_sha256"] != detail["sha256"]
+
+
+def test_audit_off_is_itself_on_record(settings, url, credentials):
+    from fastapi.testclient import TestClient
+
+    off = settings.model_copy(update={"audit_reads": False})
+    with TestClient(create_app(off, url)) as client:
+        headers = bearer(token_for(client, credentials, "transport_analyst"))
+        before = _reads(url)
+        assert client.get(ROWS, headers=headers).status_code == 200
+    assert _reads(url) == before
+    assert count(url, "select count(*) from audit.events where kind = 'audit.disabled'") == 1

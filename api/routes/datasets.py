@@ -77,9 +77,10 @@ def read_rows(
     page = {"limit": limit, "offset": offset, "cursor": cursor}
     with state.pool.connection() as conn, conn.transaction():
         version, rows = _fetch(conn, contract, decision, limit, offset, after)
-        record(conn, _event(request, "data.read", principal, dataset_id, "allow",
-                            decision.reason, 200, decision=decision, contract=contract,
-                            version=version, filters=page, rows=len(rows)))
+        if state.settings.audit_reads:
+            record(conn, _event(request, "data.read", principal, dataset_id, "allow",
+                                decision.reason, 200, decision=decision, contract=contract,
+                                version=version, filters=page, rows=len(rows)))
     masked = mask_rows(rows, [c.mask for c in decision.columns], state.pseudonym_key)
     names = [c.name for c in decision.columns]
     return json_response({

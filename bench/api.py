@@ -1,0 +1,173 @@
+"""Benchmark: the hub's policy-enforced, audited rows route against a bare endpoint.
+
+Run by hand (needs `wrk`: apt-get install wrk, and a PostgreSQL server):
+
+    .venv/bin/python bench/api.py --seconds 10
+
+Each variant serves the same 100-row query under the same load (wrk, 64 connections,
+`uvicorn --workers 2`): the bare baseline, the hub route, and the hub route with per-read
+audit records off (HUB_AUDIT_READS=false, benchmark only). The last line is the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from contracts import load_all  # noqa: E402
+from flows.demo_sources import provision  # noqa: E402
+from hub import clients  # noqa: E402
+from hub.runtime import configure  # noqa: E402
+from hub.settings import Settings  # noqa: E402
+from hub.warehouse import drop_database, ensure_database  # noqa: E402
+
+ROWS = "/datasets/public_works.service_requests/rows?limit=100"
+
+
+def main() -> None:
+    args = _args()
+    if not shutil.which("wrk"):
+        sys.exit("bench/api.py needs wrk as the load generator: apt-get install wrk")
+    home = Path(tempfile.mkdtemp(prefix="hub-bench-"))
+    url = ensure_database(args.database_url, "hub_bench")
+    try:
+        settings = _published(args.database_url, url, home)
+        client_id, secret = _client(url)
+        columns = ", ".join(c.name for c in load_all(settings.contracts_dir)
+                            ["public_works.service_requests"].columns)
+        results = {
+            "bare": _measure(args, ["bench.bare_app:app"], {"BENCH_DATABASE_URL": url,
+                                                            "BENCH_COLUMNS": columns}, "/rows"),
+            "hub": _measure(args, _hub_app(), _hub_env(url, home, True), ROWS, (client_id, secret)),
+            "hub_audit_off": _measure(args, _hub_app(), _hub_env(url, home, False), ROWS,
+                                      (client_id, secret)),
+        }
+    finally:
+        drop_database(args.database_url, "hub_bench")
+        drop_database(args.database_url, "hub_bench_public_works")
+    _report(results, args)
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="load duration per variant")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--database-url", default=os.environ.get(
+        "HUB_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="a server where the bench may create and drop databases hub_bench*")
+    return parser.parse_args()
+
+
+def _published(server_url: str, url: str, home: Path) -> Settings:
+    from flows.pipeline import run_all
+
+    settings = Settings(home=home, database_url=url, demo_sources=False, _env_file=None)
+    configure(settings)
+    contract = load_all(settings.contracts_dir)["public_works.service_requests"]
+    os.environ[contract.source.connection_env] = provision(
+        server_url, contract, settings.sample_data_dir, database="hub_bench_public_works")
+    [report] = run_all(contract.dataset_id, settings)
+    if report.status != "published":
+        sys.exit(f"the pipeline did not publish: {report.failures}")
+    return settings
+
+
+def _client(url: str) -> tuple[str, str]:
+    with psycopg.connect(url) as conn:
+        client, secret = clients.add_client(conn, name=f"bench-{time.time_ns()}",
+                                            role="transport_analyst")
+    return client.client_id, secret
+
+
+def _hub_app() -> list[str]:
+    return ["--factory", "api.asgi:app"]
+
+
+def _hub_env(url: str, home: Path, audit: bool) -> dict[str, str]:
+    return {"HUB_DATABASE_URL": url, "HUB_HOME": str(home),
+            "HUB_AUDIT_READS": "true" if audit else "false"}
+
+
+def _measure(args: argparse.Namespace, app: list[str], env: dict[str, str], path: str,
+             credentials: tuple[str, str] | None = None) -> dict[str, float]:
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", *app, "--workers", "2", "--port", str(port),
+         "--log-level", "warning"], cwd=REPO, env=os.environ | env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait(base)
+        headers = _auth(base, credentials) if credentials else []
+        _wrk(f"{base}{path}", headers, 2, args.connections)  # warm up
+        return _wrk(f"{base}{path}", headers, args.seconds, args.connections)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _auth(base: str, credentials: tuple[str, str]) -> list[str]:
+    token = httpx.post(f"{base}/oauth/token", data={"grant_type": "client_credentials"},
+                       auth=credentials).json()["access_token"]
+    return ["-H", f"Authorization: Bearer {token}"]
+
+
+def _wrk(target: str, headers: list[str], seconds: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
+                          *headers, target], capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out:
+        sys.exit(f"{target} answered errors under load:\n{out}")
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),
+            "p50": _latency(out, "50%"), "p99": _latency(out, "99%")}
+
+
+def _latency(out: str, label: str) -> float:
+    value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def _wait(base: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(base, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    sys.exit(f"server at {base} did not start")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
+    print(f"\n100-row query, {args.connections} connections, {args.seconds} s each, "
+          "uvicorn --workers 2, wrk on the same machine")
+    print(f"{'variant':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'req/s vs bare':>14}")
+    bare = results["bare"]
+    for name, r in results.items():
+        print(f"{name:<16} {r['rps']:>9.0f} {r['p50']:>8.1f} {r['p99']:>8.1f} "
+              f"{r['rps'] / bare['rps']:>14.2f}")
+    hub, off = results["hub"], results["hub_audit_off"]
+    print(f"hub_vs_bare={hub['rps'] / bare['rps']:.2f} p99_vs_bare={hub['p99'] / bare['p99']:.2f}"
+          f" audit_off_vs_on={off['rps'] / hub['rps']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
