@@ -64,6 +64,8 @@ def authenticate(request: Request, state: AppState) -> Principal:
         raise unauthorized("send an access token: Authorization: Bearer <token> "
                            "(get one from POST /oauth/token)")
     claims = verify_token(token.strip(), state.keys, state.settings)
+    if is_revoked(state, str(claims.get("jti", ""))):
+        raise unauthorized("the access token was revoked")
     return Principal(
         client_id=str(claims["sub"]), role=str(claims.get("role", "")),
         department=str(claims.get("department", "")),
@@ -74,6 +76,12 @@ def authenticate(request: Request, state: AppState) -> Principal:
 def json_response(body: dict[str, Any]) -> Response:
     """JSON via orjson: several times faster than the default encoder for row data."""
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+def is_revoked(state: AppState, jti: str) -> bool:
+    with state.pool.connection() as conn:
+        found = conn.execute("select 1 from hub.revoked_tokens where jti = %s", [jti])
+        return found.fetchone() is not None
 
 
 StateDep = Annotated[AppState, Depends(get_state)]

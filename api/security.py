@@ -48,7 +48,8 @@ def verify_token(token: str, keys: KeySet, settings: Settings) -> dict:
         registry = jwt.JWTClaimsRegistry(
             iss={"essential": True, "value": settings.issuer},
             aud={"essential": True, "value": settings.audience},
-            exp={"essential": True}, sub={"essential": True}, leeway=5,
+            exp={"essential": True}, sub={"essential": True}, jti={"essential": True},
+            leeway=5,
         )
         registry.validate(decoded.claims)
     except (JoseError, ValueError) as exc:

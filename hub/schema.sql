@@ -54,6 +54,15 @@ create table if not exists hub.clients (
     created_at   timestamptz not null default now()
 );
 
+-- Revoked access tokens (RFC 7009): JWTs cannot be recalled, so their ids are denied
+-- until they would have expired anyway.
+create table if not exists hub.revoked_tokens (
+    jti         text primary key,
+    client_id   text not null,
+    expires_at  timestamptz not null,
+    revoked_at  timestamptz not null default now()
+);
+
 -- The audit log. Writers only ever INSERT here; the sealer (hub/ledger.py) then chains each
 -- entry to the previous one in audit.chain and signs checkpoints, so concurrent writers never
 -- wait for each other. Triggers refuse UPDATE, DELETE and TRUNCATE on all three tables.

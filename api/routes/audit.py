@@ -61,7 +61,8 @@ def access_report(dataset_id: str, request: Request, state: StateDep, _rid: Requ
     """Who read this dataset, which columns, how many rows: for auditors and the owners."""
     principal = authenticate(request, state)  # not _auditor: owners may read this too
     contract = state.contracts.get(dataset_id)
-    owner = contract is not None and principal.department == contract.department
+    owner = (contract is not None and principal.department == contract.department
+             and "datasets:read" in principal.scopes)
     if "audit:read" not in principal.scopes and not owner:
         raise forbidden("the access report is for auditors and the owning department")
     start, end = _window(since, until)

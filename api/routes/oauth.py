@@ -9,9 +9,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AppState, RequestIdDep, StateDep
+from access_policies import Role
+from access_policies.model import KNOWN_SCOPES
+from api.deps import AppState, RequestIdDep, StateDep, is_revoked
 from api.errors import ApiError
-from api.security import issue_token
+from api.security import issue_token, verify_token
 from hub.audit import AuditEvent, record
 from hub.clients import Client, authenticate
 
@@ -25,16 +27,7 @@ async def token(request: Request, state: StateDep, _rid: RequestIdDep) -> JSONRe
     if form.get("grant_type") != "client_credentials":
         raise ApiError(400, "unsupported_grant_type",
                        "grant_type must be client_credentials (form-encoded)")
-    client_id, secret = _credentials(request, form)
-    client = await run_in_threadpool(_authenticate, state, client_id, secret)
-    role = state.policy.roles.get(client.role) if client else None
-    if client is None or role is None:
-        await run_in_threadpool(_audit, state, AuditEvent(
-            kind="token.denied", request_id=request.state.request_id, decision="deny",
-            reason="unknown client or wrong secret", status_code=401, client_id=client_id,
-            source_address=request.client.host if request.client else None))
-        raise ApiError(401, "invalid_client", "unknown client or wrong secret",
-                       {"WWW-Authenticate": 'Basic realm="civic-data-hub"'})
+    client, role = await _client(request, state, form)
     scopes = _granted_scopes(str(form.get("scope") or ""), role.scopes)
     access_token, claims = issue_token(
         state.signing_key, state.settings, client_id=client.client_id, role=role.name,
@@ -47,13 +40,96 @@ async def token(request: Request, state: StateDep, _rid: RequestIdDep) -> JSONRe
         detail={"jti": claims["jti"], "scope": claims["scope"], "exp": claims["exp"]}))
     body = {"access_token": access_token, "token_type": "Bearer",
             "expires_in": state.settings.token_ttl_seconds, "scope": " ".join(scopes)}
-    return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.post("/oauth/revoke")
+async def revoke(request: Request, state: StateDep, _rid: RequestIdDep) -> JSONResponse:
+    """RFC 7009: the client revokes one of its own access tokens (its `jti` is denied)."""
+    form = await request.form()
+    client, role = await _client(request, state, form)
+    claims = _claims_or_none(state, str(form.get("token") or ""))
+    if claims is None:  # RFC 7009 2.2: an invalid or expired token needs no revoking
+        return JSONResponse({}, headers=NO_STORE)
+    if claims["sub"] != client.client_id:
+        raise ApiError(400, "unauthorized_client", "the token was not issued to this client")
+    await run_in_threadpool(_deny_jti, state, claims, request)
+    return JSONResponse({}, headers=NO_STORE)
+
+
+@router.post("/oauth/introspect")
+async def introspect(request: Request, state: StateDep, _rid: RequestIdDep) -> JSONResponse:
+    """RFC 7662: whether a token is active, and its claims, for an authenticated client."""
+    form = await request.form()
+    await _client(request, state, form)
+    claims = _claims_or_none(state, str(form.get("token") or ""))
+    if claims is None or await run_in_threadpool(is_revoked, state, claims["jti"]):
+        return JSONResponse({"active": False}, headers=NO_STORE)
+    return JSONResponse({"active": True, "token_type": "Bearer", **claims}, headers=NO_STORE)
+
+
+@router.get("/.well-known/oauth-authorization-server")
+def metadata(state: StateDep) -> dict:
+    """RFC 8414 authorization server metadata."""
+    base = state.settings.issuer.rstrip("/")
+    return {
+        "issuer": state.settings.issuer,
+        "token_endpoint": f"{base}/oauth/token",
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "revocation_endpoint": f"{base}/oauth/revoke",
+        "introspection_endpoint": f"{base}/oauth/introspect",
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic",
+                                                       "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic",
+                                                          "client_secret_post"],
+        "scopes_supported": sorted(KNOWN_SCOPES),
+        "response_types_supported": [],
+    }
 
 
 @router.get("/.well-known/jwks.json")
 def jwks(state: StateDep) -> dict:
     """Public keys that verify the hub's access tokens."""
     return state.keys.as_dict(private=False)
+
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+async def _client(request: Request, state: AppState, form: dict) -> tuple[Client, Role]:
+    """The authenticated client and its role, or 401 invalid_client (audited)."""
+    client_id, secret = _credentials(request, form)
+    client = await run_in_threadpool(_authenticate, state, client_id, secret)
+    role = state.policy.roles.get(client.role) if client else None
+    if client is None or role is None:
+        await run_in_threadpool(_audit, state, AuditEvent(
+            kind="token.denied", request_id=request.state.request_id, decision="deny",
+            reason="unknown client or wrong secret", status_code=401, client_id=client_id,
+            source_address=request.client.host if request.client else None))
+        raise ApiError(401, "invalid_client", "unknown client or wrong secret",
+                       {"WWW-Authenticate": 'Basic realm="civic-data-hub"'})
+    return client, role
+
+
+def _claims_or_none(state: AppState, token: str) -> dict | None:
+    try:
+        return verify_token(token, state.keys, state.settings)
+    except ApiError:
+        return None
+
+
+def _deny_jti(state: AppState, claims: dict, request: Request) -> None:
+    with state.pool.connection() as conn:
+        conn.execute("insert into hub.revoked_tokens (jti, client_id, expires_at)"
+                     " values (%s, %s, to_timestamp(%s)) on conflict do nothing",
+                     [claims["jti"], claims["sub"], claims["exp"]])
+        record(conn, AuditEvent(
+            kind="token.revoked", request_id=request.state.request_id, decision="allow",
+            reason="revoked by its client", status_code=200, client_id=claims["sub"],
+            role=claims.get("role"), detail={"jti": claims["jti"]},
+            source_address=request.client.host if request.client else None))
 
 
 def _audit(state: AppState, event: AuditEvent) -> None:
