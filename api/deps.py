@@ -12,7 +12,8 @@ from joserfc.jwk import ECKey, KeySet
 from psycopg_pool import ConnectionPool
 
 from access_policies import Policy
-from api.errors import forbidden, unauthorized
+from api.errors import ApiError, forbidden, unauthorized
+from api.ratelimit import RateLimiter
 from api.security import verify_token
 from contracts import Contract
 from hub.settings import Settings
@@ -29,6 +30,7 @@ class AppState:
     signing_key: ECKey
     keys: KeySet
     pseudonym_key: bytes
+    limiter: RateLimiter
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,10 @@ def authenticate(request: Request, state: AppState) -> Principal:
     claims = verify_token(token.strip(), state.keys, state.settings)
     if is_revoked(state, str(claims.get("jti", ""))):
         raise unauthorized("the access token was revoked")
+    wait = state.limiter.retry_after(str(claims["sub"]))
+    if wait is not None:
+        raise ApiError(429, "rate_limited", f"too many requests; retry in {wait} s",
+                       {"Retry-After": str(wait)})
     return Principal(
         client_id=str(claims["sub"]), role=str(claims.get("role", "")),
         department=str(claims.get("department", "")),

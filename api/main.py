@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 from access_policies import load_policies
 from api import errors
 from api.deps import AppState
+from api.ratelimit import RateLimiter
 from api.routes import audit, datasets, oauth, transparency
 from api.security import load_pseudonym_key, load_signing_key
 from contracts import load_all
@@ -22,11 +23,13 @@ from hub.sealer import Sealer
 from hub.settings import Settings
 
 
-def _as_role(role: str) -> Callable[[psycopg.Connection], None]:
+def _as_role(role: str, timeout_ms: int) -> Callable[[psycopg.Connection], None]:
     # Every API connection works as the application role: it can read what it serves and
-    # append audit rows, and has no UPDATE or DELETE privilege on the audit log.
+    # append audit rows, and has no UPDATE or DELETE privilege on the audit log. Its
+    # queries, which callers shape with filters, are bounded by a statement timeout.
     def configure(conn: psycopg.Connection) -> None:
         conn.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("set statement_timeout = {}").format(sql.Literal(timeout_ms)))
         conn.commit()
 
     return configure
@@ -39,7 +42,7 @@ def create_app(settings: Settings, warehouse_url: str,
     policy = load_policies(settings.policies_dir, contracts)
     key = load_signing_key(settings.keys_dir)
     pool = ConnectionPool(warehouse_url, min_size=1, max_size=10, open=False,
-                          configure=_as_role(settings.app_role))
+                          configure=_as_role(settings.app_role, settings.statement_timeout_ms))
     sealer = Sealer(warehouse_url, settings)
 
     @asynccontextmanager
@@ -61,7 +64,8 @@ def create_app(settings: Settings, warehouse_url: str,
     app = FastAPI(title="Civic Data Hub", version="0.1.0", lifespan=lifespan,
                   description="Shared city datasets under data contracts and access policies.")
     app.state.hub = AppState(settings, pool, contracts, policy, key, KeySet([key]),
-                             load_pseudonym_key(settings))
+                             load_pseudonym_key(settings),
+                             RateLimiter(settings.rate_limit_per_minute))
     errors.install(app)
     app.include_router(oauth.router)
     app.include_router(datasets.router)

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = 900
     pseudonym_key: SecretStr | None = None  # unset: a random key kept under `home`
     max_rows_per_page: int = 1000
+    statement_timeout_ms: int = 5000  # every query a caller can shape
+    rate_limit_per_minute: int = 1200  # per client, per API worker
 
     # ---------- audit
     app_role: str = "hub_app"  # the API reads and appends audit rows as this database role

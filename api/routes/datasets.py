@@ -7,18 +7,14 @@ response is built: no data leaves without its record.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-import psycopg
 from fastapi import APIRouter, Query, Request, Response
-from psycopg import sql
 
 from access_policies import Decision, decide
 from access_policies.masking import mask_rows
+from api import rows
 from api.deps import (
     AppState,
     Principal,
@@ -40,7 +36,7 @@ def list_datasets(request: Request, state: StateDep, _rid: RequestIdDep) -> Resp
     principal = _authorize(request, state, dataset=None)
     visible = [c for c in state.contracts.values() if _decision(state, principal, c).allowed]
     with state.pool.connection() as conn:
-        versions = _latest_versions(conn)
+        versions = rows.latest_versions(conn)
         record(conn, _event(request, "catalog.read", principal, None, "allow", "catalog", 200))
     return json_response({"datasets": [_summary(c, versions.get(c.dataset_id)) for c in visible]})
 
@@ -52,7 +48,7 @@ def get_dataset(dataset_id: str, request: Request, state: StateDep,
     principal = _authorize(request, state, dataset=dataset_id)
     contract, decision = _grant_or_deny(request, state, principal, dataset_id)
     with state.pool.connection() as conn:
-        version = _latest_versions(conn).get(dataset_id)
+        version = rows.latest_versions(conn).get(dataset_id)
         record(conn, _event(request, "catalog.read", principal, dataset_id, "allow",
                             decision.reason, 200, decision=decision))
     body = _summary(contract, version)
@@ -66,28 +62,27 @@ def read_rows(
     limit: Annotated[int, Query(ge=1, description="rows per page")] = 100,
     offset: Annotated[int, Query(ge=0, description="rows to skip (or use cursor)")] = 0,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    select: Annotated[str | None, Query(description="columns, e.g. sr_number,status")] = None,
+    order: Annotated[str | None, Query(description="e.g. created_date.desc")] = None,
+    format: Annotated[Literal["json", "ndjson", "csv"], Query()] = "json",
 ) -> Response:
-    """Rows of the newest published version, masked as the caller's grant says."""
+    """Rows of the newest published version, masked as the caller's grant says.
+
+    Filter with `column=op.value` (eq, neq, gt, gte, lt, lte, in, like, is) on columns
+    you see unmasked."""
     principal = _authorize(request, state, dataset=dataset_id)
     contract, decision = _grant_or_deny(request, state, principal, dataset_id)
-    if limit > state.settings.max_rows_per_page:
-        raise ApiError(400, "invalid_request",
-                       f"limit: at most {state.settings.max_rows_per_page} rows per page")
-    after = _decode_cursor(cursor) if cursor else None
-    page = {"limit": limit, "offset": offset, "cursor": cursor}
+    page = rows.Page.parse(request, state.settings, decision, limit, offset, cursor)
     with state.pool.connection() as conn, conn.transaction():
-        version, rows = _fetch(conn, contract, decision, limit, offset, after)
+        version, found = rows.fetch(conn, contract, page)
         if state.settings.audit_reads:
             record(conn, _event(request, "data.read", principal, dataset_id, "allow",
                                 decision.reason, 200, decision=decision, contract=contract,
-                                version=version, filters=page, rows=len(rows)))
-    masked = mask_rows(rows, [c.mask for c in decision.columns], state.pseudonym_key)
-    names = [c.name for c in decision.columns]
-    return json_response({
-        "dataset": dataset_id, "version": version, "columns": names,
-        "rows": [dict(zip(names, row, strict=True)) for row in masked],
-        "next_cursor": _next_cursor(contract, rows, names, limit),
-    })
+                                version=version, filters=page.audit_record(),
+                                rows=len(found), columns=page.query.select))
+    masks = {c.name: c.mask for c in decision.columns}
+    masked = mask_rows(found, [masks[c] for c in page.query.select], state.pseudonym_key)
+    return rows.render(format, dataset_id, version, page, masked, found, contract)
 
 
 # ---------- authorisation (every denial is audited before it is raised)
@@ -141,7 +136,7 @@ def _event(request: Request, kind: str, principal: Principal | None, dataset: st
         purpose=grant.purpose if grant else None, grant_id=grant.id if grant else None,
         source_address=request.client.host if request.client else None, dataset=dataset,
         dataset_version=extra.get("version"),
-        columns=[c.name for c in decision.columns] if decision and contract else [],
+        columns=extra.get("columns", []),
         unmasked_personal=_unmasked_personal(decision, contract),
         filters=extra.get("filters", {}), rows_returned=extra.get("rows", 0),
         detail=_grant_window(grant),
@@ -160,50 +155,6 @@ def _grant_window(grant: Any) -> dict[str, str | None]:
         return {}
     return {"valid_from": grant.valid_from and grant.valid_from.isoformat(),
             "valid_until": grant.valid_until and grant.valid_until.isoformat()}
-
-
-# ---------- reading
-
-
-def _fetch(conn: psycopg.Connection, contract: Contract, decision: Decision, limit: int,
-           offset: int, after: Any) -> tuple[int, list[tuple]]:
-    version = _latest_versions(conn).get(contract.dataset_id)
-    if version is None:
-        raise ApiError(404, "not_published", f"{contract.dataset_id} has no published version "
-                       "yet; run `hub run` (or wait for the next pipeline pass)")
-    key = sql.Identifier(contract.primary_key[0])
-    query = sql.SQL("select {cols} from {table} {where} order by {key} limit %s offset %s").format(
-        cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in decision.columns),
-        table=sql.Identifier("shared", contract.relation_name),
-        where=sql.SQL("where {} > %s").format(key) if after is not None else sql.SQL(""),
-        key=key,
-    )
-    params = ([after] if after is not None else []) + [limit, offset]
-    return version, conn.execute(query, params).fetchall()
-
-
-def _latest_versions(conn: psycopg.Connection) -> dict[str, int]:
-    rows = conn.execute("select dataset, max(version) from hub.dataset_versions group by dataset")
-    return dict(rows.fetchall())
-
-
-def _next_cursor(contract: Contract, rows: list[tuple], names: list[str], limit: int) -> str | None:
-    key = contract.primary_key[0]
-    if len(rows) < limit or key not in names:
-        return None
-    last = rows[-1][names.index(key)]
-    return base64.urlsafe_b64encode(json.dumps([last]).encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> Any:
-    try:
-        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))[0]
-    except (binascii.Error, ValueError, IndexError, TypeError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_request", "cursor: not a cursor this API returned; "
-                       "pass next_cursor from the previous page unchanged") from None
-    if not isinstance(value, (str, int)):
-        raise ApiError(400, "invalid_request", "cursor: not a cursor this API returned")
-    return value
 
 
 def _summary(contract: Contract, version: int | None) -> dict[str, Any]:

@@ -1,0 +1,31 @@
+"""Per-client rate limits: a token bucket per client id, in each API worker's memory.
+
+With N workers a client may get up to N times the rate in the worst case; the limit is a
+guard against runaway scripts, not an accounting tool.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+
+class RateLimiter:
+    def __init__(self, per_minute: int) -> None:
+        self.rate = per_minute / 60.0  # tokens per second
+        self.capacity = float(per_minute)
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
+        self._lock = threading.Lock()
+
+    def retry_after(self, client_id: str) -> int | None:
+        """Take one request's token; None if allowed, else seconds to wait."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, at = self._buckets.get(client_id, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - at) * self.rate)
+            if tokens >= 1:
+                self._buckets[client_id] = (tokens - 1, now)
+                return None
+            self._buckets[client_id] = (tokens, now)
+            return max(1, math.ceil((1 - tokens) / self.rate))

@@ -1,0 +1,121 @@
+"""Reading rows: the page a request asks for, the SQL that fetches it, and its rendering."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import psycopg
+from fastapi import Request, Response
+from psycopg import sql
+
+from access_policies import Decision
+from api import query as grammar
+from api.deps import json_response
+from api.errors import ApiError
+from contracts import Contract
+from contracts.mapping import pg_type
+from hub.settings import Settings
+
+
+@dataclass(frozen=True)
+class Page:
+    """What to read: the parsed query plus paging."""
+
+    query: grammar.Query
+    limit: int
+    offset: int
+    after: Any  # keyset cursor value, or None
+    raw: list[tuple[str, str]]
+
+    @classmethod
+    def parse(cls, request: Request, settings: Settings, decision: Decision, limit: int,
+              offset: int, cursor: str | None) -> Page:
+        if limit > settings.max_rows_per_page:
+            raise grammar.bad("limit", f"at most {settings.max_rows_per_page} rows per page")
+        raw = list(request.query_params.multi_items())
+        visible = [c.name for c in decision.columns]
+        unmasked = {c.name for c in decision.columns if c.mask is None}
+        query = grammar.parse(raw, visible, unmasked)
+        if cursor and query.order:
+            raise grammar.bad("cursor", "pages by the primary key; with order=, use offset")
+        return cls(query, limit, offset, decode_cursor(cursor) if cursor else None, raw)
+
+    def audit_record(self) -> dict[str, Any]:
+        return {"query": [list(item) for item in self.raw]}
+
+
+def fetch(conn: psycopg.Connection, contract: Contract, page: Page) -> tuple[int, list[tuple]]:
+    """The newest published version's rows for `page`; 404 if nothing is published."""
+    version = latest_versions(conn).get(contract.dataset_id)
+    if version is None:
+        raise ApiError(404, "not_published", f"{contract.dataset_id} has no published version "
+                       "yet; run `hub run` (or wait for the next pipeline pass)")
+    types = {c.name: pg_type(c.physical_type, c.logical_type) for c in contract.columns}
+    where, params = grammar.where_clause(page.query.filters, types)
+    key = contract.primary_key[0]
+    if page.after is not None:
+        where = sql.SQL("{} and {} > %s").format(where, sql.Identifier(key))
+        params.append(page.after)
+    statement = sql.SQL("select {} from {} where {} order by {} limit %s offset %s").format(
+        sql.SQL(", ").join(map(sql.Identifier, page.query.select)),
+        sql.Identifier("shared", contract.relation_name), where,
+        grammar.order_clause(page.query.order, key))
+    try:
+        return version, conn.execute(statement, [*params, page.limit, page.offset]).fetchall()
+    except psycopg.errors.DataError as exc:  # a filter value that does not fit its column
+        raise grammar.bad("filter", f"a value does not fit its column's type: "
+                          f"{str(exc).splitlines()[0]}") from None
+    except psycopg.errors.QueryCanceled:
+        raise ApiError(503, "timeout", "the query ran past the statement timeout; narrow it "
+                       "with filters or a smaller limit") from None
+
+
+def latest_versions(conn: psycopg.Connection) -> dict[str, int]:
+    rows = conn.execute("select dataset, max(version) from hub.dataset_versions group by dataset")
+    return dict(rows.fetchall())
+
+
+def render(fmt: str, dataset_id: str, version: int, page: Page, masked: list[tuple],
+           raw_rows: list[tuple], contract: Contract) -> Response:
+    names = page.query.select
+    if fmt == "ndjson":
+        body = b"".join(orjson.dumps(dict(zip(names, row, strict=True)),
+                                     option=orjson.OPT_APPEND_NEWLINE) for row in masked)
+        return Response(body, media_type="application/x-ndjson")
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(names)
+        writer.writerows(["" if v is None else v for v in row] for row in masked)
+        return Response(out.getvalue(), media_type="text/csv")
+    return json_response({
+        "dataset": dataset_id, "version": version, "columns": names,
+        "rows": [dict(zip(names, row, strict=True)) for row in masked],
+        "next_cursor": _next_cursor(contract, page, raw_rows),
+    })
+
+
+def _next_cursor(contract: Contract, page: Page, found: list[tuple]) -> str | None:
+    key = contract.primary_key[0]
+    if len(found) < page.limit or key not in page.query.select or page.query.order:
+        return None
+    last = found[-1][page.query.select.index(key)]
+    return base64.urlsafe_b64encode(json.dumps([last]).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> Any:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))[0]
+    except (binascii.Error, ValueError, IndexError, TypeError, UnicodeDecodeError):
+        raise grammar.bad("cursor", "not a cursor this API returned; pass next_cursor from "
+                          "the previous page unchanged") from None
+    if not isinstance(value, (str, int)):
+        raise grammar.bad("cursor", "not a cursor this API returned")
+    return value

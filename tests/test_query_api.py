@@ -1,0 +1,145 @@
+"""The rows query grammar against the real published 311 data, formats and resource limits."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from tests.conftest import bearer, count, token_for
+
+ROWS = "/datasets/public_works.service_requests/rows"
+TABLE = "shared.public_works__service_requests"
+
+
+@pytest.fixture(scope="module")
+def analyst(app_client, credentials):
+    return bearer(token_for(app_client, credentials, "transport_analyst"))
+
+
+def get(app_client, headers, **params):
+    return app_client.get(ROWS, params={"limit": 1000, **params}, headers=headers)
+
+
+def test_select_returns_only_those_columns(app_client, analyst):
+    body = get(app_client, analyst, select="sr_number,status", limit=3).json()
+    assert body["columns"] == ["sr_number", "status"]
+    assert all(set(r) == {"sr_number", "status"} for r in body["rows"])
+
+
+@pytest.mark.parametrize("params, sql_where", [
+    ({"status": "eq.Cancelled"}, "status = 'Cancelled'"),
+    ({"status": "neq.Closed"}, "status <> 'Closed'"),
+    ({"request_type": "in.(Dead Animal Removal,Feedback)"},
+     "request_type in ('Dead Animal Removal', 'Feedback')"),
+    ({"cd": "gte.15"}, "cd >= 15"),
+    ({"created_date": "gt.2017-12-31 23:00:00"}, "created_date > '2017-12-31 23:00'"),
+    ({"nc_name": "like.*ECHO PARK*"}, "nc_name like '%%ECHO PARK%%'"),
+    ({"closed_date": "is.null"}, "closed_date is null"),
+    ({"anonymous": "is.true", "owner": "eq.BOS"}, "anonymous and owner = 'BOS'"),
+])
+def test_filters_match_the_same_sql(app_client, analyst, url, params, sql_where):
+    body = get(app_client, analyst, **params).json()
+    expected = count(url, f"select count(*) from {TABLE} where {sql_where}")
+    assert 0 < expected <= 1000 and len(body["rows"]) == expected
+
+
+def test_order_by_a_column(app_client, analyst):
+    rows = get(app_client, analyst, order="created_date.desc", limit=50).json()["rows"]
+    dates = [r["created_date"] for r in rows]
+    assert dates == sorted(dates, reverse=True)
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ({"select": "sr_number,ssn"}, "select: unknown column 'ssn'"),
+    ({"ssn": "eq.1"}, "ssn: unknown column 'ssn'"),
+    ({"status": "equals.Closed"}, "status: unknown operator"),
+    ({"status": "Closed"}, "status: unknown operator"),
+    ({"closed_date": "is.maybe"}, "is. takes null, true or false"),
+    ({"cd": "in.13,14"}, "in. takes a list in parentheses"),
+    ({"address": "eq.2111 W BELLEVUE AVE, 90026"}, "'address' is masked for your role"),
+    ({"order": "latitude.desc"}, "'latitude' is masked for your role"),
+    ({"order": "status.sideways"}, "direction must be asc or desc"),
+    ({"created_date": "gt.not-a-date"}, "does not fit its column's type"),
+    ({"order": "status", "cursor": "WyIxLTEiXQ=="}, "cursor: pages by the primary key"),
+    ({"format": "xml"}, "format"),
+])
+def test_bad_queries_are_400_naming_the_problem(app_client, analyst, params, fragment):
+    response = get(app_client, analyst, **params)
+    assert response.status_code == 400, response.text
+    assert fragment in response.json()["error_description"]
+
+
+def test_owner_may_filter_on_columns_it_sees_unmasked(app_client, credentials, url):
+    owner = bearer(token_for(app_client, credentials, "public_works_engineer"))
+    body = get(app_client, owner, zip_code="eq.90026").json()
+    assert len(body["rows"]) == count(url, f"select count(*) from {TABLE}"
+                                           " where zip_code = '90026'") > 0
+
+
+def test_ndjson_and_csv_carry_the_same_masked_rows(app_client, analyst):
+    params = {"select": "sr_number,address,status", "limit": 20}
+    as_json = get(app_client, analyst, **params).json()["rows"]
+    ndjson = get(app_client, analyst, format="ndjson", **params)
+    assert ndjson.headers["content-type"] == "application/x-ndjson"
+    assert [json.loads(line) for line in ndjson.text.splitlines()] == as_json
+    as_csv = list(csv.DictReader(io.StringIO(get(app_client, analyst, format="csv",
+                                                 **params).text)))
+    assert [r["address"] for r in as_csv] == [r["address"] or "" for r in as_json]
+    assert all(len(r["address"]) == 16 for r in as_csv if r["address"])  # pseudonyms
+
+
+INJECTIONS = ["'; drop table shared.public_works__service_requests; --", "1 or 1=1",
+              "Closed' or '1'='1", "\") or true --", "status;select pg_sleep(5)"]
+
+
+@pytest.mark.parametrize("attack", INJECTIONS)
+def test_injection_strings_in_every_parameter_are_refused_or_plain_values(
+        app_client, analyst, url, attack):
+    before = count(url, f"select count(*) from {TABLE}")
+    responses = [
+        get(app_client, analyst, status=f"eq.{attack}"),
+        get(app_client, analyst, status=f"in.({attack},Closed)"),
+        get(app_client, analyst, nc_name=f"like.{attack}"),
+        get(app_client, analyst, select=attack),
+        get(app_client, analyst, order=attack),
+        get(app_client, analyst, **{attack: "eq.1"}),
+        get(app_client, analyst, cursor=attack),
+        get(app_client, analyst, limit=attack),
+        get(app_client, analyst, offset=attack),
+        get(app_client, analyst, format=attack),
+        app_client.get(f"/datasets/{attack}/rows", headers=analyst),
+    ]
+    codes = [r.status_code for r in responses]
+    assert set(codes) <= {200, 400, 403, 404}, codes
+    for response in responses[:3]:  # filter values are plain values: they match nothing odd
+        if response.status_code == 200:
+            statuses = {r["status"] for r in response.json()["rows"]}
+            assert statuses <= {"Closed"}
+    assert count(url, f"select count(*) from {TABLE}") == before
+
+
+# ---------- resource limits
+
+
+def test_rate_limit_answers_429_with_retry_after_and_is_audited(settings, url, credentials):
+    tight = settings.model_copy(update={"rate_limit_per_minute": 3})
+    with TestClient(create_app(tight, url)) as client:
+        headers = {**bearer(token_for(client, credentials, "transport_analyst")),
+                   "X-Request-Id": "limited"}
+        codes = [client.get(ROWS, params={"limit": 1}, headers=headers) for _ in range(4)]
+    assert [r.status_code for r in codes] == [200, 200, 200, 429]
+    assert int(codes[-1].headers["retry-after"]) >= 1
+    assert codes[-1].json()["error"] == "rate_limited"
+    assert count(url, "select count(*) from audit.events where request_id = 'limited'"
+                      " and status_code = 429 and decision = 'deny'") == 1
+
+
+def test_api_queries_run_under_a_statement_timeout(app_client, settings):
+    with app_client.app.state.hub.pool.connection() as conn:
+        shown = conn.execute("show statement_timeout").fetchone()[0]
+    assert shown == f"{settings.statement_timeout_ms // 1000}s"
