@@ -52,6 +52,11 @@ def get_state(request: Request) -> AppState:
     return request.app.state.hub
 
 
+def client_address(request: Request) -> str | None:
+    """The caller's address, as the audit log records it."""
+    return request.client.host if request.client else None
+
+
 def request_id(request: Request) -> str:
     if not getattr(request.state, "request_id", None):
         request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex

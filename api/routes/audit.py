@@ -19,6 +19,7 @@ from api.deps import (
     RequestIdDep,
     StateDep,
     authenticate,
+    client_address,
     json_response,
 )
 from api.errors import ApiError, forbidden
@@ -119,7 +120,7 @@ def _auditor(request: Request, state: AppState) -> Principal:
             record(conn, AuditEvent(
                 kind="audit.denied", request_id=request.state.request_id, decision="deny",
                 reason=exc.description, status_code=exc.status,
-                source_address=request.client.host if request.client else None))
+                source_address=client_address(request)))
         raise
     return principal
 
@@ -142,4 +143,4 @@ def _record_read(conn: Any, request: Request, principal: Principal, what: str,
         kind="audit.read", request_id=request.state.request_id, decision="allow",
         reason=what, status_code=200, client_id=principal.client_id, role=principal.role,
         department=principal.department, filters=filters,
-        source_address=request.client.host if request.client else None))
+        source_address=client_address(request)))

@@ -21,6 +21,7 @@ from api.deps import (
     RequestIdDep,
     StateDep,
     authenticate,
+    client_address,
     json_response,
 )
 from api.errors import ApiError, forbidden
@@ -134,7 +135,7 @@ def _event(request: Request, kind: str, principal: Principal | None, dataset: st
         role=principal.role if principal else None,
         department=principal.department if principal else None,
         purpose=grant.purpose if grant else None, grant_id=grant.id if grant else None,
-        source_address=request.client.host if request.client else None, dataset=dataset,
+        source_address=client_address(request), dataset=dataset,
         dataset_version=extra.get("version"),
         columns=extra.get("columns", []),
         unmasked_personal=_unmasked_personal(decision, contract),

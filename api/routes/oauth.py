@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from access_policies import Role
 from access_policies.model import KNOWN_SCOPES
-from api.deps import AppState, RequestIdDep, StateDep, is_revoked
+from api.deps import AppState, RequestIdDep, StateDep, client_address, is_revoked
 from api.errors import ApiError
 from api.security import issue_token, verify_token
 from hub.audit import AuditEvent, record
@@ -36,7 +36,7 @@ async def token(request: Request, state: StateDep, _rid: RequestIdDep) -> JSONRe
         kind="token.issued", request_id=request.state.request_id, decision="allow",
         reason="client credentials", status_code=200, client_id=client.client_id,
         role=role.name, department=role.department,
-        source_address=request.client.host if request.client else None,
+        source_address=client_address(request),
         detail={"jti": claims["jti"], "scope": claims["scope"], "exp": claims["exp"]}))
     body = {"access_token": access_token, "token_type": "Bearer",
             "expires_in": state.settings.token_ttl_seconds, "scope": " ".join(scopes)}
@@ -107,7 +107,7 @@ async def _client(request: Request, state: AppState, form: dict) -> tuple[Client
         await run_in_threadpool(_audit, state, AuditEvent(
             kind="token.denied", request_id=request.state.request_id, decision="deny",
             reason="unknown client or wrong secret", status_code=401, client_id=client_id,
-            source_address=request.client.host if request.client else None))
+            source_address=client_address(request)))
         raise ApiError(401, "invalid_client", "unknown client or wrong secret",
                        {"WWW-Authenticate": 'Basic realm="civic-data-hub"'})
     return client, role
@@ -129,7 +129,7 @@ def _deny_jti(state: AppState, claims: dict, request: Request) -> None:
             kind="token.revoked", request_id=request.state.request_id, decision="allow",
             reason="revoked by its client", status_code=200, client_id=claims["sub"],
             role=claims.get("role"), detail={"jti": claims["jti"]},
-            source_address=request.client.host if request.client else None))
+            source_address=client_address(request)))
 
 
 def _audit(state: AppState, event: AuditEvent) -> None:
