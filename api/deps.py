@@ -71,8 +71,8 @@ def authenticate(request: Request, state: AppState) -> Principal:
         raise unauthorized("send an access token: Authorization: Bearer <token> "
                            "(get one from POST /oauth/token)")
     claims = verify_token(token.strip(), state.keys, state.settings)
-    if is_revoked(state, str(claims.get("jti", ""))):
-        raise unauthorized("the access token was revoked")
+    if is_revoked(state, str(claims.get("jti", "")), str(claims["sub"])):
+        raise unauthorized("the access token was revoked, or its client was removed")
     wait = state.limiter.retry_after(str(claims["sub"]))
     if wait is not None:
         raise ApiError(429, "rate_limited", f"too many requests; retry in {wait} s",
@@ -89,10 +89,14 @@ def json_response(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-def is_revoked(state: AppState, jti: str) -> bool:
+def is_revoked(state: AppState, jti: str, client_id: str) -> bool:
+    """True if the token's jti was revoked or its client no longer exists (one round trip)."""
     with state.pool.connection() as conn:
-        found = conn.execute("select 1 from hub.revoked_tokens where jti = %s", [jti])
-        return found.fetchone() is not None
+        row = conn.execute(
+            "select exists (select 1 from hub.revoked_tokens where jti = %s)"
+            " or not exists (select 1 from hub.clients where client_id = %s)",
+            [jti, client_id]).fetchone()
+        return bool(row[0])
 
 
 StateDep = Annotated[AppState, Depends(get_state)]

@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from fastapi import FastAPI
-from joserfc.jwk import KeySet
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
@@ -16,7 +15,7 @@ from api import errors
 from api.deps import AppState
 from api.ratelimit import RateLimiter
 from api.routes import audit, datasets, oauth, transparency
-from api.security import load_pseudonym_key, load_signing_key
+from api.security import load_pseudonym_key, load_signing_key, verification_keys
 from contracts import load_all
 from hub.audit import AuditEvent, record, record_file_changes
 from hub.sealer import Sealer
@@ -63,7 +62,8 @@ def create_app(settings: Settings, warehouse_url: str,
 
     app = FastAPI(title="Civic Data Hub", version="0.1.0", lifespan=lifespan,
                   description="Shared city datasets under data contracts and access policies.")
-    app.state.hub = AppState(settings, pool, contracts, policy, key, KeySet([key]),
+    keys = verification_keys(settings.keys_dir, key, settings.token_ttl_seconds)
+    app.state.hub = AppState(settings, pool, contracts, policy, key, keys,
                              load_pseudonym_key(settings),
                              RateLimiter(settings.rate_limit_per_minute))
     errors.install(app)

@@ -28,6 +28,28 @@ def load_signing_key(keys_dir: Path) -> ECKey:
     return ECKey.import_key(json.loads(read_or_create(keys_dir / "signing.jwk.json", make)))
 
 
+def rotate_signing_key(keys_dir: Path) -> ECKey:
+    """Retire the current key (kept for verification until its tokens expire); make a new one."""
+    current = keys_dir / "signing.jwk.json"
+    if current.exists():
+        old = json.loads(current.read_text())
+        retired = {"key": old, "retired_at": time.time()}
+        read_or_create(keys_dir / f"retired-{old['kid']}.jwk.json",
+                       lambda: json.dumps(retired).encode())
+        current.unlink()
+    return load_signing_key(keys_dir)
+
+
+def verification_keys(keys_dir: Path, current: ECKey, token_ttl: int) -> KeySet:
+    """The current key plus retired ones whose tokens may not have expired yet."""
+    keys = [current]
+    for path in sorted(keys_dir.glob("retired-*.jwk.json")):
+        retired = json.loads(path.read_text())
+        if time.time() - retired["retired_at"] <= token_ttl + 60:  # + clock leeway
+            keys.append(ECKey.import_key(retired["key"]))
+    return KeySet(keys)
+
+
 def issue_token(key: ECKey, settings: Settings, *, client_id: str, role: str,
                 department: str, scopes: list[str]) -> tuple[str, dict]:
     """A signed access token and its claims."""

@@ -43,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, help="a role from access_policies/*.yaml")
     rotate = _command(clients, "rotate", "issue a new secret for a client", cmd_clients_rotate)
     rotate.add_argument("name")
+    _command(clients, "list", "list clients (ids, names, roles; never secrets)",
+             cmd_clients_list)
+    remove = _command(clients, "remove", "delete a client; its tokens stop working at once",
+                      cmd_clients_remove)
+    remove.add_argument("name")
+    keys = sub.add_parser("keys", help="token signing keys").add_subparsers(required=True)
+    _command(keys, "rotate", "sign new tokens with a new key; old tokens stay valid until "
+             "they expire (restart `hub serve` to pick it up)", cmd_keys_rotate)
     _audit_commands(sub)
     contracts = sub.add_parser("contracts", help="data contracts").add_subparsers(required=True)
     lint = _command(contracts, "lint", "check a contract file (offline)", cmd_contracts_lint)
@@ -190,6 +198,7 @@ def cmd_clients_add(args: argparse.Namespace, settings: Settings) -> int:
             client, secret = clients.add_client(conn, name=args.name, role=args.role)
         except clients.ClientError as exc:
             raise UsageError(str(exc)) from None
+        _record_admin(conn, "client.added", client.client_id, client.role)
     print(f"client_id={client.client_id}\nclient_secret={secret}\nrole={client.role}")
     print("The secret is shown once; the hub keeps only its hash.", file=sys.stderr)
     return 0
@@ -203,8 +212,51 @@ def cmd_clients_rotate(args: argparse.Namespace, settings: Settings) -> int:
             client, secret = clients.rotate_secret(conn, args.name)
         except clients.ClientError as exc:
             raise UsageError(str(exc)) from None
+        _record_admin(conn, "client.secret_rotated", client.client_id, client.role)
     print(f"client_id={client.client_id}\nclient_secret={secret}\nrole={client.role}")
     return 0
+
+
+def cmd_clients_list(args: argparse.Namespace, settings: Settings) -> int:
+    from hub import clients
+
+    with warehouse(settings) as conn:
+        found = clients.list_clients(conn)
+    print(f"{'client_id':<22} {'name':<24} {'role':<24} created")
+    for client, created in found:
+        print(f"{client.client_id:<22} {client.name:<24} {client.role:<24} {created}")
+    return 0
+
+
+def cmd_clients_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from hub import clients
+
+    with warehouse(settings) as conn:
+        try:
+            client = clients.remove_client(conn, args.name)
+        except clients.ClientError as exc:
+            raise UsageError(str(exc)) from None
+        _record_admin(conn, "client.removed", client.client_id, client.role)
+    print(f"removed {client.name} ({client.client_id}); its tokens no longer work")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from api.security import rotate_signing_key
+
+    key = rotate_signing_key(settings.keys_dir)
+    with warehouse(settings) as conn:
+        _record_admin(conn, "key.rotated", None, None, {"kid": key.kid})
+    print(f"new signing key {key.kid}; restart `hub serve` to sign with it")
+    return 0
+
+
+def _record_admin(conn, kind: str, client_id: str | None, role: str | None,  # noqa: ANN001
+                  detail: dict | None = None) -> None:
+    from hub.audit import AuditEvent, record
+
+    record(conn, AuditEvent(kind=kind, decision="allow", reason="hub CLI",
+                            client_id=client_id, role=role, detail=detail or {}))
 
 
 def _known_role(settings: Settings, role: str) -> None:

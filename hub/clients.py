@@ -71,3 +71,19 @@ def verify_secret(secret: str, stored: str) -> bool:
     _, salt, digest = stored.split("$")
     actual = hashlib.scrypt(secret.encode(), salt=base64.b64decode(salt), **SCRYPT)
     return hmac.compare_digest(actual, base64.b64decode(digest))
+
+
+def list_clients(conn: psycopg.Connection) -> list[tuple[Client, str]]:
+    """Every client with its creation time (never its secret)."""
+    rows = conn.execute("select client_id, name, role, created_at from hub.clients"
+                        " order by name").fetchall()
+    return [(Client(*row[:3]), row[3].isoformat()) for row in rows]
+
+
+def remove_client(conn: psycopg.Connection, name: str) -> Client:
+    """Delete a client; its tokens stop working at once (the API checks the client exists)."""
+    client = find_by_name(conn, name)
+    if client is None:
+        raise ClientError(f"no client named {name!r}")
+    conn.execute("delete from hub.clients where client_id = %s", [client.client_id])
+    return client

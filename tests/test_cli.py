@@ -80,3 +80,27 @@ def test_client_names_are_unique_and_rotation_needs_a_client(first_run, settings
         client, secret = clients.rotate_secret(conn, "twice")
         assert clients.authenticate(conn, client.client_id, secret) == client
         assert clients.authenticate(conn, client.client_id, "old") is None
+
+
+def test_clients_list_and_remove_with_audit(first_run, url, tmp_path):
+    env = {"HUB_DATABASE_URL": url, "HUB_HOME": str(tmp_path)}
+    added = hub("clients", "add", "cli-temp", "--role", "auditor", env=env)
+    assert added.returncode == 0, added.stderr
+    assert "cli-temp" in hub("clients", "list", env=env).stdout
+    assert hub("clients", "remove", "cli-temp", env=env).returncode == 0
+    assert "cli-temp" not in hub("clients", "list", env=env).stdout
+    gone = hub("clients", "remove", "cli-temp", env=env)
+    assert gone.returncode == 2 and "no client named 'cli-temp'" in gone.stderr
+    with psycopg.connect(url) as conn:
+        kinds = [k for (k,) in conn.execute(
+            "select kind from audit.events where kind like 'client.%' and role = 'auditor'"
+            " order by event_id")]
+    assert kinds[-2:] == ["client.added", "client.removed"]
+
+
+def test_keys_rotate_retires_the_old_key(first_run, url, tmp_path):
+    env = {"HUB_DATABASE_URL": url, "HUB_HOME": str(tmp_path)}
+    assert hub("keys", "rotate", env=env).returncode == 0  # first: creates a key
+    result = hub("keys", "rotate", env=env)
+    assert result.returncode == 0 and "new signing key" in result.stdout
+    assert len(list((tmp_path / "keys").glob("retired-*.jwk.json"))) == 1

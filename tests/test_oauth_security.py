@@ -14,6 +14,7 @@ import json
 import time
 
 import httpx
+import psycopg
 import pytest
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from joserfc import jwt
@@ -26,10 +27,18 @@ PUBLIC = {"/oauth/token", "/oauth/revoke", "/oauth/introspect", "/.well-known/jw
           "/.well-known/oauth-authorization-server", "/transparency/report"}
 
 
+SUBJECT = {}  # a real client's id, set by the fixture below: only the attack explains a 401
+
+
+@pytest.fixture(autouse=True)
+def real_subject(credentials):
+    SUBJECT["sub"] = credentials["public_works_engineer"][0]
+
+
 def claims_for(settings, **changes) -> dict:
     now = int(time.time())
-    base = {"iss": settings.issuer, "aud": settings.audience, "sub": "cdh_attacker",
-            "client_id": "cdh_attacker", "iat": now, "nbf": now, "exp": now + 300,
+    base = {"iss": settings.issuer, "aud": settings.audience, "sub": SUBJECT["sub"],
+            "client_id": SUBJECT["sub"], "iat": now, "nbf": now, "exp": now + 300,
             "jti": f"attack-{time.time_ns()}", "scope": "datasets:read",
             "role": "public_works_engineer", "department": "public_works"}
     return {k: v for k, v in (base | changes).items() if v is not None}
@@ -196,3 +205,46 @@ def test_every_protected_route_refuses_a_token_without_scope(app_client, setting
     for method, path in protected_routes(app_client.app):
         response = app_client.request(method, path, headers=bearer(token))
         assert response.status_code == 403, (method, path, response.text)
+
+
+# ---------- clients removed, keys rotated
+
+
+def test_removed_clients_tokens_stop_working_at_once(app_client, url, settings):
+    from hub import clients
+
+    with psycopg.connect(url) as conn:
+        client, secret = clients.add_client(conn, name="short-lived", role="transport_analyst")
+    token = app_client.post("/oauth/token", data={"grant_type": "client_credentials"},
+                            auth=(client.client_id, secret)).json()["access_token"]
+    assert app_client.get(ROWS, params={"limit": 1}, headers=bearer(token)).status_code == 200
+    with psycopg.connect(url) as conn:
+        clients.remove_client(conn, "short-lived")
+        with pytest.raises(clients.ClientError, match="no client named 'short-lived'"):
+            clients.remove_client(conn, "short-lived")
+    assert app_client.get(ROWS, headers=bearer(token)).status_code == 401
+
+
+def test_rotated_key_keeps_old_tokens_valid_until_they_expire(settings, url, credentials,
+                                                             tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from api.security import rotate_signing_key
+
+    home = settings.model_copy(update={"home": tmp_path})
+    with TestClient(create_app(home, url)) as before:
+        old_token = token_for(before, credentials, "transport_analyst")
+        old_kid = before.app.state.hub.signing_key.kid
+    new_kid = rotate_signing_key(home.keys_dir).kid
+    with TestClient(create_app(home, url)) as after:
+        assert after.app.state.hub.signing_key.kid == new_kid != old_kid
+        assert {k["kid"] for k in after.get("/.well-known/jwks.json").json()["keys"]} == {
+            old_kid, new_kid}
+        assert after.get(ROWS, params={"limit": 1}, headers=bearer(old_token)).status_code == 200
+    # Once the old key's tokens have all expired it is no longer trusted.
+    retired = next(home.keys_dir.glob("retired-*.jwk.json"))
+    data = json.loads(retired.read_text())
+    retired.write_text(json.dumps(data | {"retired_at": time.time() - 10 * 3600}))
+    with TestClient(create_app(home, url)) as later:
+        assert later.get(ROWS, headers=bearer(old_token)).status_code == 401

@@ -63,7 +63,8 @@ async def introspect(request: Request, state: StateDep, _rid: RequestIdDep) -> J
     form = await request.form()
     await _client(request, state, form)
     claims = _claims_or_none(state, str(form.get("token") or ""))
-    if claims is None or await run_in_threadpool(is_revoked, state, claims["jti"]):
+    if claims is None or await run_in_threadpool(is_revoked, state, claims["jti"],
+                                                 claims["sub"]):
         return JSONResponse({"active": False}, headers=NO_STORE)
     return JSONResponse({"active": True, "token_type": "Bearer", **claims}, headers=NO_STORE)
 
