@@ -33,12 +33,16 @@ class Decision:
         return next((c for c in self.columns if c.name == name), None)
 
 
-def decide(policy: Policy, *, role: str, contract: Contract, today: date) -> Decision:
-    """The first valid grant of `contract`'s dataset to `role` decides."""
+def decide(policy: Policy, *, role: str, contract: Contract, today: date,
+           client_id: str | None = None, extra: tuple[Grant, ...] = ()) -> Decision:
+    """The first valid grant of `contract`'s dataset to `role` (or to `client_id`) decides.
+
+    `extra` holds grants from approved access requests, which name clients, not roles."""
     if role not in policy.roles:
         return Decision(False, f"unknown role {role!r}")
-    candidates = [g for g in policy.grants
-                  if g.dataset == contract.dataset_id and role in g.roles]
+    candidates = [g for g in (*policy.grants, *extra)
+                  if g.dataset == contract.dataset_id
+                  and (role in g.roles or (client_id is not None and client_id in g.clients))]
     if not candidates:
         return Decision(False, f"no grant of {contract.dataset_id} to role {role}")
     current = [g for g in candidates if _valid(g, today)]

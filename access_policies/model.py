@@ -41,6 +41,7 @@ class Grant:
     unmasked: frozenset[str] = frozenset()
     valid_from: date | None = None
     valid_until: date | None = None
+    clients: frozenset[str] = frozenset()  # granted to these clients too (approved requests)
 
 
 @dataclass(frozen=True)

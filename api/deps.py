@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -11,11 +14,12 @@ from fastapi import Depends, Request, Response
 from joserfc.jwk import ECKey, KeySet
 from psycopg_pool import ConnectionPool
 
-from access_policies import Policy
+from access_policies import Grant, Policy
 from api.errors import ApiError, forbidden, unauthorized
 from api.ratelimit import RateLimiter
 from api.security import verify_token
 from contracts import Contract
+from hub.access_requests import approved_grants
 from hub.settings import Settings
 
 
@@ -31,6 +35,30 @@ class AppState:
     keys: KeySet
     pseudonym_key: bytes
     limiter: RateLimiter
+    request_grants: RequestGrants
+
+
+class RequestGrants:
+    """Grants from approved access requests, re-read at most every few seconds per worker
+    (an approval in this worker clears the cache at once)."""
+
+    def __init__(self, pool: ConnectionPool, ttl_seconds: float = 2.0) -> None:
+        self.pool, self.ttl = pool, ttl_seconds
+        self._grants: tuple[Grant, ...] = ()
+        self._read_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def current(self) -> tuple[Grant, ...]:
+        with self._lock:
+            if time.monotonic() - self._read_at > self.ttl:
+                with self.pool.connection() as conn:
+                    self._grants = approved_grants(conn, datetime.now(UTC).date())
+                self._read_at = time.monotonic()
+            return self._grants
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._read_at = float("-inf")
 
 
 @dataclass(frozen=True)
@@ -100,4 +128,23 @@ def is_revoked(state: AppState, jti: str, client_id: str) -> bool:
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def current_principal(request: Request, state: StateDep) -> Principal:
+    # As a dependency it runs before FastAPI validates a request body, so a caller without
+    # a token gets 401, not a 400 about a body it was never allowed to send.
+    return authenticate(request, state)
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def scoped(*any_of: str) -> object:
+    """A dependency: the caller, holding at least one of these scopes (else 403)."""
+    def check(principal: PrincipalDep) -> Principal:
+        if not principal.scopes & set(any_of):
+            raise forbidden(f"this route needs scope {' or '.join(any_of)}", "insufficient_scope")
+        return principal
+
+    return Depends(check)
 RequestIdDep = Annotated[str, Depends(request_id)]

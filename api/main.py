@@ -12,9 +12,9 @@ from psycopg_pool import ConnectionPool
 
 from access_policies import load_policies
 from api import errors
-from api.deps import AppState
+from api.deps import AppState, RequestGrants
 from api.ratelimit import RateLimiter
-from api.routes import audit, datasets, oauth, transparency
+from api.routes import access_requests, audit, datasets, oauth, transparency
 from api.security import load_pseudonym_key, load_signing_key, verification_keys
 from contracts import load_all
 from hub.audit import AuditEvent, record, record_file_changes
@@ -65,10 +65,11 @@ def create_app(settings: Settings, warehouse_url: str,
     keys = verification_keys(settings.keys_dir, key, settings.token_ttl_seconds)
     app.state.hub = AppState(settings, pool, contracts, policy, key, keys,
                              load_pseudonym_key(settings),
-                             RateLimiter(settings.rate_limit_per_minute))
+                             RateLimiter(settings.rate_limit_per_minute), RequestGrants(pool))
     errors.install(app)
     app.include_router(oauth.router)
     app.include_router(datasets.router)
+    app.include_router(access_requests.router)
     app.include_router(audit.router)
     app.include_router(transparency.router)
     return app

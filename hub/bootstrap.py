@@ -18,6 +18,7 @@ grant select on all tables in schema shared to {role};
 alter default privileges in schema shared grant select on tables to {role};
 grant select on hub.dataset_versions, hub.clients to {role};
 grant select, insert on hub.revoked_tokens to {role};
+grant select, insert, update on hub.access_requests to {role};
 grant select, insert on audit.events to {role};
 grant usage on sequence audit.events_event_id_seq to {role};
 grant select on audit.chain, audit.checkpoints, audit.archives to {role};

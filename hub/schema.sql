@@ -54,6 +54,27 @@ create table if not exists hub.clients (
     created_at   timestamptz not null default now()
 );
 
+-- Access requests (POST /access-requests): pending, then approved or rejected by an admin
+-- of the owning department. An approved one is a grant to the requesting client, valid
+-- from its approval for the requested number of days.
+create table if not exists hub.access_requests (
+    request_id      uuid primary key,
+    dataset         text not null,
+    client_id       text not null,
+    role            text not null,
+    department      text not null,
+    columns         text[],          -- null: every column
+    purpose         text not null,
+    duration_days   integer not null check (duration_days between 1 and 365),
+    status          text not null default 'pending'
+                    check (status in ('pending', 'approved', 'rejected')),
+    decided_by      text,
+    decided_at      timestamptz,
+    valid_from      date,
+    valid_until     date,
+    created_at      timestamptz not null default now()
+);
+
 -- Revoked access tokens (RFC 7009): JWTs cannot be recalled, so their ids are denied
 -- until they would have expired anyway.
 create table if not exists hub.revoked_tokens (

@@ -121,12 +121,14 @@ def app_client(settings: Settings, url: str, first_run: list):
 
 
 @pytest.fixture(scope="session")
-def credentials(url: str, first_run: list) -> dict[str, tuple[str, str]]:
+def credentials(url: str, settings: Settings, first_run: list) -> dict[str, tuple[str, str]]:
+    from access_policies import load_policies
+    from contracts import load_all
     from hub import clients
 
     made = {}
     with psycopg.connect(url) as conn:
-        for role in ("transport_analyst", "public_works_engineer", "health_inspector", "auditor"):
+        for role in load_policies(settings.policies_dir, load_all(settings.contracts_dir)).roles:
             client, secret = clients.add_client(conn, name=f"test-{role}", role=role)
             made[role] = (client.client_id, secret)
     return made

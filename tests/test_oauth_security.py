@@ -184,7 +184,8 @@ def protected_routes(app) -> list[tuple[str, str]]:
     found = []
     for path, operations in app.openapi()["paths"].items():
         if path not in PUBLIC:
-            concrete = path.replace("{dataset_id}", "public_works.service_requests")
+            concrete = path.replace("{dataset_id}", "public_works.service_requests").replace(
+                "{request_id}", "00000000-0000-0000-0000-000000000000")
             found += [(method.upper(), concrete) for method in operations]
     return found
 

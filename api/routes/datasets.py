@@ -115,7 +115,8 @@ def _grant_or_deny(request: Request, state: AppState, principal: Principal,
 
 def _decision(state: AppState, principal: Principal, contract: Contract) -> Decision:
     return decide(state.policy, role=principal.role, contract=contract,
-                  today=datetime.now(UTC).date())
+                  today=datetime.now(UTC).date(), client_id=principal.client_id,
+                  extra=state.request_grants.current())
 
 
 def _audit_denial(request: Request, state: AppState, principal: Principal | None,

@@ -1,0 +1,126 @@
+"""Access requests: staff ask for a dataset; the owning department's admins decide.
+
+An approved request works at once as a grant to the requesting client and expires by
+itself after the requested days. Every step is audited; nobody decides their own request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from api.deps import (
+    Principal,
+    RequestIdDep,
+    StateDep,
+    client_address,
+    json_response,
+    scoped,
+)
+from api.errors import ApiError, forbidden
+from hub import access_requests as requests_
+from hub.audit import AuditEvent, record
+
+router = APIRouter(prefix="/access-requests", tags=["access requests"])
+
+
+class AccessRequestCreate(BaseModel):
+    """What a member of staff asks for."""
+
+    dataset: str
+    columns: list[str] | None = Field(None, description="omit for every column")
+    purpose: str = Field(min_length=10, max_length=1000)
+    duration_days: int = Field(ge=1, le=365)
+
+
+@router.post("", status_code=201)
+def request_access(principal: Annotated[Principal, scoped("datasets:read")],
+                   body: AccessRequestCreate, request: Request, state: StateDep,
+                   _rid: RequestIdDep) -> Response:
+    """Ask for access to a dataset, for a purpose and a number of days."""
+    contract = state.contracts.get(body.dataset)
+    if contract is None:
+        raise ApiError(400, "invalid_request", f"dataset: unknown dataset {body.dataset!r}")
+    unknown = sorted(set(body.columns or []) - {c.name for c in contract.columns})
+    if unknown:
+        raise ApiError(400, "invalid_request", f"columns: {body.dataset} has no column "
+                       f"{unknown[0]!r}")
+    new = requests_.NewRequest(body.dataset, principal.client_id, principal.role,
+                               principal.department, body.columns, body.purpose,
+                               body.duration_days)
+    with state.pool.connection() as conn, conn.transaction():
+        request_id = requests_.create(conn, new)
+        _audit(conn, request, principal, "access_request.created", body.dataset,
+               {"request_id": str(request_id), "columns": body.columns,
+                "duration_days": body.duration_days}, purpose=body.purpose)
+    response = json_response({"request_id": request_id, "status": "pending"})
+    response.status_code = 201
+    return response
+
+
+@router.get("")
+def list_requests(principal: Annotated[Principal, scoped("datasets:read", "grants:admin")],
+                  state: StateDep, _rid: RequestIdDep) -> Response:
+    """Your own requests, and (for admins) those waiting on your department."""
+    with state.pool.connection() as conn:
+        found = requests_.listing(conn, client_id=principal.client_id,
+                                  datasets=_decidable(state, principal))
+    return json_response({"access_requests": found})
+
+
+@router.post("/{request_id}/approve")
+def approve(principal: Annotated[Principal, scoped("grants:admin")], request_id: uuid.UUID,
+            request: Request, state: StateDep, _rid: RequestIdDep) -> Response:
+    """Approve: the request becomes a working, time-bound grant at once."""
+    return _decide(principal, request_id, request, state, approve=True)
+
+
+@router.post("/{request_id}/reject")
+def reject(principal: Annotated[Principal, scoped("grants:admin")], request_id: uuid.UUID,
+           request: Request, state: StateDep, _rid: RequestIdDep) -> Response:
+    """Reject a pending request."""
+    return _decide(principal, request_id, request, state, approve=False)
+
+
+def _decide(principal: Principal, request_id: uuid.UUID, request: Request, state: Any, *,
+            approve: bool) -> Response:
+    with state.pool.connection() as conn, conn.transaction():
+        found = requests_.get(conn, request_id)
+        if found is None:
+            raise ApiError(404, "not_found", f"no access request {request_id}")
+        if found["dataset"] not in _decidable(state, principal):
+            raise forbidden("only admins of the dataset's owning department decide its requests")
+        try:
+            decided = requests_.decide(conn, request_id, approve=approve,
+                                       decided_by=principal.client_id,
+                                       today=datetime.now(UTC).date())
+        except requests_.RequestError as exc:
+            status = 403 if "own" in str(exc) else 409
+            raise ApiError(status, "access_denied" if status == 403 else "conflict",
+                           str(exc)) from None
+        _audit(conn, request, principal, f"access_request.{decided['status']}",
+               decided["dataset"], {"request_id": str(request_id),
+                                    "requester": decided["client_id"],
+                                    "valid_until": decided["valid_until"] and
+                                    decided["valid_until"].isoformat()})
+    state.request_grants.invalidate()
+    return json_response(decided)
+
+
+def _decidable(state: Any, principal: Principal) -> list[str]:
+    if "grants:admin" not in principal.scopes:
+        return []
+    return [d for d, c in state.contracts.items() if c.department == principal.department]
+
+
+def _audit(conn: Any, request: Request, principal: Principal, kind: str, dataset: str,
+           detail: dict, purpose: str | None = None) -> None:
+    record(conn, AuditEvent(
+        kind=kind, request_id=request.state.request_id, decision="allow", reason=kind,
+        status_code=200, client_id=principal.client_id, role=principal.role,
+        department=principal.department, dataset=dataset, purpose=purpose, detail=detail,
+        source_address=client_address(request)))
