@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from access_policies import Grant, Policy
 from api.errors import ApiError, forbidden, unauthorized
+from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
 from api.security import verify_token
 from contracts import Contract
@@ -36,6 +37,7 @@ class AppState:
     pseudonym_key: bytes
     limiter: RateLimiter
     request_grants: RequestGrants
+    idp: ExternalIdP | None = None
 
 
 class RequestGrants:
@@ -98,18 +100,31 @@ def authenticate(request: Request, state: AppState) -> Principal:
     if scheme.lower() != "bearer" or not token:
         raise unauthorized("send an access token: Authorization: Bearer <token> "
                            "(get one from POST /oauth/token)")
-    claims = verify_token(token.strip(), state.keys, state.settings)
-    if is_revoked(state, str(claims.get("jti", "")), str(claims["sub"])):
-        raise unauthorized("the access token was revoked, or its client was removed")
-    wait = state.limiter.retry_after(str(claims["sub"]))
+    token = token.strip()
+    if state.idp is not None and state.idp.handles(token):
+        principal = _from_idp(state, token)
+    else:
+        claims = verify_token(token, state.keys, state.settings)
+        if is_revoked(state, str(claims.get("jti", "")), str(claims["sub"])):
+            raise unauthorized("the access token was revoked, or its client was removed")
+        principal = Principal(
+            client_id=str(claims["sub"]), role=str(claims.get("role", "")),
+            department=str(claims.get("department", "")),
+            scopes=frozenset(str(claims.get("scope", "")).split()),
+        )
+    wait = state.limiter.retry_after(principal.client_id)
     if wait is not None:
         raise ApiError(429, "rate_limited", f"too many requests; retry in {wait} s",
                        {"Retry-After": str(wait)})
-    return Principal(
-        client_id=str(claims["sub"]), role=str(claims.get("role", "")),
-        department=str(claims.get("department", "")),
-        scopes=frozenset(str(claims.get("scope", "")).split()),
-    )
+    return principal
+
+
+def _from_idp(state: AppState, token: str) -> Principal:
+    # Department and scopes come from the mapped hub role, never from the provider's claims.
+    claims, role_name = state.idp.verify(token, state.policy)
+    role = state.policy.roles[role_name]
+    return Principal(client_id=f"idp:{claims['sub']}", role=role.name,
+                     department=role.department, scopes=role.scopes)
 
 
 def json_response(body: dict[str, Any]) -> Response:

@@ -13,6 +13,7 @@ from psycopg_pool import ConnectionPool
 from access_policies import load_policies
 from api import errors
 from api.deps import AppState, RequestGrants
+from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
 from api.routes import access_requests, audit, datasets, oauth, transparency
 from api.security import load_pseudonym_key, load_signing_key, verification_keys
@@ -65,7 +66,8 @@ def create_app(settings: Settings, warehouse_url: str,
     keys = verification_keys(settings.keys_dir, key, settings.token_ttl_seconds)
     app.state.hub = AppState(settings, pool, contracts, policy, key, keys,
                              load_pseudonym_key(settings),
-                             RateLimiter(settings.rate_limit_per_minute), RequestGrants(pool))
+                             RateLimiter(settings.rate_limit_per_minute), RequestGrants(pool),
+                             ExternalIdP(settings) if settings.idp_issuer else None)
     errors.install(app)
     app.include_router(oauth.router)
     app.include_router(datasets.router)

@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = 900
     pseudonym_key: SecretStr | None = None  # unset: a random key kept under `home`
     max_rows_per_page: int = 1000
+
+    # ---------- the city's identity provider (optional): its tokens are accepted too
+    idp_issuer: str | None = None
+    idp_jwks_url: str | None = None
+    idp_audience: str | None = None  # default: the hub's own audience
+    idp_role_claim: str = "roles"
+    idp_role_map: dict[str, str] = {}  # JSON: provider role -> hub role in access_policies/
     statement_timeout_ms: int = 5000  # every query a caller can shape
     rate_limit_per_minute: int = 1200  # per client, per API worker
 
