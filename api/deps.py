@@ -21,6 +21,7 @@ from api.ratelimit import RateLimiter
 from api.security import verify_token
 from contracts import Contract
 from hub.access_requests import approved_grants
+from hub.audit import AuditEvent
 from hub.settings import Settings
 
 
@@ -85,6 +86,17 @@ def get_state(request: Request) -> AppState:
 def client_address(request: Request) -> str | None:
     """The caller's address, as the audit log records it."""
     return request.client.host if request.client else None
+
+
+def request_event(request: Request, kind: str, principal: Principal | None = None,
+                  **fields: Any) -> AuditEvent:
+    """An audit event about this request: its id, the caller's address and identity."""
+    identity = {}
+    if principal is not None:
+        identity = {"client_id": principal.client_id, "role": principal.role,
+                    "department": principal.department}
+    return AuditEvent(kind=kind, request_id=request.state.request_id,
+                      source_address=client_address(request), **(identity | fields))
 
 
 def request_id(request: Request) -> str:

@@ -58,11 +58,13 @@ def run_dbt(warehouse_url: str, contract: Contract, settings: Settings) -> StepR
             "--log-path", str(work / "logs"), "--select", f"+{contract.relation_name}", "--quiet"]
     result = dbtRunner().invoke(args)
     if result.result is None:  # dbt could not even start: bad project or profile
-        return StepResult(False, (Failure("dbt", "dbt", str(result.exception)),))
-    failures = tuple(_failure(r) for r in result.result.results
-                     if str(r.status) in ("error", "fail", "runtime error"))
-    return StepResult(result.success and not failures, failures,
-                      {"nodes": len(result.result.results)})
+        return StepResult(False, (Failure("dbt", "dbt", str(result.exception)),),
+                          {"candidate_built": False})
+    failed = [r for r in result.result.results
+              if str(r.status) in ("error", "fail", "runtime error")]
+    built = not any(r.node.resource_type == "model" for r in failed)
+    return StepResult(result.success and not failed, tuple(_failure(r) for r in failed),
+                      {"nodes": len(result.result.results), "candidate_built": built})
 
 
 def _failure(node_result: object) -> Failure:

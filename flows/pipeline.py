@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from contracts import Contract, load_all
 from flows import build, validate
-from flows.checks import Failure
+from flows.checks import Failure, StepResult
 from flows.demo_sources import provision
 from flows.ingest import ingest
 from flows.publish import publish
@@ -63,11 +63,11 @@ def ingest_task(warehouse_url: str, contract: Contract, settings: Settings) -> i
 
 
 @task(cache_policy=NO_CACHE)
-def build_task(warehouse_url: str, contract: Contract, settings: Settings) -> list[Failure]:
+def build_task(warehouse_url: str, contract: Contract, settings: Settings) -> StepResult:
     result = build.run_dbt(warehouse_url, contract, settings)
     get_run_logger().info("%s: dbt build %s", contract.dataset_id,
                           "passed" if result.success else "failed")
-    return list(result.failures) if not result.success else []
+    return result
 
 
 @task(retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -103,20 +103,15 @@ def dataset_pipeline(dataset_id: str, warehouse_url: str, settings: Settings) ->
         report.status, (report.version, report.row_count) = "published", current
         _record(warehouse_url, run_id, started, report)
         return report
-    report.failures = build_task(warehouse_url, contract, settings)
-    if not _candidate_missing(report.failures):
+    built = build_task(warehouse_url, contract, settings)
+    report.failures = list(built.failures)
+    if built.details["candidate_built"]:  # a model that failed leaves nothing to validate
         report.failures += validate_task(warehouse_url, contract)
     if not report.failures:
         report.version, report.row_count = publish_task(warehouse_url, contract, run_id)
         report.status = "published"
     _record(warehouse_url, run_id, started, report)
     return report
-
-
-def _candidate_missing(failures: list[Failure]) -> bool:
-    # A model that failed to build leaves no (or a stale) candidate: nothing to validate.
-    return any(f.rule.startswith("model ") or f.rule.startswith("not_null(") and
-               f.engine == "dbt" and "constraint" in f.message for f in failures)
 
 
 def _current_version(warehouse_url: str, contract: Contract) -> tuple[int, int] | None:

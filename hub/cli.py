@@ -199,8 +199,7 @@ def cmd_clients_add(args: argparse.Namespace, settings: Settings) -> int:
         except clients.ClientError as exc:
             raise UsageError(str(exc)) from None
         _record_admin(conn, "client.added", client.client_id, client.role)
-    print(f"client_id={client.client_id}\nclient_secret={secret}\nrole={client.role}")
-    print("The secret is shown once; the hub keeps only its hash.", file=sys.stderr)
+    _show_secret(client, secret)
     return 0
 
 
@@ -213,8 +212,13 @@ def cmd_clients_rotate(args: argparse.Namespace, settings: Settings) -> int:
         except clients.ClientError as exc:
             raise UsageError(str(exc)) from None
         _record_admin(conn, "client.secret_rotated", client.client_id, client.role)
-    print(f"client_id={client.client_id}\nclient_secret={secret}\nrole={client.role}")
+    _show_secret(client, secret)
     return 0
+
+
+def _show_secret(client, secret: str) -> None:  # noqa: ANN001 - a hub.clients.Client
+    print(f"client_id={client.client_id}\nclient_secret={secret}\nrole={client.role}")
+    print("The secret is shown once; the hub keeps only its hash.", file=sys.stderr)
 
 
 def cmd_clients_list(args: argparse.Namespace, settings: Settings) -> int:

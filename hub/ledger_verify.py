@@ -122,8 +122,8 @@ def verify_database(conn: psycopg.Connection, public_key: Ed25519PublicKey,
     from hub.retention import chain_start, verify_archives
 
     first_seq, first_prev = chain_start(conn)
-    checkpoints = [cp for cp in _db_checkpoints(conn) if cp.last_seq >= first_seq]
-    result = verify_entries(_db_entries(conn, first_seq), checkpoints, public_key,
+    checkpoints = [cp for cp in db_checkpoints(conn) if cp.last_seq >= first_seq]
+    result = verify_entries(db_entries(conn, first_seq), checkpoints, public_key,
                             first_seq=first_seq, first_prev=first_prev)
     if archive_dir is not None:
         result.problems[:0] = verify_archives(conn, archive_dir, public_key)
@@ -133,7 +133,7 @@ def verify_database(conn: psycopg.Connection, public_key: Ed25519PublicKey,
     return result
 
 
-def _db_entries(conn: psycopg.Connection, first: int = 1,
+def db_entries(conn: psycopg.Connection, first: int = 1,
                 last: int | None = None) -> Iterator[Entry]:
     columns = ", ".join(f"e.{c}" for c in EVENT_COLUMNS)
     query = (f"select c.seq, c.event_id as chain_event_id, c.prev_hash, c.hash, {columns}"
@@ -146,7 +146,7 @@ def _db_entries(conn: psycopg.Connection, first: int = 1,
             yield Entry(row["seq"], row["chain_event_id"], row["prev_hash"], row["hash"], event)
 
 
-def _db_checkpoints(conn: psycopg.Connection) -> list[Checkpoint]:
+def db_checkpoints(conn: psycopg.Connection) -> list[Checkpoint]:
     rows = conn.execute("select checkpoint_id, last_seq, head_hash, signed_at, key_id, signature"
                         " from audit.checkpoints order by checkpoint_id").fetchall()
     return [Checkpoint(*row) for row in rows]
@@ -163,11 +163,11 @@ def export(conn: psycopg.Connection, path: Path, since: datetime, until: datetim
         " where e.occurred_at >= %s and e.occurred_at < %s", [since, until]).fetchone()
     if first is None:
         raise ValueError(f"no sealed audit entries between {since} and {until}")
-    cover = [cp for cp in _db_checkpoints(conn) if cp.last_seq >= last]
+    cover = [cp for cp in db_checkpoints(conn) if cp.last_seq >= last]
     end = cover[0].last_seq if cover else last
-    checkpoints = [cp for cp in _db_checkpoints(conn) if first <= cp.last_seq <= end]
-    entries = list(_db_entries(conn, first, end))
-    (_write_jsonl if fmt == "jsonl" else _write_csv)(path, entries, checkpoints)
+    checkpoints = [cp for cp in db_checkpoints(conn) if first <= cp.last_seq <= end]
+    entries = list(db_entries(conn, first, end))
+    (write_jsonl if fmt == "jsonl" else _write_csv)(path, entries, checkpoints)
     return len(entries)
 
 
@@ -180,7 +180,7 @@ def _checkpoint_record(cp: Checkpoint) -> dict[str, Any]:
     return {"type": "checkpoint", **cp.__dict__}
 
 
-def _write_jsonl(path: Path, entries: list[Entry], checkpoints: list[Checkpoint]) -> None:
+def write_jsonl(path: Path, entries: list[Entry], checkpoints: list[Checkpoint]) -> None:
     with path.open("w") as out:
         for entry in entries:
             out.write(json.dumps({"type": "entry", **_entry_record(entry)}) + "\n")

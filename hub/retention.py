@@ -16,7 +16,7 @@ import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from hub.ledger import GENESIS, public_pem_of
-from hub.ledger_verify import Problem, _db_checkpoints, _db_entries, _write_jsonl, verify_export
+from hub.ledger_verify import Problem, db_checkpoints, db_entries, verify_export, write_jsonl
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,11 @@ def archive(conn: psycopg.Connection, directory: Path, before: datetime) -> Arch
         last = _last_archivable(conn, before)
         if first is None or last is None or last < first:
             return None
-        entries = list(_db_entries(conn, first, last))
-        checkpoints = [cp for cp in _db_checkpoints(conn) if first <= cp.last_seq <= last]
+        entries = list(db_entries(conn, first, last))
+        checkpoints = [cp for cp in db_checkpoints(conn) if first <= cp.last_seq <= last]
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"audit-{first:012d}-{last:012d}.jsonl"
-        _write_jsonl(path, entries, checkpoints)
+        write_jsonl(path, entries, checkpoints)
         record = Archive(first, last, entries[0].prev_hash, entries[-1].hash, path.name,
                          hashlib.sha256(path.read_bytes()).hexdigest())
         _store(conn, record)

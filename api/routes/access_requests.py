@@ -17,13 +17,13 @@ from api.deps import (
     Principal,
     RequestIdDep,
     StateDep,
-    client_address,
     json_response,
+    request_event,
     scoped,
 )
 from api.errors import ApiError, forbidden
 from hub import access_requests as requests_
-from hub.audit import AuditEvent, record
+from hub.audit import record
 
 router = APIRouter(prefix="/access-requests", tags=["access requests"])
 
@@ -119,8 +119,6 @@ def _decidable(state: Any, principal: Principal) -> list[str]:
 
 def _audit(conn: Any, request: Request, principal: Principal, kind: str, dataset: str,
            detail: dict, purpose: str | None = None) -> None:
-    record(conn, AuditEvent(
-        kind=kind, request_id=request.state.request_id, decision="allow", reason=kind,
-        status_code=200, client_id=principal.client_id, role=principal.role,
-        department=principal.department, dataset=dataset, purpose=purpose, detail=detail,
-        source_address=client_address(request)))
+    record(conn, request_event(request, kind, principal, decision="allow", reason=kind,
+                               status_code=200, dataset=dataset, purpose=purpose,
+                               detail=detail))

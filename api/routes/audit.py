@@ -19,12 +19,12 @@ from api.deps import (
     RequestIdDep,
     StateDep,
     authenticate,
-    client_address,
     json_response,
+    request_event,
 )
 from api.errors import ApiError, forbidden
 from hub import anomalies
-from hub.audit import AuditEvent, record
+from hub.audit import record
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 Since = Annotated[datetime | None, Query(description="ISO time, inclusive (default: 30 days ago)")]
@@ -117,10 +117,8 @@ def _auditor(request: Request, state: AppState) -> Principal:
         principal.require("audit:read")
     except ApiError as exc:  # denied auditor requests are on record too
         with state.pool.connection() as conn:
-            record(conn, AuditEvent(
-                kind="audit.denied", request_id=request.state.request_id, decision="deny",
-                reason=exc.description, status_code=exc.status,
-                source_address=client_address(request)))
+            record(conn, request_event(request, "audit.denied", decision="deny",
+                                       reason=exc.description, status_code=exc.status))
         raise
     return principal
 
@@ -139,8 +137,5 @@ def _aware(moment: datetime) -> datetime:
 
 def _record_read(conn: Any, request: Request, principal: Principal, what: str,
                  filters: dict) -> None:
-    record(conn, AuditEvent(
-        kind="audit.read", request_id=request.state.request_id, decision="allow",
-        reason=what, status_code=200, client_id=principal.client_id, role=principal.role,
-        department=principal.department, filters=filters,
-        source_address=client_address(request)))
+    record(conn, request_event(request, "audit.read", principal, decision="allow",
+                               reason=what, status_code=200, filters=filters))

@@ -21,8 +21,8 @@ from api.deps import (
     RequestIdDep,
     StateDep,
     authenticate,
-    client_address,
     json_response,
+    request_event,
 )
 from api.errors import ApiError, forbidden
 from contracts import Contract
@@ -130,14 +130,10 @@ def _event(request: Request, kind: str, principal: Principal | None, dataset: st
            verdict: str, reason: str, status: int, decision: Decision | None = None,
            contract: Contract | None = None, **extra: Any) -> AuditEvent:
     grant = decision.grant if decision else None
-    return AuditEvent(
-        kind=kind, request_id=request.state.request_id, decision=verdict, reason=reason,
-        status_code=status, client_id=principal.client_id if principal else None,
-        role=principal.role if principal else None,
-        department=principal.department if principal else None,
+    return request_event(
+        request, kind, principal, decision=verdict, reason=reason, status_code=status,
         purpose=grant.purpose if grant else None, grant_id=grant.id if grant else None,
-        source_address=client_address(request), dataset=dataset,
-        dataset_version=extra.get("version"),
+        dataset=dataset, dataset_version=extra.get("version"),
         columns=extra.get("columns", []),
         unmasked_personal=_unmasked_personal(decision, contract),
         filters=extra.get("filters", {}), rows_returned=extra.get("rows", 0),

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from access_policies import Role
 from access_policies.model import KNOWN_SCOPES
-from api.deps import AppState, RequestIdDep, StateDep, client_address, is_revoked
+from api.deps import AppState, RequestIdDep, StateDep, is_revoked, request_event
 from api.errors import ApiError
 from api.security import issue_token, verify_token
 from hub.audit import AuditEvent, record
@@ -32,11 +32,10 @@ async def token(request: Request, state: StateDep, _rid: RequestIdDep) -> JSONRe
     access_token, claims = issue_token(
         state.signing_key, state.settings, client_id=client.client_id, role=role.name,
         department=role.department, scopes=scopes)
-    await run_in_threadpool(_audit, state, AuditEvent(
-        kind="token.issued", request_id=request.state.request_id, decision="allow",
-        reason="client credentials", status_code=200, client_id=client.client_id,
-        role=role.name, department=role.department,
-        source_address=client_address(request),
+    await run_in_threadpool(_audit, state, request_event(
+        request, "token.issued", decision="allow", reason="client credentials",
+        status_code=200, client_id=client.client_id, role=role.name,
+        department=role.department,
         detail={"jti": claims["jti"], "scope": claims["scope"], "exp": claims["exp"]}))
     body = {"access_token": access_token, "token_type": "Bearer",
             "expires_in": state.settings.token_ttl_seconds, "scope": " ".join(scopes)}
@@ -105,10 +104,9 @@ async def _client(request: Request, state: AppState, form: dict) -> tuple[Client
     client = await run_in_threadpool(_authenticate, state, client_id, secret)
     role = state.policy.roles.get(client.role) if client else None
     if client is None or role is None:
-        await run_in_threadpool(_audit, state, AuditEvent(
-            kind="token.denied", request_id=request.state.request_id, decision="deny",
-            reason="unknown client or wrong secret", status_code=401, client_id=client_id,
-            source_address=client_address(request)))
+        await run_in_threadpool(_audit, state, request_event(
+            request, "token.denied", decision="deny", reason="unknown client or wrong secret",
+            status_code=401, client_id=client_id))
         raise ApiError(401, "invalid_client", "unknown client or wrong secret",
                        {"WWW-Authenticate": 'Basic realm="civic-data-hub"'})
     return client, role
@@ -126,11 +124,10 @@ def _deny_jti(state: AppState, claims: dict, request: Request) -> None:
         conn.execute("insert into hub.revoked_tokens (jti, client_id, expires_at)"
                      " values (%s, %s, to_timestamp(%s)) on conflict do nothing",
                      [claims["jti"], claims["sub"], claims["exp"]])
-        record(conn, AuditEvent(
-            kind="token.revoked", request_id=request.state.request_id, decision="allow",
-            reason="revoked by its client", status_code=200, client_id=claims["sub"],
-            role=claims.get("role"), detail={"jti": claims["jti"]},
-            source_address=client_address(request)))
+        record(conn, request_event(
+            request, "token.revoked", decision="allow", reason="revoked by its client",
+            status_code=200, client_id=claims["sub"], role=claims.get("role"),
+            detail={"jti": claims["jti"]}))
 
 
 def _audit(state: AppState, event: AuditEvent) -> None:
