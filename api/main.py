@@ -15,7 +15,8 @@ from api import errors
 from api.deps import AppState, RequestGrants
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
-from api.routes import access_requests, audit, datasets, oauth, transparency
+from api.routes import access_requests, audit, datasets, notifications, oauth, transparency
+from api.routes import contracts as contract_routes
 from api.security import load_pseudonym_key, load_signing_key, verification_keys
 from contracts import load_all
 from hub.audit import AuditEvent, record, record_file_changes
@@ -72,6 +73,8 @@ def create_app(settings: Settings, warehouse_url: str,
     app.include_router(oauth.router)
     app.include_router(datasets.router)
     app.include_router(access_requests.router)
+    app.include_router(contract_routes.router)
+    app.include_router(notifications.router)
     app.include_router(audit.router)
     app.include_router(transparency.router)
     return app

@@ -51,9 +51,12 @@ class Page:
         return {"query": [list(item) for item in self.raw]}
 
 
-def fetch(conn: psycopg.Connection, contract: Contract, page: Page) -> tuple[int, list[tuple]]:
-    """The newest published version's rows for `page`; 404 if nothing is published."""
-    version = latest_versions(conn).get(contract.dataset_id)
+def fetch(conn: psycopg.Connection, contract: Contract, page: Page,
+          relation: str | None = None) -> tuple[int, list[tuple]]:
+    """The newest published version's rows for `page` (of `relation`: an older major's
+    table); 404 if nothing is published."""
+    major = contract.major if relation else None  # an older major: its own newest version
+    version = latest_versions(conn, major).get(contract.dataset_id)
     if version is None:
         raise ApiError(404, "not_published", f"{contract.dataset_id} has no published version "
                        "yet; run `hub run` (or wait for the next pipeline pass)")
@@ -65,7 +68,7 @@ def fetch(conn: psycopg.Connection, contract: Contract, page: Page) -> tuple[int
         params.append(page.after)
     statement = sql.SQL("select {} from {} where {} order by {} limit %s offset %s").format(
         sql.SQL(", ").join(map(sql.Identifier, page.query.select)),
-        sql.Identifier("shared", contract.relation_name), where,
+        sql.Identifier("shared", relation or contract.relation_name), where,
         grammar.order_clause(page.query.order, key))
     try:
         return version, conn.execute(statement, [*params, page.limit, page.offset]).fetchall()
@@ -77,9 +80,27 @@ def fetch(conn: psycopg.Connection, contract: Contract, page: Page) -> tuple[int
                        "with filters or a smaller limit") from None
 
 
-def latest_versions(conn: psycopg.Connection) -> dict[str, int]:
-    rows = conn.execute("select dataset, max(version) from hub.dataset_versions group by dataset")
+def latest_versions(conn: psycopg.Connection, major: int | None = None) -> dict[str, int]:
+    """Newest published version per dataset (of contracts of `major`, when given)."""
+    rows = conn.execute("select dataset, max(version) from hub.dataset_versions"
+                        " where %(major)s::int is null"
+                        " or split_part(contract_version, '.', 1)::int = %(major)s"
+                        " group by dataset", {"major": major})
     return dict(rows.fetchall())
+
+
+def quality_status(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
+    """Per dataset: the served version, when it was published, and its latest check."""
+    found = conn.execute(
+        "select v.dataset, v.version, v.published_at, r.passed, r.created_at, r.rows_passed,"
+        " r.rows_quarantined from (select distinct on (dataset) * from hub.dataset_versions"
+        "       order by dataset, version desc) v"
+        " left join lateral (select * from hub.validation_reports r where r.dataset = v.dataset"
+        "       order by created_at desc limit 1) r on true").fetchall()
+    return {row[0]: {"version": row[1], "published_at": row[2], "quality": None if row[3] is None
+                     else {"last_check_passed": row[3], "checked_at": row[4],
+                           "rows_published": row[5], "rows_quarantined": row[6]}}
+            for row in found}
 
 
 def render(fmt: str, dataset_id: str, version: int, page: Page, masked: list[tuple],

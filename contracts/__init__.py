@@ -8,10 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.errors import ContractError
-from contracts.lint import load_contract
+from contracts.lint import load_contract, load_contract_text
 from contracts.model import Column, Contract, SourceConfig
 
-__all__ = ["Column", "Contract", "ContractError", "SourceConfig", "load_contract", "load_all"]
+__all__ = ["Column", "Contract", "ContractError", "SourceConfig", "load_contract",
+           "load_contract_text", "load_all"]
 
 
 def load_all(directory: Path) -> dict[str, Contract]:

@@ -10,17 +10,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from open_data_contract_standard.model import (
-    DataQuality,
-    OpenDataContractStandard,
-    SchemaObject,
-    SchemaProperty,
-)
+from open_data_contract_standard.model import OpenDataContractStandard, SchemaObject, SchemaProperty
 
 from contracts.errors import ContractError
 from contracts.mapping import LOGICAL_TO_PG
 from contracts.model import KNOWN_CLASSES, MASK_KINDS, Column, Contract, SourceConfig
-from contracts.resolve import read_odcs
+from contracts.quality import column_checks, table_checks
+from contracts.resolve import parse_odcs, read_odcs
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
@@ -33,11 +29,19 @@ def load_contract(path: Path) -> Contract:
     return lint(read_odcs(path), path)
 
 
+def load_contract_text(text: str, name: str) -> Contract:
+    """The same, for contract text that arrived over the API or from the registry."""
+    return lint(parse_odcs(text, Path(name)), Path(name))
+
+
 def lint(doc: OpenDataContractStandard, path: Path) -> Contract:
     problems: Problems = []
     _check_header(doc, problems)
     schema = _single_schema(doc, problems)
-    columns = _columns(schema, problems) if schema else ()
+    columns, sql_checks = _columns(schema, problems) if schema else ((), [])
+    minimum, table_sql = (table_checks("schema.0", schema.quality or [], schema.name or "",
+                                       problems) if schema else (None, []))
+    owner, source = _owner(doc, problems), _source(doc, problems)
     contract = None
     if schema and not problems:
         contract = Contract(
@@ -45,12 +49,14 @@ def lint(doc: OpenDataContractStandard, path: Path) -> Contract:
             version=str(doc.version),
             title=doc.name or schema.name or "",
             department=str(doc.domain),
-            owner=_owner(doc, problems),
+            owner=owner,
             description=(doc.description.purpose or "").strip() if doc.description else "",
             columns=columns,
             grain=schema.dataGranularityDescription or "",
-            min_row_count=_min_row_count(schema, problems),
-            source=_source(doc, problems),
+            min_row_count=minimum,
+            sql_checks=tuple(sql_checks + table_sql),
+            freshness=_freshness(doc, schema.name or "", columns, problems),
+            source=source,
             path=path,
         )
     if contract and contract.source and contract.source.cursor_column not in _names(contract):
@@ -92,19 +98,26 @@ def _single_schema(doc: OpenDataContractStandard, problems: Problems) -> SchemaO
     return obj
 
 
-def _columns(obj: SchemaObject, problems: Problems) -> tuple[Column, ...]:
-    columns = [_column(i, prop, problems) for i, prop in enumerate(obj.properties or [])]
+def _columns(obj: SchemaObject, problems: Problems) -> tuple[tuple[Column, ...], list[tuple]]:
+    columns, sql_checks = [], []
+    for i, prop in enumerate(obj.properties or []):
+        column, column_sql = _column(i, prop, obj.name or "", problems)
+        columns.append(column)
+        sql_checks += column_sql
     names = [c.name for c in columns]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(("schema.0.properties", f"column {name!r} is listed twice"))
     if columns and not any(c.primary_key for c in columns):
         problems.append(("schema.0.properties", "no primaryKey: mark the key column(s) "
                          "with primaryKey: true"))
-    return tuple(columns)
+    return tuple(columns), sql_checks
 
 
-def _column(i: int, prop: SchemaProperty, problems: Problems) -> Column:
+def _column(i: int, prop: SchemaProperty, table: str,
+            problems: Problems) -> tuple[Column, list[tuple]]:
     at = f"schema.0.properties.{i}"
+    checks, sql_checks = column_checks(at, prop.quality or [], table, problems)
+    _check_kinds(at, prop.logicalType, checks, problems)
     if not IDENTIFIER.match(prop.name or ""):
         problems.append((f"{at}.name", f"got {prop.name!r}; write a lowercase column name"))
     if prop.logicalType not in LOGICAL_TO_PG:
@@ -114,31 +127,25 @@ def _column(i: int, prop: SchemaProperty, problems: Problems) -> Column:
     if classification not in KNOWN_CLASSES:
         problems.append((f"{at}.classification", f"got {classification!r}; write one of "
                          f"{', '.join(sorted(KNOWN_CLASSES))}"))
-    return Column(
+    column = Column(
         name=prop.name or "",
         logical_type=prop.logicalType or "string",
         physical_type=prop.physicalType or LOGICAL_TO_PG.get(prop.logicalType or "", "text"),
-        required=bool(prop.required),
-        unique=bool(prop.unique),
+        required=bool(prop.required) or ("not_null", None) in checks,
+        unique=bool(prop.unique) or ("unique", None) in checks,
         primary_key=bool(prop.primaryKey),
         classification=classification,
         description=prop.description or "",
-        valid_values=_valid_values(at, prop.quality or [], problems),
+        checks=tuple(c for c in checks if c[1] is not None),
         mask=_mask(at, prop, problems),
     )
+    return column, sql_checks
 
 
-def _valid_values(at: str, quality: list[DataQuality], problems: Problems) -> tuple | None:
-    found = None
-    for j, rule in enumerate(quality):
-        where = f"{at}.quality.{j}"
-        values = (rule.arguments or {}).get("validValues")
-        if rule.metric == "invalidValues" and isinstance(values, list) and rule.mustBe == 0:
-            found = tuple(values)
-        else:
-            problems.append((where, "unsupported rule; the hub enforces column rules of the form "
-                             "metric: invalidValues, arguments: {validValues: [...]}, mustBe: 0"))
-    return found
+def _check_kinds(at: str, logical_type: str | None, checks: list, problems: Problems) -> None:
+    if logical_type not in ("integer", "number") and any(k == "between" for k, _ in checks):
+        problems.append((f"{at}.quality", f"minimum/maximum apply to integer or number "
+                         f"columns, not {logical_type!r}; use validValues or pattern"))
 
 
 def _mask(at: str, prop: SchemaProperty, problems: Problems) -> str | None:
@@ -149,17 +156,30 @@ def _mask(at: str, prop: SchemaProperty, problems: Problems) -> str | None:
     return value
 
 
-def _min_row_count(obj: SchemaObject, problems: Problems) -> int | None:
-    minimum = None
-    for j, rule in enumerate(obj.quality or []):
-        if rule.metric == "rowCount" and rule.mustBeGreaterThan is not None:
-            minimum = int(rule.mustBeGreaterThan) + 1
-        elif rule.metric == "rowCount" and rule.mustBeGreaterOrEqualTo is not None:
-            minimum = int(rule.mustBeGreaterOrEqualTo)
+# ODCS SLA units -> seconds.
+UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400, "day": 86400,
+         "days": 86400, "w": 604800, "week": 604800}
+
+
+def _freshness(doc: OpenDataContractStandard, table: str, columns: tuple[Column, ...],
+               problems: Problems) -> tuple[str, int] | None:
+    """SLA `latency` with an `element`: the column whose newest value must be that recent."""
+    for i, sla in enumerate(doc.slaProperties or []):
+        if sla.property != "latency" or not sla.element:
+            continue
+        where = f"slaProperties.{i}"
+        column = sla.element.split(".")[-1]
+        if sla.element.count(".") > 1 or (
+                "." in sla.element and sla.element.split(".")[0] != table):
+            problems.append((f"{where}.element", f"got {sla.element!r}; write {table}.<column>"))
+        elif column not in {c.name for c in columns}:
+            problems.append((f"{where}.element", f"{column!r} is not a column of the contract"))
+        elif not isinstance(sla.value, (int, float)) or (sla.unit or "d") not in UNITS:
+            problems.append((where, f"write value: <number> and unit: one of "
+                             f"{', '.join(sorted(UNITS))}"))
         else:
-            problems.append((f"schema.0.quality.{j}", "unsupported rule; the hub enforces "
-                             "metric: rowCount with mustBeGreaterThan or mustBeGreaterOrEqualTo"))
-    return minimum
+            return column, int(sla.value * UNITS[sla.unit or "d"])
+    return None
 
 
 def _owner(doc: OpenDataContractStandard, problems: Problems) -> str:

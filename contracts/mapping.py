@@ -1,7 +1,8 @@
 """The one mapping from a contract to checks and types, shared by every compile target.
 
-dbt and Great Expectations both render the same `Rule` list through `RULE_KINDS`, where each
-kind carries its dbt test and its GX expectation side by side, so the two cannot drift.
+Each rule kind carries its dbt test, its Great Expectations expectation and, for rules a
+single row can break, the SQL that finds such rows (used to quarantine them) side by side,
+so the three renderings cannot drift apart.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ LOGICAL_TO_PG = {
     "time": "time",
 }
 
+# ODCS comparison operators of a `type: sql` rule -> SQL operator applied to the query's value.
+SQL_OPERATORS = {
+    "mustBe": "=", "mustNotBe": "<>", "mustBeGreaterThan": ">", "mustBeGreaterOrEqualTo": ">=",
+    "mustBeLessThan": "<", "mustBeLessOrEqualTo": "<=",
+}
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -35,42 +42,123 @@ class Rule:
     @property
     def name(self) -> str:
         target = self.column if self.column is not None else str(self.value)
+        if self.kind == "sql":
+            target = f"#{self.value[0]}"  # sql rules are numbered in contract order
         return f"{self.kind}({target})"
+
+    @property
+    def row_level(self) -> bool:
+        return RULE_KINDS[self.kind].violation is not None
 
 
 @dataclass(frozen=True)
 class RuleKind:
-    dbt: Callable[[Rule], tuple[str, dict[str, Any]]]  # dbt generic test and its arguments
-    gx: Callable[[Rule], dict[str, Any]]  # {"type": ..., "kwargs": ...}
-    row_level: bool  # True: a single row can break it
+    # dbt generic test and its arguments; None: not run by dbt (see `engine`)
+    dbt: Callable[[Rule], tuple[str, dict[str, Any]]] | None
+    # GX expectation {"type": ..., "kwargs": ...}; None: not run by GX
+    gx: Callable[[Rule], dict[str, Any]] | None
+    # Row-level rules: (SQL predicate true for a breaking row, SQL text saying why)
+    violation: Callable[[Rule], tuple[str, str]] | None = None
+    engine: str = "dbt+great_expectations"
 
 
 def _gx(type_: str, **kwargs: Any) -> dict[str, Any]:
     return {"type": type_, "kwargs": kwargs}
 
 
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _shown(rule: Rule) -> str:
+    """SQL text naming the breaking value, e.g. 'status = ''Done'''."""
+    column = quote_ident(rule.column or "")
+    return f"{quote_literal(rule.column + ' = ')} || quote_nullable({column}::text)"
+
+
+def _not_null(rule: Rule) -> tuple[str, str]:
+    return f"{quote_ident(rule.column)} is null", quote_literal(f"{rule.column} is missing")
+
+
+def _accepted(rule: Rule) -> tuple[str, str]:
+    values = ", ".join(quote_literal(v) for v in rule.value)
+    column = quote_ident(rule.column)
+    return (f"({column} is not null and {column}::text not in ({values}))",
+            f"{_shown(rule)} || ' is not an accepted value'")
+
+
+def _pattern(rule: Rule) -> tuple[str, str]:
+    column = quote_ident(rule.column)
+    return (f"({column} is not null and {column}::text !~ {quote_literal(rule.value)})",
+            f"{_shown(rule)} || {quote_literal(' does not match ' + rule.value)}")
+
+
+def _between(rule: Rule) -> tuple[str, str]:
+    low, high = rule.value
+    column = quote_ident(rule.column)
+    return (f"({column} is not null and ({column} < {low!r} or {column} > {high!r}))",
+            f"{_shown(rule)} || {quote_literal(f' is outside [{low}, {high}]')}")
+
+
 RULE_KINDS: dict[str, RuleKind] = {
     "not_null": RuleKind(
         dbt=lambda r: ("not_null", {}),
         gx=lambda r: _gx("expect_column_values_to_not_be_null", column=r.column),
-        row_level=True,
-    ),
-    "unique": RuleKind(
-        dbt=lambda r: ("unique", {}),
-        gx=lambda r: _gx("expect_column_values_to_be_unique", column=r.column),
-        row_level=False,
+        violation=_not_null,
     ),
     "accepted_values": RuleKind(
         dbt=lambda r: ("accepted_values", {"values": list(r.value)}),
         gx=lambda r: _gx("expect_column_values_to_be_in_set", column=r.column,
                          value_set=list(r.value)),
-        row_level=True,
+        violation=_accepted,
+    ),
+    "pattern": RuleKind(
+        dbt=lambda r: ("matches_pattern", {"pattern": r.value}),
+        gx=lambda r: _gx("expect_column_values_to_match_regex", column=r.column, regex=r.value),
+        violation=_pattern,
+    ),
+    "between": RuleKind(
+        dbt=lambda r: ("value_between", {"minimum": r.value[0], "maximum": r.value[1]}),
+        gx=lambda r: _gx("expect_column_values_to_be_between", column=r.column,
+                         min_value=r.value[0], max_value=r.value[1]),
+        violation=_between,
+    ),
+    "unique": RuleKind(
+        dbt=lambda r: ("unique", {}),
+        gx=lambda r: _gx("expect_column_values_to_be_unique", column=r.column),
     ),
     "row_count_at_least": RuleKind(
         dbt=lambda r: ("row_count_at_least", {"minimum": r.value}),
         gx=lambda r: _gx("expect_table_row_count_to_be_between", min_value=r.value),
-        row_level=False,
     ),
+    "fresh_within": RuleKind(
+        dbt=lambda r: ("fresh_within", {"seconds": r.value}),
+        gx=lambda r: _gx("unexpected_rows_expectation", unexpected_rows_query=(
+            f"select max({quote_ident(r.column)}) from {{batch}} having max("
+            f"{quote_ident(r.column)}) < now() - interval '{int(r.value)} seconds'"
+            f" or max({quote_ident(r.column)}) is null")),
+    ),
+    # Department-written SQL is untrusted: it runs only in the hub's sandbox (flows/sql_rules.py).
+    "sql": RuleKind(dbt=None, gx=None, engine="sandbox"),
+}
+
+
+# Cheap GX screens for expectations whose exact form is slow on large tables. A screen never
+# passes a table the exact expectation would fail; when a screen fails, the exact expectation
+# runs and decides (GX's per-value uniqueness check sorts the whole column with a window
+# function; the unique proportion is one aggregate, bundled with the other column metrics).
+GX_SCREENS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "expect_column_values_to_be_unique": lambda kw: _gx(
+        "expect_column_proportion_of_unique_values_to_be_between", column=kw["column"],
+        min_value=1, max_value=1),
 }
 
 
@@ -82,10 +170,23 @@ def rules(contract: Contract) -> list[Rule]:
             found.append(Rule("not_null", col.name))
         if col.unique or col.primary_key:
             found.append(Rule("unique", col.name))
-        if col.valid_values is not None:
-            found.append(Rule("accepted_values", col.name, col.valid_values))
+        found.extend(Rule(kind, col.name, value) for kind, value in col.checks)
     if contract.min_row_count is not None:
         found.append(Rule("row_count_at_least", None, contract.min_row_count))
+    if contract.freshness is not None:
+        found.append(Rule("fresh_within", *contract.freshness))
+    found.extend(Rule("sql", None, (i, *check)) for i, check in enumerate(contract.sql_checks))
+    return found
+
+
+def row_rules(contract: Contract) -> list[dict[str, str]]:
+    """The row-level rules as SQL, for the mart's filter and the quarantine model."""
+    found = []
+    for rule in rules(contract):
+        render = RULE_KINDS[rule.kind].violation
+        if render is not None:
+            predicate, reason = render(rule)
+            found.append({"rule": rule.name, "violation": predicate, "reason": reason})
     return found
 
 

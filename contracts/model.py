@@ -25,7 +25,8 @@ class Column:
     primary_key: bool = False
     classification: str = "public"
     description: str = ""
-    valid_values: tuple[Any, ...] | None = None
+    # Row-level quality rules on this column: (rule kind, argument), e.g. ("pattern", "^\\d+$")
+    checks: tuple[tuple[str, Any], ...] = ()
     mask: str | None = None  # hub customProperty `hubMask`: how to mask when personal
 
     @property
@@ -59,6 +60,10 @@ class Contract:
     columns: tuple[Column, ...]
     grain: str = ""
     min_row_count: int | None = None
+    # SLA `latency` on an element: (column, seconds) its newest value may be old at most
+    freshness: tuple[str, int] | None = None
+    # ODCS `type: sql` rules: (query with {object} for the table, SQL operator, threshold)
+    sql_checks: tuple[tuple[str, str, Any], ...] = ()
     source: SourceConfig | None = None
     path: Path | None = field(default=None, compare=False)
 
@@ -78,6 +83,10 @@ class Contract:
     @property
     def primary_key(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.primary_key)
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".", 1)[0])
 
     def column(self, name: str) -> Column:
         for col in self.columns:

@@ -17,7 +17,14 @@ MAX_DEPTH = 32
 
 def read_odcs(path: Path) -> OpenDataContractStandard:
     """Parse and type-check one contract file."""
-    text = _read_bounded(path)
+    return parse_odcs(_read_bounded(path), path)
+
+
+def parse_odcs(text: str, path: Path) -> OpenDataContractStandard:
+    """Parse and type-check contract text; `path` names it in error messages."""
+    if len(text.encode("utf-8")) > MAX_BYTES:
+        raise ContractError(str(path), [("(file)", f"over {MAX_BYTES} bytes; contracts are "
+                                         "limited to that: split it or trim examples")])
     document = _parse_yaml(path, text)
     try:
         return OpenDataContractStandard.model_validate(document)

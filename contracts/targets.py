@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-from contracts.mapping import RULE_KINDS, Rule, pg_type, rules
+from contracts.mapping import RULE_KINDS, Rule, pg_type, row_rules, rules
 from contracts.model import Contract
 
 # Load metadata every raw landing row carries.
@@ -26,22 +27,31 @@ def to_dbt_sources(contract: Contract) -> dict[str, Any]:
 
 
 def to_dbt_models(contract: Contract) -> dict[str, Any]:
-    """The shared mart's config: enforced contract, types, constraints and tests."""
+    """The mart's config (enforced contract, types, constraints, tests) and its quarantine.
+
+    Both models carry the row-level rules as SQL in `meta.row_rules`: the mart keeps the rows
+    that break none, the quarantine model keeps the others with the rules they break.
+    """
     by_column: dict[str | None, list[Rule]] = {}
     for rule in rules(contract):
-        by_column.setdefault(rule.column, []).append(rule)
+        if RULE_KINDS[rule.kind].dbt is not None:
+            by_column.setdefault(rule.column, []).append(rule)
+    meta = {"dataset": contract.dataset_id, "contract_version": contract.version,
+            "owner": contract.owner, "row_rules": row_rules(contract)}
     model = {
         "name": contract.relation_name,
         "description": f"{contract.title}. Grain: {contract.grain or 'see contract'}",
-        "config": {
-            "contract": {"enforced": True},
-            "meta": {"dataset": contract.dataset_id, "contract_version": contract.version,
-                     "owner": contract.owner},
-        },
+        "config": {"contract": {"enforced": True}, "meta": meta},
         "data_tests": [_dbt_test(r) for r in by_column.get(None, [])],
         "columns": [_dbt_column(c, by_column.get(c.name, [])) for c in contract.columns],
     }
-    return {"version": 2, "models": [model]}
+    quarantine = {
+        "name": f"{contract.relation_name}__quarantine",
+        "description": f"Rows of {contract.dataset_id} held back by their contract: one row per "
+                       "source record, with every row-level rule it breaks and why.",
+        "config": {"meta": copy.deepcopy(meta)},  # a copy: YAML would write an alias
+    }
+    return {"version": 2, "models": [model, quarantine]}
 
 
 def _dbt_column(col: Any, col_rules: list[Rule]) -> dict[str, Any]:
@@ -72,10 +82,47 @@ def to_gx_suite(contract: Contract) -> dict[str, Any]:
     """The Great Expectations suite, as GX 1.x suite JSON."""
     expectations = []
     for rule in rules(contract):
+        if RULE_KINDS[rule.kind].gx is None:
+            continue
         expectation = RULE_KINDS[rule.kind].gx(rule)
         expectation["meta"] = {"rule": rule.name}
         expectations.append(expectation)
     return {"name": f"{contract.relation_name}__v{contract.version}", "expectations": expectations}
+
+
+JSON_TYPES = {
+    "string": {"type": "string"}, "integer": {"type": "integer"}, "number": {"type": "number"},
+    "boolean": {"type": "boolean"}, "date": {"type": "string", "format": "date"},
+    "timestamp": {"type": "string", "format": "date-time"}, "time": {"type": "string"},
+}
+
+
+LOCAL_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?$"
+
+
+def _zoned(physical_type: str) -> bool:
+    return "tz" in physical_type or "with time zone" in physical_type
+
+
+def to_json_schema(contract: Contract) -> dict[str, Any]:
+    """JSON Schema (2020-12) of one row as the API serves it, before any masking."""
+    properties = {}
+    for col in contract.columns:
+        kind = dict(JSON_TYPES[col.logical_type])
+        if col.logical_type == "timestamp" and not _zoned(col.physical_type):
+            kind = {"type": "string", "pattern": LOCAL_TIMESTAMP}  # RFC 3339 needs an offset
+        nullable = not (col.required or col.primary_key)
+        kind["type"] = [kind["type"], "null"] if nullable else kind["type"]
+        if col.description:
+            kind["description"] = col.description
+        accepted = dict(col.checks).get("accepted_values")
+        if accepted:
+            kind["enum"] = list(accepted) + ([None] if nullable else [])
+        properties[col.name] = kind
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"urn:civic-data-hub:{contract.dataset_id}:{contract.version}",
+            "title": contract.title, "type": "object", "properties": properties,
+            "required": [c.name for c in contract.columns], "additionalProperties": False}
 
 
 def to_raw_ddl(contract: Contract) -> str:

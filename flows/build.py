@@ -55,7 +55,8 @@ def run_dbt(warehouse_url: str, contract: Contract, settings: Settings) -> StepR
     work = settings.home / "dbt"
     args = ["build", "--project-dir", str(settings.dbt_project_dir),
             "--profiles-dir", str(settings.dbt_project_dir), "--target-path", str(work / "target"),
-            "--log-path", str(work / "logs"), "--select", f"+{contract.relation_name}", "--quiet"]
+            "--log-path", str(work / "logs"), "--select", f"+{contract.relation_name}",
+            f"{contract.relation_name}__quarantine", "--quiet"]
     result = dbtRunner().invoke(args)
     if result.result is None:  # dbt could not even start: bad project or profile
         return StepResult(False, (Failure("dbt", "dbt", str(result.exception)),),

@@ -17,14 +17,19 @@ import psycopg
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from access_policies import load_policies
 from contracts import Contract, load_all
+from contracts.diff import semver
 from flows import build, validate
 from flows.checks import Failure, StepResult
 from flows.demo_sources import provision
 from flows.ingest import ingest
-from flows.publish import publish
+from flows.publish import Published, publish
+from flows.report import gate_counts, store_report
+from flows.sql_rules import run_sql_rules
 from hub.audit import AuditEvent, record, record_file_changes
 from hub.bootstrap import bootstrap
+from hub.registry import RegistrationRefused, latest_version, register
 from hub.settings import Settings, get_settings
 from hub.warehouse import resolve_url
 
@@ -38,6 +43,7 @@ class RunReport:
     rows_loaded: int = 0
     version: int | None = None
     row_count: int | None = None
+    quarantined: int | None = None
     failures: list[Failure] = field(default_factory=list)
 
 
@@ -78,11 +84,21 @@ def validate_task(warehouse_url: str, contract: Contract) -> list[Failure]:
     return list(result.failures)
 
 
+@task(retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def sql_rules_task(warehouse_url: str, contract: Contract, settings: Settings) -> list[Failure]:
+    result = run_sql_rules(warehouse_url, contract, timeout_ms=settings.statement_timeout_ms)
+    if result.details["sql_rules"]:
+        get_run_logger().info("%s: sql rules %s", contract.dataset_id,
+                              "passed" if result.success else "failed")
+    return list(result.failures)
+
+
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def publish_task(warehouse_url: str, contract: Contract, run_id: uuid.UUID) -> tuple[int, int]:
-    version, rows = publish(warehouse_url, contract, run_id)
-    get_run_logger().info("%s: published version %d (%d rows)", contract.dataset_id, version, rows)
-    return version, rows
+def publish_task(warehouse_url: str, contract: Contract, run_id: uuid.UUID) -> Published:
+    done = publish(warehouse_url, contract, run_id)
+    get_run_logger().info("%s: published version %d (%d rows, %d quarantined)",
+                          contract.dataset_id, done.version, done.rows, done.quarantined)
+    return done
 
 
 @flow(name="dataset-pipeline", log_prints=False)
@@ -95,46 +111,55 @@ def dataset_pipeline(dataset_id: str, warehouse_url: str, settings: Settings) ->
         report.rows_loaded = ingest_task(warehouse_url, contract, settings)
     except Exception as exc:  # after its retries: the dataset fails, the others carry on
         report.failures = [Failure("ingest", "source", f"{type(exc).__name__}: {exc}")]
-        _record(warehouse_url, run_id, started, report)
+        _record(warehouse_url, run_id, started, report, contract, built=False)
         return report
     current = _current_version(warehouse_url, contract)
     if report.rows_loaded == 0 and current is not None:
         # Nothing new and the same contract: the served version is still the right one.
-        report.status, (report.version, report.row_count) = "published", current
-        _record(warehouse_url, run_id, started, report)
+        report.status, (report.version, report.row_count, report.quarantined) = (
+            "published", current)
+        _record(warehouse_url, run_id, started, report, contract, built=False)
         return report
     built = build_task(warehouse_url, contract, settings)
     report.failures = list(built.failures)
-    if built.details["candidate_built"]:  # a model that failed leaves nothing to validate
+    candidate = built.details["candidate_built"]
+    if candidate:  # a model that failed leaves nothing to validate
         report.failures += validate_task(warehouse_url, contract)
-    if not report.failures:
-        report.version, report.row_count = publish_task(warehouse_url, contract, run_id)
+        report.failures += sql_rules_task(warehouse_url, contract, settings)
+    if not report.failures:  # row-level breaks were quarantined; the rest is the gate
+        done = publish_task(warehouse_url, contract, run_id)
+        report.version, report.row_count, report.quarantined = (
+            done.version, done.rows, done.quarantined)
         report.status = "published"
-    _record(warehouse_url, run_id, started, report)
+    _record(warehouse_url, run_id, started, report, contract, built=candidate)
     return report
 
 
-def _current_version(warehouse_url: str, contract: Contract) -> tuple[int, int] | None:
+def _current_version(warehouse_url: str, contract: Contract) -> tuple[int, int, int] | None:
     """The served version, if it already holds every loaded batch under this contract."""
     with psycopg.connect(warehouse_url) as conn:
         row = conn.execute(
-            "select v.version, v.row_count from hub.dataset_versions v"
+            "select v.version, v.row_count, v.quarantined from hub.dataset_versions v"
             " where v.dataset = %s and v.contract_version = %s"
             " and not exists (select 1 from hub.load_batches b"
             "                 where b.dataset = v.dataset and b.loaded_at > v.published_at)"
             " order by v.version desc limit 1",
             [contract.dataset_id, contract.version]).fetchone()
-    return (row[0], row[1]) if row else None
+    return (row[0], row[1], row[2]) if row else None
 
 
-def _record(warehouse_url: str, run_id: uuid.UUID, started: datetime, report: RunReport) -> None:
-    """The run and its audit event, in one transaction."""
+def _record(warehouse_url: str, run_id: uuid.UUID, started: datetime, report: RunReport,
+            contract: Contract, built: bool) -> None:
+    """The run, its validation report and its audit event, in one transaction."""
     with psycopg.connect(warehouse_url) as conn:
+        if built:
+            store_report(conn, run_id, contract, report.failures, gate_counts(conn, contract))
         record(conn, AuditEvent(
             kind=f"pipeline.{report.status}", dataset=report.dataset,
             dataset_version=report.version, rows_returned=report.row_count or 0,
             reason="; ".join(f"{f.rule}: {f.message}" for f in report.failures)[:2000],
             detail={"run_id": str(run_id), "rows_loaded": report.rows_loaded,
+                    "quarantined": report.quarantined,
                     "failed_rules": sorted({f.rule for f in report.failures})}))
         conn.execute(
             "insert into hub.runs (run_id, dataset, started_at, status, rows_loaded, report)"
@@ -157,8 +182,28 @@ def run_all(dataset_id: str | None = None, settings: Settings | None = None) -> 
     with psycopg.connect(warehouse_url) as conn:  # the contracts in force are on record
         record_file_changes(conn, "contract.changed", [c.path for c in contracts.values()],
                             settings.contracts_dir.parent)
+    refused = register_files(warehouse_url, [contracts[d] for d in wanted], settings)
     build.write_generated(list(contracts.values()), settings.dbt_project_dir)
-    return [dataset_pipeline(d, warehouse_url, settings) for d in wanted]
+    return [RunReport(d, failures=[Failure("contract", "registry", refused[d])]) if d in refused
+            else dataset_pipeline(d, warehouse_url, settings) for d in wanted]
+
+
+def register_files(warehouse_url: str, contracts: list[Contract],
+                   settings: Settings) -> dict[str, str]:
+    """Register each contract file newer than the registry's latest version of its dataset;
+    return why a dataset's file was refused (a breaking change without a major bump)."""
+    policy = load_policies(settings.policies_dir, load_all(settings.contracts_dir))
+    refused = {}
+    for contract in contracts:
+        with psycopg.connect(warehouse_url) as conn:
+            latest = latest_version(conn, contract.dataset_id)
+            if latest and semver(latest[0]) > semver(contract.version):
+                continue  # the registry is ahead: a department registered a newer version
+            try:
+                register(conn, contract, contract.path.read_text(), "hub run", policy)
+            except RegistrationRefused as exc:
+                refused[contract.dataset_id] = f"{contract.path}: {exc}"
+    return refused
 
 
 @flow(name="scheduled-pipeline")

@@ -1,12 +1,15 @@
 """Publish a validated candidate to `shared`, as a new numbered version.
 
 The swap happens in one transaction: readers see the old version or the new one, never
-a half-copied table, and a failure leaves the last good version served.
+a half-copied table, and a failure leaves the last good version served. The rows the
+contract held back move to `quarantine` in the same transaction, so at every moment
+published + quarantined accounts for every source record.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
@@ -14,26 +17,57 @@ from psycopg import sql
 from contracts import Contract
 
 
-def publish(warehouse_url: str, contract: Contract, run_id: uuid.UUID) -> tuple[int, int]:
-    """Copy candidate -> shared and record the version; return (version, row count)."""
+@dataclass(frozen=True)
+class Published:
+    version: int
+    rows: int
+    quarantined: int
+
+
+def publish(warehouse_url: str, contract: Contract, run_id: uuid.UUID) -> Published:
+    """Copy candidate -> shared (and its quarantine -> quarantine); record the version."""
     name = contract.relation_name
-    staged = sql.Identifier("shared", f"{name}__next")
     with psycopg.connect(warehouse_url) as conn:
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", [contract.dataset_id])
-        conn.execute(sql.SQL("drop table if exists {}").format(staged))
-        conn.execute(sql.SQL("create table {} as table {}").format(
-            staged, sql.Identifier("candidate", name)))
-        conn.execute(sql.SQL("alter table {} add primary key ({})").format(
-            staged, sql.SQL(", ").join(map(sql.Identifier, contract.primary_key))))
-        conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier("shared", name)))
-        conn.execute(sql.SQL("alter table {} rename to {}").format(staged, sql.Identifier(name)))
-        rows = conn.execute(sql.SQL("select count(*) from {}").format(
-            sql.Identifier("shared", name))).fetchone()[0]
+        _keep_older_major(conn, contract)
+        rows = _swap(conn, sql.Identifier("candidate", name), "shared", name,
+                     contract.primary_key)
+        held = _swap(conn, sql.Identifier("candidate", f"{name}__quarantine"), "quarantine",
+                     name, ())
         version = conn.execute(
             "insert into hub.dataset_versions"
-            " (dataset, version, contract_version, row_count, run_id)"
-            " select %s, coalesce(max(version), 0) + 1, %s, %s, %s from hub.dataset_versions"
+            " (dataset, version, contract_version, row_count, quarantined, run_id)"
+            " select %s, coalesce(max(version), 0) + 1, %s, %s, %s, %s from hub.dataset_versions"
             " where dataset = %s returning version",
-            [contract.dataset_id, contract.version, rows, run_id, contract.dataset_id],
+            [contract.dataset_id, contract.version, rows, held, run_id, contract.dataset_id],
         ).fetchone()[0]
-    return version, rows
+    return Published(version, rows, held)
+
+
+def _keep_older_major(conn: psycopg.Connection, contract: Contract) -> None:
+    """A new major version does not replace the old one's table: it stays, as
+    shared.<dataset>__v<major>, for consumers to read until its deprecation date."""
+    served = conn.execute(
+        "select split_part(contract_version, '.', 1)::int from hub.dataset_versions"
+        " where dataset = %s order by version desc limit 1", [contract.dataset_id]).fetchone()
+    if served is None or served[0] >= contract.major:
+        return
+    kept = f"{contract.relation_name}__v{served[0]}"
+    conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier("shared", kept)))
+    conn.execute(sql.SQL("alter table {} rename to {}").format(
+        sql.Identifier("shared", contract.relation_name), sql.Identifier(kept)))
+
+
+def _swap(conn: psycopg.Connection, source: sql.Identifier, schema: str, name: str,
+          key: tuple[str, ...]) -> int:
+    """Replace `schema.name` by a copy of `source`; return its row count."""
+    staged = sql.Identifier(schema, f"{name}__next")
+    conn.execute(sql.SQL("drop table if exists {}").format(staged))
+    conn.execute(sql.SQL("create table {} as table {}").format(staged, source))
+    if key:
+        conn.execute(sql.SQL("alter table {} add primary key ({})").format(
+            staged, sql.SQL(", ").join(map(sql.Identifier, key))))
+    conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(schema, name)))
+    conn.execute(sql.SQL("alter table {} rename to {}").format(staged, sql.Identifier(name)))
+    return conn.execute(sql.SQL("select count(*) from {}").format(
+        sql.Identifier(schema, name))).fetchone()[0]

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from contracts import ContractError
 from hub.settings import Settings, get_settings
 
 
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     configure(settings)
     try:
         return args.handler(args, settings)
-    except UsageError as exc:
+    except (UsageError, ContractError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -52,13 +53,27 @@ def _parser() -> argparse.ArgumentParser:
     _command(keys, "rotate", "sign new tokens with a new key; old tokens stay valid until "
              "they expire (restart `hub serve` to pick it up)", cmd_keys_rotate)
     _audit_commands(sub)
+    _contract_commands(sub)
+    return parser
+
+
+def _contract_commands(sub: argparse._SubParsersAction) -> None:
+    from hub import contracts_cli as cc
+
     contracts = sub.add_parser("contracts", help="data contracts").add_subparsers(required=True)
-    lint = _command(contracts, "lint", "check a contract file (offline)", cmd_contracts_lint)
+    lint = _command(contracts, "lint", "check a contract file (offline)", cc.cmd_lint)
     lint.add_argument("files", nargs="+", type=Path)
     comp = _command(contracts, "compile", "write the dbt files compiled from contracts",
-                    cmd_contracts_compile)
+                    cc.cmd_compile)
     comp.add_argument("--check", action="store_true", help="fail if a file is out of date")
-    return parser
+    diff = _command(contracts, "diff", "list the changes from OLD to NEW, breaking ones first "
+                    "(offline)", cc.cmd_diff)
+    diff.add_argument("old", type=Path)
+    diff.add_argument("new", type=Path)
+    reg = _command(contracts, "register", "store a contract version in the registry",
+                   cc.cmd_register)
+    reg.add_argument("file", type=Path)
+    reg.add_argument("--by", default="hub-cli", help="who registers it (recorded)")
 
 
 def _audit_commands(sub: argparse._SubParsersAction) -> None:
@@ -280,39 +295,3 @@ def warehouse(settings: Settings):  # noqa: ANN202 - a context manager of a conn
     url = resolve_url(settings)
     bootstrap(url)
     return transaction(url)
-
-
-# ---------- contracts
-
-
-def cmd_contracts_lint(args: argparse.Namespace, settings: Settings) -> int:
-    from contracts import ContractError, load_contract
-
-    failed = 0
-    for path in args.files:
-        try:
-            contract = load_contract(path)
-        except (ContractError, OSError) as exc:
-            print(str(exc), file=sys.stderr)
-            failed += 1
-        else:
-            print(f"{path}: ok ({contract.dataset_id} {contract.version}, "
-                  f"{len(contract.columns)} columns)")
-    return 1 if failed else 0
-
-
-def cmd_contracts_compile(args: argparse.Namespace, settings: Settings) -> int:
-    from contracts import load_all
-    from flows.build import generated_files, write_generated
-
-    contracts = list(load_all(settings.contracts_dir).values())
-    if args.check:
-        stale = [p for p, text in generated_files(contracts, settings.dbt_project_dir).items()
-                 if not p.exists() or p.read_text() != text]
-        for path in stale:
-            print(f"out of date: {path} (run `hub contracts compile`)", file=sys.stderr)
-        return 1 if stale else 0
-    for path in write_generated(contracts, settings.dbt_project_dir):
-        print(f"wrote {path}")
-    return 0
-

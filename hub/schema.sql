@@ -45,6 +45,53 @@ create table if not exists hub.dataset_versions (
     primary key (dataset, version)
 );
 
+-- Rows the contract held back are counted per version (source = published + quarantined).
+alter table hub.dataset_versions add column if not exists quarantined bigint not null default 0;
+
+-- The contract registry: every registered version of every contract, as registered.
+-- A new major version marks the older majors deprecated after a notice period.
+create table if not exists hub.contracts (
+    dataset           text not null,
+    version           text not null,
+    major             integer not null,
+    department        text not null,
+    source_text       text not null,   -- the ODCS YAML exactly as registered
+    checksum          text not null,   -- sha256 of the parsed document (canonical JSON)
+    breaking_changes  text[] not null default '{}',  -- against the version before it
+    registered_by     text not null,
+    registered_at     timestamptz not null default now(),
+    deprecated_after  date,
+    primary key (dataset, version)
+);
+
+-- One validation report per pipeline run that built a candidate: every rule, whether it
+-- held, what was observed, and the row counts of the gate.
+create table if not exists hub.validation_reports (
+    run_id            uuid primary key,
+    dataset           text not null,
+    contract_version  text not null,
+    passed            boolean not null,
+    rows_in           bigint not null,
+    rows_passed       bigint not null,
+    rows_quarantined  bigint not null,
+    rules             jsonb not null,
+    created_at        timestamptz not null default now()
+);
+create index if not exists validation_reports_dataset on hub.validation_reports (dataset, created_at);
+
+-- Notices to a department: its dataset failed a check, or a dataset it uses changed in a
+-- breaking way.
+create table if not exists hub.notifications (
+    notification_id  bigserial primary key,
+    department       text not null,
+    dataset          text not null,
+    kind             text not null,
+    message          text not null,
+    detail           jsonb not null default '{}',
+    created_at       timestamptz not null default now()
+);
+create index if not exists notifications_department on hub.notifications (department, notification_id);
+
 -- OAuth2 clients; secrets are stored only as scrypt hashes.
 create table if not exists hub.clients (
     client_id    text primary key,

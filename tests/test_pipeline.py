@@ -72,46 +72,64 @@ def test_updated_source_row_replaces_its_old_version(first_run, settings, source
                       " where sr_number = '1-870694601' and status = 'Open'") == 1
 
 
-def test_value_outside_allowed_set_is_kept_out_of_shared(first_run, settings, source_url):
+QUARANTINE = "select count(*) from quarantine.public_works__service_requests"
+SOURCE = "select count(*) from service_requests"
+
+
+def _accounted_for(url: str, source_url: str) -> None:
+    """Every source record is either published or quarantined, exactly once."""
+    assert count(source_url, SOURCE) == count(url, SHARED) + count(url, QUARANTINE)
+
+
+def test_row_outside_allowed_set_is_quarantined_not_published(first_run, settings, source_url):
     url = settings.database_url.get_secret_value()
     _insert_source_row(source_url, "1-999999001", "Lost In Transit", "2020-01-01")
     [report] = run_all(DATASET, settings)
-    assert report.status == "failed"
-    rules = {(f.rule, f.engine) for f in report.failures}
-    assert ("accepted_values(status)", "dbt") in rules
-    assert ("accepted_values(status)", "great_expectations") in rules
-    gx_message = next(f.message for f in report.failures if f.engine == "great_expectations")
-    assert "1 row(s)" in gx_message and "Lost In Transit" in gx_message
-    # The last good version is still the one served, without the bad row.
-    assert count(url, "select max(version) from hub.dataset_versions") == 2
-    assert count(url, "select count(*) from shared.public_works__service_requests"
-                      " where sr_number = '1-999999001'") == 0
-    assert count(url, "select count(*) from hub.runs where status = 'failed'") == 1
+    assert (report.status, report.version, report.quarantined) == ("published", 3, 1)
+    assert count(url, SHARED) == 9999
+    with psycopg.connect(url) as conn:
+        held = conn.execute("select sr_number, failed_rules, reasons"
+                            " from quarantine.public_works__service_requests").fetchall()
+    assert held == [("1-999999001", ["accepted_values(status)"],
+                     ["status = 'Lost In Transit' is not an accepted value"])]
+    _accounted_for(url, source_url)
 
 
-def test_rerun_without_a_fix_still_fails(first_run, settings):
-    [report] = run_all(DATASET, settings)
-    assert report.status == "failed" and report.rows_loaded == 0
+def test_validation_report_counts_the_gate(first_run, settings):
+    url = settings.database_url.get_secret_value()
+    with psycopg.connect(url) as conn:
+        passed, rows_in, rows_passed, held, rules = conn.execute(
+            "select passed, rows_in, rows_passed, rows_quarantined, rules"
+            " from hub.validation_reports order by created_at desc limit 1").fetchone()
+    assert (passed, rows_in, rows_passed, held) == (True, 10000, 9999, 1)
+    by_rule = {r["rule"]: r for r in rules}
+    assert by_rule["accepted_values(status)"]["quarantined"] == 1
+    assert by_rule["unique(sr_number)"] == {**by_rule["unique(sr_number)"], "passed": True,
+                                            "level": "dataset"}
 
 
-def test_fixed_source_row_publishes_again(first_run, settings, source_url):
+def test_fixed_source_row_leaves_quarantine(first_run, settings, source_url):
     url = settings.database_url.get_secret_value()
     with psycopg.connect(source_url) as conn:
         conn.execute("update service_requests set status = 'Closed',"
                      " updated_date = '2020-02-01 00:00:00' where sr_number = '1-999999001'")
     [report] = run_all(DATASET, settings)
-    assert (report.status, report.version) == ("published", 3)
-    assert count(url, SHARED) == 10000
+    assert (report.status, report.version, report.quarantined) == ("published", 4, 0)
+    assert (count(url, SHARED), count(url, QUARANTINE)) == (10000, 0)
 
 
-def test_null_key_is_kept_out_of_shared_and_named(first_run, settings, source_url):
+def test_rows_without_key_are_all_quarantined(first_run, settings, source_url):
     url = settings.database_url.get_secret_value()
     _insert_source_row(source_url, None, "Closed", "2020-03-01")
+    _insert_source_row(source_url, None, "Nonsense", "2020-03-02")
     [report] = run_all(DATASET, settings)
-    assert report.status == "failed"
-    assert [f.rule for f in report.failures] == ["not_null(sr_number)"]
-    assert "violates not-null constraint" in report.failures[0].message
-    assert count(url, SHARED) == 10000
+    assert (report.status, report.quarantined) == ("published", 2)
+    with psycopg.connect(url) as conn:
+        rules = sorted(r[0] for r in conn.execute(
+            "select failed_rules from quarantine.public_works__service_requests"))
+    assert rules == [["not_null(sr_number)"],
+                     ["not_null(sr_number)", "accepted_values(status)"]]
+    _accounted_for(url, source_url)
 
 
 def test_unknown_dataset_is_refused_before_anything_runs(settings):

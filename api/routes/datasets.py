@@ -25,7 +25,8 @@ from api.deps import (
     request_event,
 )
 from api.errors import ApiError, forbidden
-from contracts import Contract
+from contracts import Contract, load_contract_text
+from contracts.targets import to_json_schema
 from hub.audit import AuditEvent, record
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -37,9 +38,9 @@ def list_datasets(request: Request, state: StateDep, _rid: RequestIdDep) -> Resp
     principal = _authorize(request, state, dataset=None)
     visible = [c for c in state.contracts.values() if _decision(state, principal, c).allowed]
     with state.pool.connection() as conn:
-        versions = rows.latest_versions(conn)
+        status = rows.quality_status(conn)
         record(conn, _event(request, "catalog.read", principal, None, "allow", "catalog", 200))
-    return json_response({"datasets": [_summary(c, versions.get(c.dataset_id)) for c in visible]})
+    return json_response({"datasets": [_summary(c, status.get(c.dataset_id)) for c in visible]})
 
 
 @router.get("/{dataset_id}")
@@ -49,12 +50,31 @@ def get_dataset(dataset_id: str, request: Request, state: StateDep,
     principal = _authorize(request, state, dataset=dataset_id)
     contract, decision = _grant_or_deny(request, state, principal, dataset_id)
     with state.pool.connection() as conn:
-        version = rows.latest_versions(conn).get(dataset_id)
+        status = rows.quality_status(conn).get(dataset_id)
         record(conn, _event(request, "catalog.read", principal, dataset_id, "allow",
                             decision.reason, 200, decision=decision))
-    body = _summary(contract, version)
+    body = _summary(contract, status)
     body["columns"] = [{"name": c.name, "mask": c.mask} for c in decision.columns]
+    body["row_schema"] = to_json_schema(contract)
     return json_response(body)
+
+
+@router.get("/{dataset_id}/validations")
+def list_validations(dataset_id: str, request: Request, state: StateDep, _rid: RequestIdDep,
+                     limit: Annotated[int, Query(ge=1, le=100)] = 20) -> Response:
+    """The dataset's latest validation reports: every rule, held or not, and the counts of
+    the gate (rows in, published, quarantined). Visible to whoever may read the dataset."""
+    principal = _authorize(request, state, dataset=dataset_id)
+    _grant_or_deny(request, state, principal, dataset_id)
+    with state.pool.connection() as conn:
+        found = conn.execute(
+            "select run_id, contract_version, passed, rows_in, rows_passed, rows_quarantined,"
+            " rules, created_at from hub.validation_reports where dataset = %s"
+            " order by created_at desc limit %s", [dataset_id, limit]).fetchall()
+    keys = ("run_id", "contract_version", "passed", "rows_in", "rows_published",
+            "rows_quarantined", "rules", "created_at")
+    return json_response({"dataset": dataset_id,
+                          "reports": [dict(zip(keys, r, strict=True)) for r in found]})
 
 
 @router.get("/{dataset_id}/rows")
@@ -66,6 +86,8 @@ def read_rows(
     select: Annotated[str | None, Query(description="columns, e.g. sr_number,status")] = None,
     order: Annotated[str | None, Query(description="e.g. created_date.desc")] = None,
     format: Annotated[Literal["json", "ndjson", "csv"], Query()] = "json",
+    major: Annotated[int | None, Query(ge=1, description="an older major version of the "
+                                       "contract, served until its deprecation date")] = None,
 ) -> Response:
     """Rows of the newest published version, masked as the caller's grant says.
 
@@ -73,9 +95,13 @@ def read_rows(
     you see unmasked."""
     principal = _authorize(request, state, dataset=dataset_id)
     contract, decision = _grant_or_deny(request, state, principal, dataset_id)
+    relation = None
+    if major is not None and major != contract.major:
+        contract, relation = _older_major(state, dataset_id, major)
+        decision = _decision(state, principal, contract)
     page = rows.Page.parse(request, state.settings, decision, limit, offset, cursor)
     with state.pool.connection() as conn, conn.transaction():
-        version, found = rows.fetch(conn, contract, page)
+        version, found = rows.fetch(conn, contract, page, relation)
         if state.settings.audit_reads:
             record(conn, _event(request, "data.read", principal, dataset_id, "allow",
                                 decision.reason, 200, decision=decision, contract=contract,
@@ -84,6 +110,24 @@ def read_rows(
     masks = {c.name: c.mask for c in decision.columns}
     masked = mask_rows(found, [masks[c] for c in page.query.select], state.pseudonym_key)
     return rows.render(format, dataset_id, version, page, masked, found, contract)
+
+
+def _older_major(state: AppState, dataset_id: str, major: int) -> tuple[Contract, str]:
+    """The contract and table of an older major version still within its notice period."""
+    with state.pool.connection() as conn:
+        found = conn.execute(
+            "select source_text, deprecated_after, deprecated_after >= current_date"
+            " from hub.contracts where dataset = %s and major = %s"
+            " order by string_to_array(version, '.')::int[] desc limit 1",
+            [dataset_id, major]).fetchone()
+    if found is None or found[1] is None:
+        raise ApiError(404, "not_found", f"major: {dataset_id} has no older major version "
+                       f"{major}; omit major= for the current one")
+    if not found[2]:
+        raise ApiError(410, "gone", f"major: version {major} of {dataset_id} was served until "
+                       f"{found[1]}; move to the current major version")
+    return load_contract_text(found[0], f"{dataset_id} v{major}"), \
+        f"{dataset_id.replace('.', '__')}__v{major}"
 
 
 # ---------- authorisation (every denial is audited before it is raised)
@@ -155,12 +199,14 @@ def _grant_window(grant: Any) -> dict[str, str | None]:
             "valid_until": grant.valid_until and grant.valid_until.isoformat()}
 
 
-def _summary(contract: Contract, version: int | None) -> dict[str, Any]:
+def _summary(contract: Contract, status: dict[str, Any] | None) -> dict[str, Any]:
+    status = status or {}
     return {
         "id": contract.dataset_id, "title": contract.title, "owner": contract.owner,
         "department": contract.department, "description": contract.description,
         "grain": contract.grain, "contract_version": contract.version,
-        "published_version": version,
+        "published_version": status.get("version"), "published_at": status.get("published_at"),
+        "quality": status.get("quality"),
         "schema": [{"name": c.name, "type": c.logical_type, "personal": c.personal}
                    for c in contract.columns],
     }

@@ -81,7 +81,8 @@ ranked as (
 final as (
 
     select * from ranked
-    where version_rank = 1
+    -- rows without a key cannot be told apart: all are kept, for the contract to quarantine
+    where version_rank = 1 or sr_number is null
 
 )
 

@@ -1,0 +1,82 @@
+"""The contract registry over HTTP: department engineers register their own contracts.
+
+POST takes the ODCS YAML as the request body. Lint errors come back as one 400 naming each
+field; a breaking change without a major version bump is a 409 listing the breaks.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from api.deps import Principal, RequestIdDep, StateDep, json_response, scoped
+from api.errors import ApiError, forbidden
+from contracts import ContractError, load_contract_text
+from contracts.resolve import MAX_BYTES
+from hub.registry import RegistrationRefused, register
+
+router = APIRouter(prefix="/contracts", tags=["contracts"])
+
+
+async def contract_text(request: Request) -> str:
+    """The request body as contract text, refused before reading when it is too large."""
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > MAX_BYTES:
+        raise ApiError(413, "invalid_request", f"body: contracts are limited to {MAX_BYTES} "
+                       "bytes")
+    raw = await request.body()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_request", "body: send the contract as UTF-8 YAML") from None
+
+
+@router.post("", status_code=201, openapi_extra={"requestBody": {
+    "required": True, "content": {"application/yaml": {"schema": {"type": "string"}}}}})
+def register_contract(principal: Annotated[Principal, scoped("contracts:write")],
+                      text: Annotated[str, Depends(contract_text)], state: StateDep,
+                      _rid: RequestIdDep) -> Response:
+    """Register a new version of one of your department's contracts (ODCS v3 YAML body)."""
+    try:
+        contract = load_contract_text(text, "request body")
+    except ContractError as exc:
+        raise ApiError(400, "invalid_contract", "; ".join(
+            f"{path}: {message}" for path, message in exc.problems)) from None
+    if contract.department != principal.department:
+        raise forbidden(f"domain: this contract belongs to {contract.department!r}; you may "
+                        f"register contracts of {principal.department!r} only")
+    try:
+        with state.pool.connection() as conn, conn.transaction():
+            done = register(conn, contract, text, principal.client_id, state.policy)
+    except RegistrationRefused as exc:
+        raise ApiError(409, "breaking_change" if exc.breaks else "version_conflict",
+                       str(exc)) from None
+    response = json_response(_registration(done))
+    response.status_code = 201 if done.status == "registered" else 200
+    return response
+
+
+@router.get("/{dataset_id}")
+def contract_history(dataset_id: str,
+                     principal: Annotated[Principal, scoped("contracts:write", "datasets:read")],
+                     state: StateDep, _rid: RequestIdDep) -> Response:
+    """Every registered version of a dataset's contract, newest first."""
+    with state.pool.connection() as conn:
+        found = conn.execute(
+            "select version, registered_by, registered_at, breaking_changes, deprecated_after,"
+            " checksum from hub.contracts where dataset = %s"
+            " order by string_to_array(version, '.')::int[] desc", [dataset_id]).fetchall()
+    if not found:
+        raise ApiError(404, "not_found", f"no contract registered for {dataset_id!r}")
+    keys = ("version", "registered_by", "registered_at", "breaking_changes",
+            "deprecated_after", "sha256")
+    return json_response({"dataset": dataset_id,
+                          "versions": [dict(zip(keys, row, strict=True)) for row in found]})
+
+
+def _registration(done: Any) -> dict[str, Any]:
+    return {"dataset": done.dataset, "version": done.version, "status": done.status,
+            "breaking_changes": list(done.breaking_changes),
+            "other_changes": list(done.other_changes), "notified": done.notified,
+            "previous_major_served_until": done.deprecated_after}

@@ -1,0 +1,129 @@
+"""The contract registry: every version of every contract, kept in hub.contracts.
+
+Registering checks the new version against the latest one: a breaking change without a new
+major version is refused with the list of breaks. With one it is accepted, the older majors
+get a deprecation date (they stay queryable until then), and every department holding a
+grant on the dataset gets a notification. Each registration is audited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import psycopg
+import yaml
+
+from access_policies.model import Policy
+from contracts import Contract, load_contract_text
+from contracts.diff import diff, version_problem
+from hub.audit import AuditEvent, record
+from hub.notifications import notify
+
+DEPRECATION_DAYS = 90  # how long consumers keep the old major after a breaking change
+
+
+class RegistrationRefused(ValueError):
+    """The contract cannot be registered; `breaks` lists the breaking changes, if any."""
+
+    def __init__(self, message: str, breaks: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.breaks = breaks
+
+
+@dataclass
+class Registration:
+    dataset: str
+    version: str
+    status: str  # registered | unchanged
+    breaking_changes: tuple[str, ...] = ()
+    other_changes: tuple[str, ...] = ()
+    notified: list[str] = field(default_factory=list)
+    deprecated_after: date | None = None
+
+
+def register(conn: psycopg.Connection, contract: Contract, text: str, by: str,
+             policy: Policy, today: date | None = None) -> Registration:
+    """Store `contract` (parsed from `text`) as its dataset's newest version, in `conn`'s txn."""
+    conn.execute("select pg_advisory_xact_lock(hashtext('contract ' || %s))",
+                 [contract.dataset_id])
+    checksum = _checksum(text)
+    latest = latest_version(conn, contract.dataset_id)
+    if latest is not None and latest[0] == contract.version:
+        if latest[2] == checksum:
+            return Registration(contract.dataset_id, contract.version, "unchanged")
+        raise RegistrationRefused(f"version {contract.version} of {contract.dataset_id} is "
+                                  "already registered with other content: bump the version")
+    result = Registration(contract.dataset_id, contract.version, "registered")
+    if latest is not None:
+        old = load_contract_text(latest[1], f"{contract.dataset_id}@{latest[0]}")
+        changes = diff(old, contract)
+        problem = version_problem(old, contract, changes)
+        if problem:
+            raise RegistrationRefused(problem, changes.breaking)
+        result.breaking_changes, result.other_changes = changes.breaking, changes.other
+        if contract.major > old.major:
+            result.deprecated_after = (today or date.today()) + timedelta(DEPRECATION_DAYS)
+            _deprecate(conn, contract, result.deprecated_after)
+            result.notified = _notify_consumers(conn, contract, result, policy)
+    _insert(conn, contract, text, checksum, by, result)
+    return result
+
+
+def _checksum(text: str) -> str:
+    """sha256 of the parsed document: comments and layout are not content."""
+    document = yaml.safe_load(text)
+    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def latest_version(conn: psycopg.Connection, dataset: str) -> tuple[str, str, str] | None:
+    """(version, source text, checksum) of the newest registered version."""
+    return conn.execute(
+        "select version, source_text, checksum from hub.contracts where dataset = %s"
+        " order by string_to_array(version, '.')::int[] desc limit 1", [dataset]).fetchone()
+
+
+def _insert(conn: psycopg.Connection, contract: Contract, text: str, checksum: str, by: str,
+            result: Registration) -> None:
+    conn.execute(
+        "insert into hub.contracts (dataset, version, major, department, source_text, checksum,"
+        " breaking_changes, registered_by) values (%s, %s, %s, %s, %s, %s, %s, %s)",
+        [contract.dataset_id, contract.version, contract.major, contract.department, text,
+         checksum, list(result.breaking_changes), by])
+    record(conn, AuditEvent(
+        kind="contract.registered", client_id=by, department=contract.department,
+        dataset=contract.dataset_id, reason=f"version {contract.version} registered",
+        detail={"version": contract.version, "sha256": checksum,
+                "breaking_changes": list(result.breaking_changes),
+                "other_changes": list(result.other_changes)}))
+
+
+def _deprecate(conn: psycopg.Connection, contract: Contract, after: date) -> None:
+    conn.execute("update hub.contracts set deprecated_after = %s where dataset = %s"
+                 " and major < %s and deprecated_after is null",
+                 [after, contract.dataset_id, contract.major])
+
+
+def consumers(conn: psycopg.Connection, policy: Policy, dataset: str, owner: str) -> list[str]:
+    """Departments other than the owner holding a grant on `dataset` (policy or request)."""
+    found = {policy.roles[r].department for g in policy.grants if g.dataset == dataset
+             for r in g.roles if r in policy.roles}
+    found |= {d for (d,) in conn.execute(
+        "select distinct department from hub.access_requests where dataset = %s and"
+        " status = 'approved' and valid_until >= current_date", [dataset])}
+    return sorted(found - {owner})
+
+
+def _notify_consumers(conn: psycopg.Connection, contract: Contract, result: Registration,
+                      policy: Policy) -> list[str]:
+    departments = consumers(conn, policy, contract.dataset_id, contract.department)
+    for department in departments:
+        notify(conn, department, contract.dataset_id, "contract.breaking_change",
+               f"{contract.dataset_id} {contract.version} changes in a breaking way: "
+               + "; ".join(result.breaking_changes)
+               + f". The previous major version is served until {result.deprecated_after}.",
+               {"version": contract.version, "breaking_changes": list(result.breaking_changes),
+                "deprecated_after": str(result.deprecated_after)})
+    return departments
