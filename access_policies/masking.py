@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
@@ -40,10 +41,14 @@ def year_only(value: Any, key: bytes) -> Any:
 
 
 def bucket(value: Any, key: bytes) -> Any:
+    """The value's range at one significant digit, at least BUCKET_SIZE wide: 14 -> 10-20,
+    97974 -> 90000-100000, so a bucket hides about as much of a salary as of a count."""
     if value is None:
         return None
-    low = (float(value) // BUCKET_SIZE) * BUCKET_SIZE
-    return f"{low:g}-{low + BUCKET_SIZE:g}"
+    number = float(value)
+    width = max(BUCKET_SIZE, 10 ** math.floor(math.log10(abs(number)))) if number else BUCKET_SIZE
+    low = (number // width) * width
+    return f"{low:g}-{low + width:g}"
 
 
 MASKS: dict[str, Callable[[Any, bytes], Any]] = {

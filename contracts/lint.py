@@ -17,10 +17,10 @@ from contracts.mapping import LOGICAL_TO_PG
 from contracts.model import KNOWN_CLASSES, MASK_KINDS, Column, Contract, SourceConfig
 from contracts.quality import column_checks, table_checks
 from contracts.resolve import parse_odcs, read_odcs
+from contracts.source_config import parse_source
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
-SOURCE_KINDS = {"sql"}
 Problems = list[tuple[str, str]]
 
 
@@ -41,7 +41,7 @@ def lint(doc: OpenDataContractStandard, path: Path) -> Contract:
     columns, sql_checks = _columns(schema, problems) if schema else ((), [])
     minimum, table_sql = (table_checks("schema.0", schema.quality or [], schema.name or "",
                                        problems) if schema else (None, []))
-    owner, source = _owner(doc, problems), _source(doc, problems)
+    owner, source = _owner(doc, problems), _source(doc, columns, problems)
     contract = None
     if schema and not problems:
         contract = Contract(
@@ -59,7 +59,8 @@ def lint(doc: OpenDataContractStandard, path: Path) -> Contract:
             source=source,
             path=path,
         )
-    if contract and contract.source and contract.source.cursor_column not in _names(contract):
+    if (contract and contract.source and contract.source.cursor_column
+            and contract.source.cursor_column not in _names(contract)):
         problems.append(("customProperties.hubSource.cursorColumn",
                          f"{contract.source.cursor_column!r} is not a column of the contract"))
     if problems or contract is None:
@@ -190,23 +191,12 @@ def _owner(doc: OpenDataContractStandard, problems: Problems) -> str:
     return name or ""
 
 
-def _source(doc: OpenDataContractStandard, problems: Problems) -> SourceConfig | None:
+def _source(doc: OpenDataContractStandard, columns: tuple[Column, ...],
+            problems: Problems) -> SourceConfig | None:
     value = _custom(doc.customProperties, "hubSource")
     if value is None:
         return None
-    where = "customProperties.hubSource"
-    if not isinstance(value, dict) or value.get("kind") not in SOURCE_KINDS:
-        problems.append((where, f"write a mapping with kind: one of {sorted(SOURCE_KINDS)}"))
-        return None
-    missing = [k for k in ("connectionEnv", "table", "cursorColumn") if not value.get(k)]
-    if missing:
-        problems.append((where, f"missing {', '.join(missing)}"))
-        return None
-    return SourceConfig(
-        kind=value["kind"], connection_env=value["connectionEnv"], table=value["table"],
-        cursor_column=value["cursorColumn"], batch_size=int(value.get("batchSize", 5000)),
-        schedule=value.get("schedule"), sample=value.get("sample"),
-    )
+    return parse_source(value, [c.name for c in columns], problems)
 
 
 def _custom(props: list[Any] | None, name: str) -> Any:

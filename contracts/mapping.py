@@ -180,8 +180,17 @@ def rules(contract: Contract) -> list[Rule]:
 
 
 def row_rules(contract: Contract) -> list[dict[str, str]]:
-    """The row-level rules as SQL, for the mart's filter and the quarantine model."""
-    found = []
+    """The row-level rules as SQL, for the mart's filter and the quarantine model.
+
+    The first is built in: a key delivered more than once in one batch (a repeated
+    daylight-saving hour, a duplicated date) cannot be told apart, so every copy is
+    quarantined instead of one being kept at random. Staging models count the copies in
+    `_key_copies` (macro `latest_delivery`)."""
+    key = quote_ident(contract.primary_key[0])
+    found = [{"rule": f"duplicate_key({contract.primary_key[0]})",
+              "violation": f"({key} is not null and _key_copies > 1)",
+              "reason": f"{quote_literal(contract.primary_key[0] + ' = ')} || {key}::text"
+                        " || ' came ' || _key_copies || ' times in one delivery'"}]
     for rule in rules(contract):
         render = RULE_KINDS[rule.kind].violation
         if render is not None:

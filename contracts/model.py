@@ -38,13 +38,21 @@ class Column:
 class SourceConfig:
     """Where the hub pulls the dataset from (customProperty `hubSource`)."""
 
-    kind: str
-    connection_env: str
-    table: str
-    cursor_column: str
+    kind: str  # sql | rest | files | mqtt
+    connection_env: str = ""  # variable holding the URL or path (it may carry secrets)
+    url: str = ""  # or the URL itself, when it carries none
+    table: str = ""  # sql: the source table
+    cursor_column: str = ""  # sql, rest: the incremental cursor
     batch_size: int = 5000
     schedule: str | None = None
     sample: str | None = None  # bundled sample data to provision in demo mode
+    system: str = ""  # source system, for the per-system concurrency limit
+    fields: tuple[tuple[str, str], ...] = ()  # (contract column, name in the source)
+    options: dict[str, Any] = field(default_factory=dict, compare=False)  # kind-specific
+
+    @property
+    def field_map(self) -> dict[str, str]:
+        return dict(self.fields)
 
 
 @dataclass(frozen=True)

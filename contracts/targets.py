@@ -9,7 +9,17 @@ from contracts.mapping import RULE_KINDS, Rule, pg_type, row_rules, rules
 from contracts.model import Contract
 
 # Load metadata every raw landing row carries.
-LOAD_COLUMNS = (("_batch_id", "uuid"), ("_loaded_at", "timestamptz"), ("_source", "text"))
+# Load metadata every raw landing row carries. The values come from column defaults the
+# loader sets once per batch transaction (`set local hub.*`; now() is the transaction's
+# start), so COPY sends only the source's columns: parsing a uuid and a timestamp on every
+# row cost a third of the load time. `_delivery_id` is one ingest pass: copies of a key
+# within one delivery are duplicates.
+LOAD_COLUMNS = (
+    ("_batch_id", "uuid", "current_setting('hub.batch_id')::uuid"),
+    ("_loaded_at", "timestamptz", "now()"),
+    ("_source", "text", "current_setting('hub.source')"),
+    ("_delivery_id", "uuid", "current_setting('hub.delivery_id')::uuid"),
+)
 
 
 def to_dbt_sources(contract: Contract) -> dict[str, Any]:
@@ -127,8 +137,14 @@ def to_json_schema(contract: Contract) -> dict[str, Any]:
 
 def to_raw_ddl(contract: Contract) -> str:
     """DDL of the raw landing table: contract columns as text, plus load metadata."""
+    table = f"{contract.raw_schema}.{contract.entity}"
     columns = [f'    "{c.name}" text' for c in contract.columns]
-    columns += [f"    {name} {kind} not null" for name, kind in LOAD_COLUMNS]
+    columns += [f"    {name} {kind} not null default {default}"
+                for name, kind, default in LOAD_COLUMNS]
     body = ",\n".join(columns)
-    return (f"create schema if not exists {contract.raw_schema};\n"
-            f"create table if not exists {contract.raw_schema}.{contract.entity} (\n{body}\n);")
+    # Raw tables from before: add what they lack (their old rows keep a null delivery).
+    upgrade = [f"alter table {table} add column if not exists _delivery_id uuid;"]
+    upgrade += [f"alter table {table} alter column {name} set default {default};"
+                for name, _, default in LOAD_COLUMNS]
+    return "\n".join([f"create schema if not exists {contract.raw_schema};",
+                      f"create table if not exists {table} (\n{body}\n);", *upgrade])

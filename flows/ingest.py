@@ -1,31 +1,193 @@
-"""Extract a dataset from its departmental source and land it, batch by batch."""
+"""Extract a dataset from its departmental source and land it, batch by batch.
+
+The contract's `hubSource` says which connector to open and how: adding a dataset from a
+kind of source the hub knows needs no code. Each batch commits with its position (cursor,
+file manifest entry) in one transaction; a broker's messages are acknowledged after that.
+"""
 
 from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Full, Queue
+from urllib.parse import urlsplit
 
 import psycopg
 
 from contracts import Contract
-from flows.load import LoadResult, ensure_raw_table, load_batch, read_cursor
+from flows.load import ensure_raw_table, load_batch, read_cursor, read_manifest
+from flows.sources.base import Batch
+from flows.sources.files import ChangedFile, read_files
+from flows.sources.guard import UnsafeSource, check_url
+from flows.sources.mqtt import MqttSource, read_messages
+from flows.sources.pg_copy import copy_batches
+from flows.sources.rest import Pagination, RestSource, client_credentials, read_records
 from flows.sources.sql import read_batches
-from hub.warehouse import sqlalchemy_url
+from hub.settings import Settings
 
 
-def ingest(warehouse_url: str, contract: Contract, source_url: str) -> LoadResult:
-    """Load everything changed since the last committed cursor; return what was loaded."""
+@dataclass
+class LoadResult:
+    batches: int = 0
+    rows: int = 0
+    warnings: list[str] = field(default_factory=list)  # e.g. files changed in place
+
+
+def ingest(warehouse_url: str, contract: Contract, source_url: str, settings: Settings,
+           progress: Callable[[int], None] | None = None) -> LoadResult:
+    """Load everything new since the last committed position; return what was loaded."""
     if contract.source is None:
         raise ValueError(f"{contract.dataset_id}: the contract has no hubSource to ingest from")
-    src = contract.source
+    result, delivery_id = LoadResult(), uuid.uuid4()
+    label = f"{contract.source.kind}:{contract.source.table or urlsplit(source_url).path}"
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         ensure_raw_table(conn, contract)
-        batches = read_batches(
-            sqlalchemy_url(source_url), table=src.table,
-            columns=[c.name for c in contract.columns], cursor_column=src.cursor_column,
-            key_column=contract.primary_key[0], after=read_cursor(conn, contract.dataset_id),
-            batch_size=src.batch_size,
-        )
-        count = rows = 0
-        for batch in batches:
-            with conn.transaction():  # rows, load record and cursor commit together
-                rows += load_batch(conn, contract, batch, f"{src.kind}:{src.table}")
-            count += 1
-    return LoadResult(batches=count, rows=rows)
+        batches = open_source(conn, contract, source_url, settings, result.warnings)
+        for batch in read_ahead(batches):
+            with conn.transaction():  # rows, load record and position commit together
+                result.rows += load_batch(conn, contract, batch, label, delivery_id)
+            if batch.acknowledge is not None:
+                batch.acknowledge()
+            result.batches += 1
+            if progress is not None:
+                progress(len(batch.rows))
+    return result
+
+
+def read_ahead(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
+    """Read the next batches from the source while the current one is written: the
+    source's read and the warehouse's COPY overlap. Positions still commit in order, one
+    batch at a time, so a crash costs only the batches read but not yet committed."""
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not _put(queue, batch, stop):
+                    break
+            _put(queue, _DONE, stop)
+        except BaseException as exc:  # handed to the consumer, raised there
+            _put(queue, exc, stop)
+        finally:
+            batches.close()
+
+    threading.Thread(target=produce, name="read-ahead", daemon=True).start()
+    try:
+        while (item := queue.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+_DONE = object()
+
+
+def _put(queue: Queue, item: object, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            queue.put(item, timeout=0.2)
+            return True
+        except Full:
+            continue
+    return False
+
+
+def open_source(conn: psycopg.Connection, contract: Contract, url: str, settings: Settings,
+                warnings: list[str]) -> Iterator[Batch]:
+    """The connector for the contract's source kind, positioned after the last commit."""
+    src = contract.source
+    columns = [c.name for c in contract.columns]
+    if src.kind == "sql":
+        # PostgreSQL sources stream COPY text straight through; others go via SQLAlchemy.
+        read = copy_batches if _is_postgres(url) else read_batches
+        return read(url, table=src.table, columns=columns,
+                    cursor_column=src.cursor_column, key_column=contract.primary_key[0],
+                    after=read_cursor(conn, contract.dataset_id), batch_size=src.batch_size)
+    if src.kind == "rest":
+        return read_records(_rest(contract, url, settings), cursor_column=src.cursor_column,
+                            key_column=contract.primary_key[0],
+                            after=read_cursor(conn, contract.dataset_id))
+    if src.kind == "files":
+        _check_local(url, src.url, settings)
+        return read_files(url, fields=src.field_map, pattern=src.options.get("pattern", "*"),
+                          manifest=read_manifest(conn, contract.dataset_id),
+                          batch_size=src.batch_size,
+                          on_changed=lambda f: warnings.append(_changed(f)))
+    return read_messages(mqtt_source(contract, url, settings))
+
+
+def mqtt_source(contract: Contract, url: str, settings: Settings) -> MqttSource:
+    """The subscription for a contract's feed. A path in the broker URL is a namespace
+    (mqtt://broker:1883/staging): topic and session id are prefixed with it, so two
+    deployments can share a broker without taking each other's messages."""
+    options, namespace = contract.source.options, urlsplit(url).path.strip("/")
+    topic = options["topic"]
+    client_id = options.get("clientId", f"civic-data-hub-{contract.relation_name}")
+    if namespace:
+        topic, client_id = f"{namespace}/{topic}", f"{client_id}-{namespace}"
+    return MqttSource(url=url, topic=topic, fields=contract.source.field_map,
+                      client_id=client_id, qos=int(options.get("qos", 1)),
+                      batch_size=contract.source.batch_size,
+                      idle_seconds=float(options.get("idleSeconds", 2.0)),
+                      allowed_hosts=settings.allowed_hosts())
+
+
+def _rest(contract: Contract, url: str, settings: Settings) -> RestSource:
+    options = contract.source.options
+    pages = {_snake(k): v for k, v in (options.get("pagination") or {}).items()}
+    auth = options.get("auth") or {}
+    headers, token = {}, None
+    if auth.get("type") == "api_key":
+        headers[auth.get("header", "X-Api-Key")] = _secret(auth["keyEnv"])
+    elif auth.get("type") == "oauth2":
+        token = client_credentials(auth["tokenUrl"], _secret(auth["clientIdEnv"]),
+                                   _secret(auth["clientSecretEnv"]), settings.allowed_hosts())
+    return RestSource(
+        url=url, fields=contract.source.field_map, records_path=options.get("recordsPath", ""),
+        pagination=Pagination(**pages), params=options.get("params") or {},
+        since_param=options.get("sinceParam"),
+        since_format=options.get("sinceFormat", "{value}"), headers=headers, token=token,
+        allowed_hosts=settings.allowed_hosts())
+
+
+def _is_postgres(url: str) -> bool:
+    return url.split(":", 1)[0] in ("postgresql", "postgres")
+
+
+def _secret(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"set {name}: the source's contract names it for its credentials")
+    return value
+
+
+def _check_local(url: str, contract_url: str, settings: Settings) -> None:
+    """A drop folder named in the contract itself must lie under the hub's drop root, or be
+    remote (and pass the address guard): a contract may not read the hub's own files."""
+    if not contract_url:
+        return  # the operator set the location in a HUB_SOURCE_ variable
+    scheme = urlsplit(contract_url).scheme
+    if scheme in ("", "file", "local"):
+        path = Path(urlsplit(contract_url).path).resolve()
+        if not path.is_relative_to(settings.drop_root()):
+            raise UnsafeSource(f"{contract_url}: local drops must be under the hub's drop "
+                               f"folder {settings.drop_root()} (HUB_DROP_DIR)")
+    else:
+        check_url(contract_url, settings.allowed_hosts())
+
+
+def _changed(changed: ChangedFile) -> str:
+    return (f"file {changed.path} changed in place since it was loaded (sha256 "
+            f"{changed.loaded_sha256[:12]}... -> {changed.now_sha256[:12]}...); it was not "
+            "loaded again: deliver corrections as a new file")
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import psycopg
 from psycopg import sql
 
 from contracts import Contract
 from contracts.targets import to_raw_ddl
-from flows.sources.sql import Batch, Cursor
+from flows.sources.base import Batch, Cursor
 
 
 @dataclass(frozen=True)
@@ -34,23 +34,56 @@ def read_cursor(conn: psycopg.Connection, dataset: str) -> Cursor | None:
     return Cursor.from_json(row[0]) if row else None
 
 
-def load_batch(conn: psycopg.Connection, contract: Contract, batch: Batch, source: str) -> int:
-    """COPY one batch and advance the cursor, in the caller's open transaction."""
-    batch_id, loaded_at = uuid.uuid4(), datetime.now(UTC)
-    names = [c.name for c in contract.columns] + ["_batch_id", "_loaded_at", "_source"]
+def load_batch(conn: psycopg.Connection, contract: Contract, batch: Batch, source: str,
+               delivery_id: uuid.UUID | None = None) -> int:
+    """COPY one batch and advance its position, in the caller's open transaction."""
+    batch_id = uuid.uuid4()
+    for name, value in (("batch_id", batch_id), ("source", source),
+                        ("delivery_id", delivery_id or batch_id)):  # the columns' defaults
+        conn.execute("select set_config(%s, %s, true)", [f"hub.{name}", str(value)])
     copy_sql = sql.SQL("copy {}.{} ({}) from stdin").format(
         sql.Identifier(contract.raw_schema), sql.Identifier(contract.entity),
-        sql.SQL(", ").join(map(sql.Identifier, names)))
+        sql.SQL(", ").join(sql.Identifier(c.name) for c in contract.columns))
     with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+        if batch.copy_text is not None:  # COPY text from a PostgreSQL source, as is
+            copy.write(batch.copy_text)
         for row in batch.rows:
-            copy.write_row([_text(v) for v in row] + [batch_id, loaded_at, source])
-    conn.execute("insert into hub.load_batches (batch_id, dataset, source, rows, loaded_at) "
-                 "values (%s, %s, %s, %s, %s)",
-                 [batch_id, contract.dataset_id, source, len(batch.rows), loaded_at])
-    conn.execute("insert into hub.ingest_cursors (dataset, cursor) values (%s, %s) "
-                 "on conflict (dataset) do update set cursor = excluded.cursor, updated_at = now()",
-                 [contract.dataset_id, psycopg.types.json.Jsonb(batch.cursor.to_json())])
-    return len(batch.rows)
+            copy.write_row([_text(v) for v in row])
+    count = batch.copy_rows if batch.copy_text is not None else len(batch.rows)
+    conn.execute("insert into hub.load_batches (batch_id, dataset, source, rows)"
+                 " values (%s, %s, %s, %s)", [batch_id, contract.dataset_id, source, count])
+    _record_position(conn, contract.dataset_id, batch, batch_id)
+    return count
+
+
+def _record_position(conn: psycopg.Connection, dataset: str, batch: Batch,
+                     batch_id: uuid.UUID) -> None:
+    """The cursor, the file's manifest entry and any rejects, with the batch's rows."""
+    if batch.cursor is not None:
+        conn.execute("insert into hub.ingest_cursors (dataset, cursor) values (%s, %s) "
+                     "on conflict (dataset) do update set cursor = excluded.cursor,"
+                     " updated_at = now()",
+                     [dataset, psycopg.types.json.Jsonb(batch.cursor.to_json())])
+    if batch.file is not None:
+        _record_file(conn, dataset, batch.file)
+    for payload, reason in batch.rejects:
+        conn.execute("insert into hub.rejected_records (dataset, batch_id, payload, reason)"
+                     " values (%s, %s, %s, %s)", [dataset, batch_id, payload, reason])
+
+
+def read_manifest(conn: psycopg.Connection, dataset: str) -> dict[str, dict]:
+    found = conn.execute("select path, sha256, rows_done, complete from hub.ingest_files"
+                         " where dataset = %s", [dataset]).fetchall()
+    return {p: {"sha256": h, "rows_done": n, "complete": c} for p, h, n, c in found}
+
+
+def _record_file(conn: psycopg.Connection, dataset: str, entry: dict) -> None:
+    conn.execute(
+        "insert into hub.ingest_files (dataset, path, sha256, bytes, rows_done, complete)"
+        " values (%s, %s, %s, %s, %s, %s) on conflict (dataset, path) do update set"
+        " rows_done = excluded.rows_done, complete = excluded.complete, loaded_at = now()",
+        [dataset, entry["path"], entry["sha256"], entry["bytes"], entry["rows_done"],
+         entry["complete"]])
 
 
 def _text(value: object) -> str | None:

@@ -1,34 +1,30 @@
-"""Prefect flows: ingest -> build (dbt) -> validate (GX) -> publish, per dataset.
+"""The pipeline flow: ingest -> build (dbt) -> validate (GX, SQL rules) -> publish, per dataset.
 
-Thin wrappers: the work lives in plain modules (ingest, build, validate, publish); the
-flow adds retries on I/O, run logs and the order of steps. A dataset is published only
-when every step passed; otherwise the run records which contract rules failed.
+Thin wrappers: the work lives in plain modules (ingest, build, validate, publish), each
+stage is a flow of its own (flows/stages.py) and this one chains them. A dataset is
+published only when every stage passed; otherwise the run records which rules failed.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 
 from access_policies import load_policies
 from contracts import Contract, load_all
 from contracts.diff import semver
-from flows import build, validate
-from flows.checks import Failure, StepResult
-from flows.demo_sources import provision
-from flows.ingest import ingest
-from flows.publish import Published, publish
+from flows import build
+from flows.checks import Failure
 from flows.report import gate_counts, store_report
-from flows.sql_rules import run_sql_rules
+from flows.stages import build_flow, ingest_flow, publish_flow, source_system, validate_flow
 from hub.audit import AuditEvent, record, record_file_changes
 from hub.bootstrap import bootstrap
+from hub.notifications import notify
 from hub.registry import RegistrationRefused, latest_version, register
 from hub.settings import Settings, get_settings
 from hub.warehouse import resolve_url
@@ -45,60 +41,7 @@ class RunReport:
     row_count: int | None = None
     quarantined: int | None = None
     failures: list[Failure] = field(default_factory=list)
-
-
-def source_url(contract: Contract, settings: Settings, warehouse_url: str) -> str:
-    """The department's system: the URL in the contract's variable, or the demo sample."""
-    assert contract.source is not None
-    configured = os.environ.get(contract.source.connection_env)
-    if configured:
-        return configured
-    if not settings.demo_sources:
-        raise RuntimeError(f"{contract.dataset_id}: set {contract.source.connection_env} to the "
-                           "department's database URL (HUB_DEMO_SOURCES is off)")
-    return provision(warehouse_url, contract, settings.sample_data_dir)
-
-
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def ingest_task(warehouse_url: str, contract: Contract, settings: Settings) -> int:
-    logger = get_run_logger()
-    loaded = ingest(warehouse_url, contract, source_url(contract, settings, warehouse_url))
-    logger.info("%s: loaded %d rows in %d batches", contract.dataset_id, loaded.rows,
-                loaded.batches)
-    return loaded.rows
-
-
-@task(cache_policy=NO_CACHE)
-def build_task(warehouse_url: str, contract: Contract, settings: Settings) -> StepResult:
-    result = build.run_dbt(warehouse_url, contract, settings)
-    get_run_logger().info("%s: dbt build %s", contract.dataset_id,
-                          "passed" if result.success else "failed")
-    return result
-
-
-@task(retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def validate_task(warehouse_url: str, contract: Contract) -> list[Failure]:
-    result = validate.validate(warehouse_url, contract)
-    get_run_logger().info("%s: validation %s", contract.dataset_id,
-                          "passed" if result.success else "failed")
-    return list(result.failures)
-
-
-@task(retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def sql_rules_task(warehouse_url: str, contract: Contract, settings: Settings) -> list[Failure]:
-    result = run_sql_rules(warehouse_url, contract, timeout_ms=settings.statement_timeout_ms)
-    if result.details["sql_rules"]:
-        get_run_logger().info("%s: sql rules %s", contract.dataset_id,
-                              "passed" if result.success else "failed")
-    return list(result.failures)
-
-
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def publish_task(warehouse_url: str, contract: Contract, run_id: uuid.UUID) -> Published:
-    done = publish(warehouse_url, contract, run_id)
-    get_run_logger().info("%s: published version %d (%d rows, %d quarantined)",
-                          contract.dataset_id, done.version, done.rows, done.quarantined)
-    return done
+    warnings: list[str] = field(default_factory=list)  # reported, not blocking: a changed file
 
 
 @flow(name="dataset-pipeline", log_prints=False)
@@ -108,7 +51,8 @@ def dataset_pipeline(dataset_id: str, warehouse_url: str, settings: Settings) ->
     run_id, started = uuid.uuid4(), datetime.now(UTC)
     report = RunReport(dataset_id)
     try:
-        report.rows_loaded = ingest_task(warehouse_url, contract, settings)
+        loaded = ingest_flow(contract, warehouse_url, settings)
+        report.rows_loaded, report.warnings = loaded.rows, loaded.warnings
     except Exception as exc:  # after its retries: the dataset fails, the others carry on
         report.failures = [Failure("ingest", "source", f"{type(exc).__name__}: {exc}")]
         _record(warehouse_url, run_id, started, report, contract, built=False)
@@ -120,14 +64,13 @@ def dataset_pipeline(dataset_id: str, warehouse_url: str, settings: Settings) ->
             "published", current)
         _record(warehouse_url, run_id, started, report, contract, built=False)
         return report
-    built = build_task(warehouse_url, contract, settings)
+    built = build_flow(contract, warehouse_url, settings)
     report.failures = list(built.failures)
     candidate = built.details["candidate_built"]
     if candidate:  # a model that failed leaves nothing to validate
-        report.failures += validate_task(warehouse_url, contract)
-        report.failures += sql_rules_task(warehouse_url, contract, settings)
+        report.failures += validate_flow(contract, warehouse_url, settings)
     if not report.failures:  # row-level breaks were quarantined; the rest is the gate
-        done = publish_task(warehouse_url, contract, run_id)
+        done = publish_flow(contract, warehouse_url, run_id)
         report.version, report.row_count, report.quarantined = (
             done.version, done.rows, done.quarantined)
         report.status = "published"
@@ -154,6 +97,9 @@ def _record(warehouse_url: str, run_id: uuid.UUID, started: datetime, report: Ru
     with psycopg.connect(warehouse_url) as conn:
         if built:
             store_report(conn, run_id, contract, report.failures, gate_counts(conn, contract))
+        for warning in report.warnings:
+            notify(conn, contract.department, contract.dataset_id, "ingest.warning", warning,
+                   {"run_id": str(run_id)})
         record(conn, AuditEvent(
             kind=f"pipeline.{report.status}", dataset=report.dataset,
             dataset_version=report.version, rows_returned=report.row_count or 0,
@@ -183,9 +129,19 @@ def run_all(dataset_id: str | None = None, settings: Settings | None = None) -> 
         record_file_changes(conn, "contract.changed", [c.path for c in contracts.values()],
                             settings.contracts_dir.parent)
     refused = register_files(warehouse_url, [contracts[d] for d in wanted], settings)
+    ensure_source_limits([contracts[d] for d in wanted], settings)
     build.write_generated(list(contracts.values()), settings.dbt_project_dir)
     return [RunReport(d, failures=[Failure("contract", "registry", refused[d])]) if d in refused
             else dataset_pipeline(d, warehouse_url, settings) for d in wanted]
+
+
+def ensure_source_limits(contracts: list[Contract], settings: Settings) -> None:
+    """A Prefect global concurrency limit per source system, created when missing."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        for name in sorted({source_system(c) for c in contracts if c.source}):
+            client.upsert_global_concurrency_limit_by_name(name, settings.source_concurrency)
 
 
 def register_files(warehouse_url: str, contracts: list[Contract],

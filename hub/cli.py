@@ -115,14 +115,20 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_pipeline(settings: Settings, dataset: str | None) -> list:
+    from flows import progress
     from flows.pipeline import run_all
+    from hub.progress_bars import ProgressBars
 
     try:
-        return run_all(dataset, settings)
+        with ProgressBars() as bars:
+            progress.use(bars)
+            return run_all(dataset, settings)
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
     except ValueError as exc:  # ContractError / PolicyError: a file to fix
         raise UsageError(str(exc)) from None
+    finally:
+        progress.use(None)
 
 
 def format_reports(reports: list) -> str:
@@ -132,6 +138,7 @@ def format_reports(reports: list) -> str:
         rows = "-" if r.row_count is None else str(r.row_count)
         lines.append(f"{r.dataset:<34} {r.status:<10} {r.rows_loaded:>7} {version:>7} {rows:>7}")
         lines += [f"    {f.rule} [{f.engine}]: {f.message}" for f in r.failures]
+        lines += [f"    warning: {w}" for w in r.warnings]
     failed = [r for r in reports if r.status != "published"]
     if failed:
         lines.append(f"{len(failed)} of {len(reports)} dataset(s) not published: the rules above "

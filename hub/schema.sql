@@ -23,6 +23,30 @@ create table if not exists hub.load_batches (
     loaded_at   timestamptz not null default now()
 );
 
+-- File drops: each file's checksum and progress, written with its rows. A complete file is
+-- never read again; a changed one is reported.
+create table if not exists hub.ingest_files (
+    dataset     text not null,
+    path        text not null,
+    sha256      text not null,
+    bytes       bigint not null,
+    rows_done   bigint not null,
+    complete    boolean not null,
+    loaded_at   timestamptz not null default now(),
+    primary key (dataset, path)
+);
+
+-- Records a source sent that could not be read as rows (e.g. an MQTT payload that is not
+-- JSON): kept with the batch they came in, never dropped.
+create table if not exists hub.rejected_records (
+    reject_id   bigserial primary key,
+    dataset     text not null,
+    batch_id    uuid not null,
+    payload     text not null,
+    reason      text not null,
+    received_at timestamptz not null default now()
+);
+
 -- Every pipeline pass and how it ended, with the rules that failed.
 create table if not exists hub.runs (
     run_id       uuid primary key,

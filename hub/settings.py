@@ -32,6 +32,22 @@ class Settings(BaseSettings):
     # system (a separate database on the warehouse server) from the bundled data.
     demo_sources: bool = True
 
+    # ---------- sources
+    # Hosts a source may be on although they are loopback or link-local (SSRF guard):
+    # comma-separated, e.g. "127.0.0.1,localhost". Demo sources on loopback are allowed
+    # while demo_sources is on.
+    source_allowed_hosts: str = ""
+    drop_dir: Path | None = None  # root of local file drops; default HOME/dropzone
+    mqtt_url: str = "mqtt://127.0.0.1:1883"  # broker the demo replays sensor feeds into
+    source_concurrency: int = 2  # concurrent ingests per source system
+
+    def allowed_hosts(self) -> tuple[str, ...]:
+        hosts = [h.strip().lower() for h in self.source_allowed_hosts.split(",") if h.strip()]
+        return tuple(hosts + (["127.0.0.1", "localhost"] if self.demo_sources else []))
+
+    def drop_root(self) -> Path:
+        return (self.drop_dir or self.home / "dropzone").resolve()
+
     # ---------- API and OAuth2
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -73,7 +73,10 @@ def settings(tmp_path_factory: pytest.TempPathFactory, warehouse_url: str) -> Se
     from hub.runtime import configure
 
     home = tmp_path_factory.mktemp("hub-home")
-    s = Settings(home=home, database_url=warehouse_url, demo_sources=False, _env_file=None)
+    # Test stand-ins for departments' systems run on loopback, which the guard otherwise
+    # refuses (demo_sources is off, as in production).
+    s = Settings(home=home, database_url=warehouse_url, demo_sources=False,
+                 source_allowed_hosts="127.0.0.1", _env_file=None)
     configure(s)
     return s
 
@@ -87,11 +90,36 @@ def prefect_harness(settings: Settings) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def first_run(settings: Settings, source_url: str, prefect_harness: None) -> list:
-    """The first pipeline pass over the real sample; later tests build on its result."""
+def department_sources(tmp_path_factory: pytest.TempPathFactory,
+                       server_url: str) -> Iterator[dict[str, str]]:
+    """Transport's API, human resources' database, social services' drop folder and
+    environment's sensor feed, each a real server, folder or broker holding the bundled
+    samples; their variables are set."""
+    from tests.stand_ins import beach_feed, bike_api, forget_feed, hr_database, shelter_drop
+
+    found = {"HUB_SOURCE_TRANSPORT_URL": bike_api(),
+             "HUB_SOURCE_HUMAN_RESOURCES_URL": hr_database(server_url, RUN_TAG),
+             "HUB_SOURCE_SOCIAL_SERVICES_DROP": shelter_drop(tmp_path_factory.mktemp("drop")),
+             "HUB_SOURCE_ENVIRONMENT_MQTT": beach_feed(f"hub-test-{RUN_TAG}")}
+    os.environ.update(found)
+    yield found
+    for name in found:
+        os.environ.pop(name, None)
+    forget_feed(found["HUB_SOURCE_ENVIRONMENT_MQTT"])
+    drop_database(server_url, f"hub_test_{RUN_TAG}_human_resources")
+
+
+@pytest.fixture(scope="session")
+def first_run(settings: Settings, source_url: str, department_sources: dict,
+              prefect_harness: None) -> list:
+    """The first pipeline pass over every dataset's real sample; later tests build on it."""
     from flows.pipeline import run_all
 
     return run_all(None, settings)
+
+
+def report_of(reports: list, dataset: str):
+    return next(r for r in reports if r.dataset == dataset)
 
 
 def count(url: str, query: str, params: list | None = None) -> int:

@@ -258,7 +258,9 @@ def test_policy_and_contract_files_in_force_are_recorded_once(app_client, url, s
     files = sorted(settings.policies_dir.glob("*.yaml"))
     policies = "select count(*) from audit.events where kind = 'policy.changed'"
     assert count(url, policies) == len(files)
-    assert count(url, "select count(*) from audit.events where kind = 'contract.changed'") == 1
+    contracts = len(list(settings.contracts_dir.rglob("*.odcs.yaml")))
+    assert count(url, "select count(*) from audit.events where kind = 'contract.changed'") \
+        == contracts
     with psycopg.connect(url) as conn:  # unchanged files are not recorded again
         assert record_file_changes(conn, "policy.changed", files, settings.policies_dir.parent) == 0
 

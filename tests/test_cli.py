@@ -14,6 +14,7 @@ from flows.pipeline import RunReport
 from hub import clients
 from hub.cli import format_reports
 from tests.conftest import REPO
+from tests.stand_ins import forget_feed
 
 CONTRACT = REPO / "contracts" / "public_works" / "service_requests.odcs.yaml"
 
@@ -28,18 +29,28 @@ def hub(*args: str, env: dict[str, str] | None = None, timeout: int = 300):
 
 def test_run_on_a_fresh_home_starts_its_own_warehouse_and_publishes(tmp_path):
     # No HUB_DATABASE_URL, no source URL: the embedded server and the demo source.
-    result = hub("run", env={"HUB_HOME": str(tmp_path / "home")})
+    feed = f"mqtt://127.0.0.1:1883/hub-test-cli-{tmp_path.name}"  # this run's own session
+    result = hub("run", env={"HUB_HOME": str(tmp_path / "home"), "HUB_MQTT_URL": feed})
+    forget_feed(feed)
     assert result.returncode == 0, result.stdout + result.stderr
-    line = next(ln for ln in result.stdout.splitlines()
-                if ln.startswith("public_works.service_requests"))
-    assert line.split()[1:] == ["published", "9999", "1", "9999"]
+    # `make demo`'s main job: every department's sample, through each kind of source.
+    lines = {ln.split()[0]: ln.split()[1:] for ln in result.stdout.splitlines()
+             if ln.split() and "." in ln.split()[0] and "_" in ln.split()[0]}
+    assert lines["public_works.service_requests"] == ["published", "9999", "1", "9999"]
+    assert lines["transport.bike_counts"] == ["published", "38688", "1", "38652"]
+    assert lines["social_services.shelter_census"] == ["published", "3728", "1", "3700"]
+    assert lines["environment.beach_sensor_readings"] == ["published", "34923", "1", "34391"]
+    assert lines["human_resources.employee_salaries"] == ["published", "31133", "1", "31133"]
     assert (tmp_path / "home" / "pg" / "PG_VERSION").exists()
 
 
 def test_run_unknown_dataset_exits_2_naming_the_known_ones(tmp_path):
     result = hub("run", "--dataset", "transport.nope", env={"HUB_HOME": str(tmp_path)})
     assert result.returncode == 2
-    assert "unknown dataset 'transport.nope'; known: public_works.service_requests" in result.stderr
+    assert ("unknown dataset 'transport.nope'; known: environment.beach_sensor_readings, "
+            "human_resources.employee_salaries, public_works.service_requests, "
+            "social_services.shelter_census, "
+            "transport.bike_counts") in result.stderr
 
 
 def test_clients_add_unknown_role_exits_2(tmp_path):

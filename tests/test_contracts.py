@@ -93,6 +93,17 @@ def _break(document: dict, change: str) -> dict:
         if change == "sql_threshold":
             rule = {"type": "sql", "query": query, "mustBeBetween": [1, 2]}
         document["schema"][0]["quality"].append(rule)
+    elif change == "source_hub_secret":
+        document["customProperties"][0]["value"]["connectionEnv"] = "HUB_DATABASE_URL"
+    elif change == "source_auth_secret":
+        document["customProperties"][0]["value"].update(
+            kind="rest", url="https://example.org/api", auth={"type": "api_key",
+                                                              "keyEnv": "HUB_PSEUDONYM_KEY"})
+    elif change == "source_url_password":
+        document["customProperties"][0]["value"].update(kind="files",
+                                                         url="sftp://clerk:pw@files.example.org/x")
+    elif change == "source_unknown_key":
+        document["customProperties"][0]["value"]["tabel"] = "service_requests"
     elif change in ("sla_column", "sla_table"):
         element = {"sla_column": "service_requests.nope", "sla_table": "other.updated_date"}
         document["slaProperties"][1]["element"] = element[change]
@@ -132,6 +143,11 @@ def _break(document: dict, change: str) -> dict:
     ("sql_not_select", "schema.0.quality.1.query", "must be a single SELECT"),
     ("sql_threshold", "schema.0.quality.1", "exactly one comparison with a number"),
     ("sla_column", "slaProperties.1.element", "'nope' is not a column of the contract"),
+    ("source_hub_secret", "customProperties.hubSource.connectionEnv",
+     "secrets are read only from variables named HUB_SOURCE_<NAME>"),
+    ("source_auth_secret", "customProperties.hubSource.auth.keyEnv", "got 'HUB_PSEUDONYM_KEY'"),
+    ("source_url_password", "customProperties.hubSource.url", "has credentials in it"),
+    ("source_unknown_key", "customProperties.hubSource", "unknown key(s) tabel"),
     ("sla_table", "slaProperties.1.element", "write service_requests.<column>"),
     ("mask", "schema.0.properties.15.customProperties.hubMask", "got 'scramble'"),
     ("cursor", "customProperties.hubSource.cursorColumn", "'modified_at' is not a column"),

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from flows.pipeline import run_all
-from tests.conftest import count
+from tests.conftest import count, report_of
 
 SHARED = "select count(*) from shared.public_works__service_requests"
 RAW = "select count(*) from raw_public_works.service_requests"
@@ -32,7 +32,7 @@ def _insert_source_row(source_url: str, sr_number: str | None, status: str, when
 
 
 def test_first_run_publishes_every_source_row(first_run, settings, source_url):
-    [report] = first_run
+    report = report_of(first_run, DATASET)
     source_rows = count(source_url, "select count(*) from service_requests")
     assert source_rows == 9999  # the real LA 311 sample
     assert (report.status, report.rows_loaded, report.version) == ("published", source_rows, 1)

@@ -50,7 +50,8 @@ def project(tmp_path_factory, settings):
     for column in models["models"][0]["columns"]:
         column.pop("constraints", None)
     (marts / "_environment__readings.yml").write_text(yaml.safe_dump(models))
-    (marts / "environment__readings.sql").write_text("select * from agree.readings")
+    (marts / "environment__readings.sql").write_text(
+        "select reading_id, station, code, value, taken_at, serial from agree.readings")
     (marts / "environment__readings__quarantine.sql").write_text(
         "{{ quarantined_rows('agree.readings') }}")
     return settings.model_copy(update={"dbt_project_dir": root})
@@ -60,8 +61,10 @@ def _load(url: str, rows: list[tuple]) -> None:
     with psycopg.connect(url) as conn:
         conn.execute("drop schema if exists agree cascade; create schema agree")
         conn.execute("create table agree.readings (reading_id bigint, station text, code text,"
-                     " value double precision, taken_at timestamp, serial text)")
-        with conn.cursor().copy("copy agree.readings from stdin") as copy:
+                     " value double precision, taken_at timestamp, serial text,"
+                     " _key_copies int not null default 1)")  # as staging models add it
+        with conn.cursor().copy("copy agree.readings (reading_id, station, code, value,"
+                                " taken_at, serial) from stdin") as copy:
             for row in rows:
                 copy.write_row(row)
 

@@ -9,36 +9,12 @@ flat whatever the table size.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-
-class SchemaDrift(ValueError):
-    """The source table no longer matches the contract; nothing was read."""
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Position after the last committed row: its cursor value and its key (as text)."""
-
-    value: str
-    key: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"value": self.value, "key": self.key}
-
-    @classmethod
-    def from_json(cls, data: dict[str, str] | None) -> Cursor | None:
-        return cls(data["value"], data["key"]) if data else None
-
-
-@dataclass(frozen=True)
-class Batch:
-    rows: list[tuple[Any, ...]]
-    cursor: Cursor  # where the next read resumes once this batch is committed
+from flows.sources.base import Batch, Cursor, check_drift
 
 
 def read_batches(
@@ -49,7 +25,7 @@ def read_batches(
     engine = sa.create_engine(url)
     try:
         source = sa.Table(table, sa.MetaData(), autoload_with=engine)
-        check_drift(source, columns)
+        check_drift(f"source table {table!r}", [c.name for c in source.columns], columns)
         query = _incremental_query(source, columns, cursor_column, key_column, after)
         with engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=batch_size)
@@ -60,19 +36,6 @@ def read_batches(
         engine.dispose()
 
 
-def check_drift(source: sa.Table, columns: Sequence[str]) -> None:
-    """Stop before reading when the source's columns differ from the contract's."""
-    actual = [c.name for c in source.columns]
-    added = [c for c in actual if c not in columns]
-    removed = [c for c in columns if c not in actual]
-    problems = [f"column {c!r} was removed from the source; the contract expects it"
-                for c in removed]
-    problems += [f"column {c!r} appeared in the source; the contract does not list it"
-                 for c in added]
-    if problems:
-        raise SchemaDrift(f"source table {source.name!r}: " + "; ".join(problems))
-
-
 def _incremental_query(
     source: sa.Table, columns: Sequence[str], cursor_column: str, key_column: str,
     after: Cursor | None,
@@ -81,7 +44,8 @@ def _incremental_query(
     # A missing key sorts as '' so that a row with a null key is still read (and then
     # refused by the contract) instead of silently never matching the cursor.
     key = sa.func.coalesce(sa.cast(source.c[key_column], sa.Text), "")
-    query = sa.select(*(source.c[name] for name in columns)).order_by(moment, key)
+    # Rows without a cursor value come first: read on the first pass, never after.
+    query = sa.select(*(source.c[name] for name in columns)).order_by(moment.nulls_first(), key)
     if after is None:
         return query
     value = _typed(after.value, moment.type)
@@ -98,8 +62,11 @@ def _typed(value: str, column_type: sa.types.TypeEngine) -> Any:
     return python_type(value)
 
 
-def _cursor_of(row: tuple, columns: Sequence[str], cursor_column: str, key_column: str) -> Cursor:
+def _cursor_of(row: tuple, columns: Sequence[str], cursor_column: str,
+               key_column: str) -> Cursor | None:
     value = row[columns.index(cursor_column)]
     key = row[columns.index(key_column)]
+    if value is None:  # a batch of rows without cursor values: no position to keep yet
+        return None
     text = value.isoformat() if isinstance(value, (date, datetime)) else str(value)
     return Cursor(text, "" if key is None else str(key))

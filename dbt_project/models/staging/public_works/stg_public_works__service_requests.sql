@@ -1,4 +1,5 @@
--- Grain: one row per service request (sr_number), in its latest extracted version.
+-- Grain: one row per service request (sr_number), in its latest delivered version (copies
+-- of one key within a delivery, and rows without a key, are all kept for the contract).
 -- Casts the raw text landing to the contract's types; values that do not cast fail the
 -- build rather than being nulled, so a department's defects stay visible.
 
@@ -59,30 +60,17 @@ typed as (
         nullif(police_precinct, '') as police_precinct,
 
         ---------- load metadata
-        _loaded_at
+        _loaded_at,
+        _batch_id,
+        _delivery_id
 
     from source
 
 ),
 
-ranked as (
-
-    select
-        *,
-        row_number() over (
-            partition by sr_number
-            order by updated_date desc, _loaded_at desc
-        ) as version_rank
-
-    from typed
-
-),
-
 final as (
 
-    select * from ranked
-    -- rows without a key cannot be told apart: all are kept, for the contract to quarantine
-    where version_rank = 1 or sr_number is null
+    {{ latest_delivery('typed', 'sr_number') }}
 
 )
 

@@ -1,0 +1,83 @@
+"""What every source connector yields, and the schema-drift check they all share.
+
+Connectors are plain generators with no Prefect code: each takes the last committed
+position and yields `Batch`es of rows in the contract's column order. The loader commits a
+batch's rows, its load record and its new position in one transaction, then calls
+`acknowledge` (a broker's ack, a file's manifest entry is already in that transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class SchemaDrift(ValueError):
+    """The source no longer matches the contract; nothing was loaded."""
+
+
+@dataclass(frozen=True, order=True)
+class Cursor:
+    """Position after the last committed row: its cursor value and its key (as text)."""
+
+    value: str
+    key: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"value": self.value, "key": self.key}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str] | None) -> Cursor | None:
+        return cls(data["value"], data["key"]) if data else None
+
+
+@dataclass
+class Batch:
+    rows: list[tuple[Any, ...]]
+    cursor: Cursor | None = None  # where the next read resumes once this batch is committed
+    file: dict[str, Any] | None = None  # manifest entry (path, sha256, rows done) of a file
+    rejects: list[tuple[str, str]] = field(default_factory=list)  # (payload, why) unreadable
+    copy_text: bytes | None = None  # rows already in COPY text format (PostgreSQL sources)
+    copy_rows: int = 0
+    acknowledge: Callable[[], None] | None = field(default=None, repr=False)
+
+
+def check_drift(where: str, actual: Sequence[str], expected: Sequence[str],
+                types: dict[str, tuple[str, str]] | None = None) -> None:
+    """Stop before loading when the source's fields differ from what the contract maps.
+
+    `types` optionally gives, per expected field, (type in the source, type the contract
+    wants) for fields whose source type cannot hold the contract's values.
+    """
+    problems = drift_problems(actual, expected)
+    problems += [f"column {name!r} is {have} in the source; the contract expects {want}"
+                 for name, (have, want) in (types or {}).items()]
+    if problems:
+        raise SchemaDrift(f"{where}: " + "; ".join(problems))
+
+
+def drift_problems(actual: Sequence[str], expected: Sequence[str]) -> list[str]:
+    added = [c for c in actual if c not in expected]
+    removed = [c for c in expected if c not in actual]
+    problems = []
+    for name in removed:
+        near = [a for a in added if _norm(a) == _norm(name)]
+        if near:
+            problems.append(f"column {name!r} is missing; the source has {near[0]!r} "
+                            "(spacing or case differs): map that exact name in hubSource.columns")
+            added.remove(near[0])
+        elif len(removed) == 1 and len(added) == 1:
+            problems.append(f"column {name!r} is missing and {added[0]!r} is new: renamed? "
+                            "map it in hubSource.columns or update the contract")
+            added.clear()
+        else:
+            problems.append(f"column {name!r} was removed from the source; the contract "
+                            "expects it")
+    problems += [f"column {c!r} appeared in the source; the contract does not list it"
+                 for c in added]
+    return problems
+
+
+def _norm(name: str) -> str:
+    return " ".join(name.lower().replace("_", " ").split())

@@ -1,0 +1,123 @@
+"""The pipeline's stages, each a parameterised Prefect flow over one dataset.
+
+Tasks carry the retries (on I/O: the source, the warehouse); the flows give each stage its
+own run in Prefect, so a stage can be run or re-run on its own. `flows.pipeline` chains
+them per dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
+
+from contracts import Contract
+from flows import build, progress, validate
+from flows.checks import Failure, StepResult
+from flows.demo_sources import stand_in
+from flows.ingest import LoadResult, ingest
+from flows.publish import Published, publish
+from flows.sql_rules import run_sql_rules
+from hub.settings import Settings
+
+
+def source_url(contract: Contract, settings: Settings, warehouse_url: str) -> str:
+    """The department's system: the URL in the contract's variable or the contract itself,
+    or, in demo mode, a stand-in filled from the bundled sample."""
+    src = contract.source
+    configured = os.environ.get(src.connection_env) if src.connection_env else None
+    if configured:
+        return configured
+    if settings.demo_sources and src.sample:
+        return stand_in(warehouse_url, contract, settings)
+    if src.url:
+        return src.url
+    raise RuntimeError(f"{contract.dataset_id}: set {src.connection_env} to the department's "
+                       "source URL (HUB_DEMO_SOURCES is off)")
+
+
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def ingest_task(warehouse_url: str, contract: Contract, settings: Settings) -> LoadResult:
+    logger = get_run_logger()
+    progress.stage(contract.dataset_id, "ingest")
+    # One slot of the source system's limit: a department's system is not hammered by
+    # every dataset (and every deployment) reading it at once.
+    with concurrency(source_system(contract), occupy=1):
+        loaded = ingest(warehouse_url, contract, source_url(contract, settings, warehouse_url),
+                        settings, lambda n: progress.rows(contract.dataset_id, n))
+    logger.info("%s: loaded %d rows in %d batches", contract.dataset_id, loaded.rows,
+                loaded.batches)
+    for warning in loaded.warnings:
+        logger.warning("%s: %s", contract.dataset_id, warning)
+    return loaded
+
+
+@task(cache_policy=NO_CACHE)
+def build_task(warehouse_url: str, contract: Contract, settings: Settings) -> StepResult:
+    progress.stage(contract.dataset_id, "build (dbt)")
+    result = build.run_dbt(warehouse_url, contract, settings)
+    get_run_logger().info("%s: dbt build %s", contract.dataset_id,
+                          "passed" if result.success else "failed")
+    return result
+
+
+@task(retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def validate_task(warehouse_url: str, contract: Contract) -> list[Failure]:
+    progress.stage(contract.dataset_id, "validate (GX)")
+    result = validate.validate(warehouse_url, contract)
+    get_run_logger().info("%s: validation %s", contract.dataset_id,
+                          "passed" if result.success else "failed")
+    return list(result.failures)
+
+
+@task(retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def sql_rules_task(warehouse_url: str, contract: Contract, settings: Settings) -> list[Failure]:
+    result = run_sql_rules(warehouse_url, contract, timeout_ms=settings.statement_timeout_ms)
+    if result.details["sql_rules"]:
+        get_run_logger().info("%s: sql rules %s", contract.dataset_id,
+                              "passed" if result.success else "failed")
+    return list(result.failures)
+
+
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def publish_task(warehouse_url: str, contract: Contract, run_id: uuid.UUID) -> Published:
+    progress.stage(contract.dataset_id, "publish")
+    done = publish(warehouse_url, contract, run_id)
+    get_run_logger().info("%s: published version %d (%d rows, %d quarantined)",
+                          contract.dataset_id, done.version, done.rows, done.quarantined)
+    return done
+
+
+def source_system(contract: Contract) -> str:
+    """The name of the source system's concurrency limit (hubSource.system, or kind and
+    department)."""
+    src = contract.source
+    return f"source-{src.system or f'{src.kind}-{contract.department}'}"
+
+
+@flow(name="ingest")
+def ingest_flow(contract: Contract, warehouse_url: str, settings: Settings) -> LoadResult:
+    """Land what is new in the dataset's source in raw_<department>."""
+    return ingest_task(warehouse_url, contract, settings)
+
+
+@flow(name="build")
+def build_flow(contract: Contract, warehouse_url: str, settings: Settings) -> StepResult:
+    """dbt build: staging, the candidate mart and its quarantine, with dbt's tests."""
+    return build_task(warehouse_url, contract, settings)
+
+
+@flow(name="validate")
+def validate_flow(contract: Contract, warehouse_url: str, settings: Settings) -> list[Failure]:
+    """The GX suite and the sandboxed SQL rules on the candidate."""
+    return (validate_task(warehouse_url, contract)
+            + sql_rules_task(warehouse_url, contract, settings))
+
+
+@flow(name="publish")
+def publish_flow(contract: Contract, warehouse_url: str, run_id: uuid.UUID) -> Published:
+    """Swap the candidate (and its quarantine) in as the dataset's next version."""
+    return publish_task(warehouse_url, contract, run_id)

@@ -1,0 +1,130 @@
+"""Ingestion through the hub: interrupted loads end with exactly the source's rows, failing
+sources fail clearly, file drops are exactly-once, and untrusted locations are refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from contracts import load_all
+from flows.demo_api import DemoApi
+from flows.ingest import ingest
+from flows.pipeline import run_all
+from flows.sources.guard import UnsafeSource
+from flows.sources.rest import SourceError
+from hub.bootstrap import bootstrap
+from hub.warehouse import drop_database, ensure_database
+from tests.conftest import count, report_of
+from tests.stand_ins import DATA
+
+CONTRACTS = load_all(DATA.parent / "contracts")
+BIKES = CONTRACTS["transport.bike_counts"]
+REQUESTS = CONTRACTS["public_works.service_requests"]
+SHELTER = CONTRACTS["social_services.shelter_census"]
+
+
+@pytest.fixture
+def scratch(server_url):
+    """A warehouse of its own, so counts start from zero."""
+    name = f"hub_test_ingest_{uuid.uuid4().hex[:8]}"
+    url = ensure_database(server_url, name)
+    bootstrap(url)
+    yield url
+    drop_database(server_url, name)
+
+
+def _bike_api(**options) -> str:
+    base, _ = DemoApi.from_file(DATA / "seattle_bike_counter" / "spokane-st.json", "date",
+                                **options).start()
+    return base + "/resource/v6y4-2gyc.json"
+
+
+def test_api_failing_mid_load_then_rerun_gives_exactly_the_source_rows(scratch, settings):
+    with pytest.raises(SourceError, match="answered 500"):
+        ingest(scratch, BIKES, _bike_api(fail_after=3), settings)  # 3 pages, then down
+    raw = "select count(*) from raw_transport.bike_counts"
+    assert count(scratch, raw) == 15000  # three committed pages of 5,000
+    again = ingest(scratch, BIKES, _bike_api(), settings)
+    assert again.rows == 38688 - 15000
+    # None lost, none twice: the same multiset of records as the source (DST repeats too).
+    records = json.loads((DATA / "seattle_bike_counter" / "spokane-st.json").read_text())
+    expected = Counter((r["date"], r.get("east"), r.get("west"), r.get("spokane_st_bridge_total"))
+                       for r in records)
+    with psycopg.connect(scratch) as conn:
+        loaded = Counter(conn.execute("select counted_at, east, west, total"
+                                      " from raw_transport.bike_counts").fetchall())
+    assert loaded == expected
+
+
+def test_warehouse_connection_killed_mid_load_then_rerun_is_exact(scratch, settings,
+                                                                  source_url):
+    seen = []
+
+    def kill_after_the_first_batch(rows: int) -> None:
+        seen.append(rows)
+        if len(seen) == 1:
+            with psycopg.connect(scratch, autocommit=True) as admin:
+                admin.execute("select pg_terminate_backend(pid) from pg_stat_activity"
+                              " where datname = current_database() and pid <> pg_backend_pid()")
+
+    with pytest.raises(psycopg.OperationalError):
+        ingest(scratch, REQUESTS, source_url, settings, progress=kill_after_the_first_batch)
+    assert count(scratch, "select count(*) from raw_public_works.service_requests") == 5000
+    ingest(scratch, REQUESTS, source_url, settings)
+    assert count(scratch, "select count(*) from raw_public_works.service_requests") == \
+        count(source_url, "select count(*) from service_requests")
+
+
+def test_a_source_that_keeps_failing_fails_the_dataset_and_keeps_the_served_version(
+        first_run, settings, url):
+    served = count(url, "select max(version) from hub.dataset_versions where dataset = %s",
+                   ["transport.bike_counts"])
+    previous = os.environ["HUB_SOURCE_TRANSPORT_URL"]
+    os.environ["HUB_SOURCE_TRANSPORT_URL"] = _bike_api(fail_next=[503] * 100)
+    try:
+        [report] = run_all("transport.bike_counts", settings)
+    finally:
+        os.environ["HUB_SOURCE_TRANSPORT_URL"] = previous
+    assert report.status == "failed"
+    assert report.failures[0].rule == "ingest"
+    assert "answered 503 after 5 attempt(s)" in report.failures[0].message
+    assert count(url, "select max(version) from hub.dataset_versions where dataset = %s",
+                 ["transport.bike_counts"]) == served
+
+
+def test_file_drop_changed_in_place_is_reported_and_a_new_file_loads_alone(
+        first_run, settings, url, department_sources):
+    folder = Path(department_sources["HUB_SOURCE_SOCIAL_SERVICES_DROP"].removeprefix("file://"))
+    census = folder / "DHS_Daily_Report.csv"
+    text = census.read_text(encoding="utf-8")
+    census.write_text(text.replace("53732", "53733"))  # the department edits a loaded file
+    header = text.splitlines()[0]
+    (folder / "2024-01-03.csv").write_text(header + "\n01/03/2024,1,1,2,1,0,1,0,0,1,1,0,0\n")
+    [report] = run_all("social_services.shelter_census", settings)
+    assert (report.status, report.rows_loaded) == ("published", 1)
+    assert len(report.warnings) == 1 and "changed in place" in report.warnings[0]
+    assert count(url, "select count(*) from hub.notifications where kind = 'ingest.warning'"
+                      " and department = 'social_services'") == 1
+    assert report_of(first_run, "social_services.shelter_census").rows_loaded == 3728
+
+
+@pytest.mark.parametrize("kind, location, message", [
+    ("rest", "http://169.254.169.254/latest/meta-data/", "loopback, link-local or reserved"),
+    ("rest", "http://localhost:8000/datasets", "loopback, link-local or reserved"),
+    ("files", "file:///etc", "local drops must be under the hub's drop folder"),
+])
+def test_untrusted_locations_in_a_contract_are_refused(scratch, settings, kind, location,
+                                                       message):
+    contract = BIKES if kind == "rest" else SHELTER
+    strict = settings.model_copy(update={"source_allowed_hosts": ""})
+    hostile = dataclasses.replace(contract, source=dataclasses.replace(
+        contract.source, url=location, connection_env=""))
+    with pytest.raises(UnsafeSource, match=message):
+        ingest(scratch, hostile, location, strict)
