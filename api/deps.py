@@ -144,13 +144,15 @@ def json_response(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-def is_revoked(state: AppState, jti: str, client_id: str) -> bool:
-    """True if the token's jti was revoked or its client no longer exists (one round trip)."""
+def is_revoked(state: AppState, jti: str, subject: str) -> bool:
+    """True if the token's jti was revoked or its subject (a client, or `user:<name>`) no
+    longer exists (one round trip)."""
     with state.pool.connection() as conn:
         row = conn.execute(
             "select exists (select 1 from hub.revoked_tokens where jti = %s)"
-            " or not exists (select 1 from hub.clients where client_id = %s)",
-            [jti, client_id]).fetchone()
+            " or not (exists (select 1 from hub.clients where client_id = %s)"
+            "         or exists (select 1 from hub.users where 'user:' || username = %s))",
+            [jti, subject, subject]).fetchone()
         return bool(row[0])
 
 

@@ -15,7 +15,15 @@ from api import errors
 from api.deps import AppState, RequestGrants
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
-from api.routes import access_requests, audit, datasets, notifications, oauth, transparency
+from api.routes import (
+    access_requests,
+    audit,
+    authorize,
+    datasets,
+    notifications,
+    oauth,
+    transparency,
+)
 from api.routes import contracts as contract_routes
 from api.security import load_pseudonym_key, load_signing_key, verification_keys
 from contracts import load_all
@@ -71,6 +79,7 @@ def create_app(settings: Settings, warehouse_url: str,
                              ExternalIdP(settings) if settings.idp_issuer else None)
     errors.install(app)
     app.include_router(oauth.router)
+    app.include_router(authorize.router)
     app.include_router(datasets.router)
     app.include_router(access_requests.router)
     app.include_router(contract_routes.router)

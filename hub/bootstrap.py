@@ -21,6 +21,8 @@ grant select, insert, update on hub.contracts to {role};
 grant select, insert on hub.notifications to {role};
 grant usage on sequence hub.notifications_notification_id_seq to {role};
 grant select, insert on hub.revoked_tokens to {role};
+grant select on hub.users to {role};
+grant select, insert, update on hub.auth_codes to {role};
 grant select, insert, update on hub.access_requests to {role};
 grant select, insert on audit.events to {role};
 grant usage on sequence audit.events_event_id_seq to {role};

@@ -54,7 +54,23 @@ def _parser() -> argparse.ArgumentParser:
              "they expire (restart `hub serve` to pick it up)", cmd_keys_rotate)
     _audit_commands(sub)
     _contract_commands(sub)
+    _user_commands(sub)
     return parser
+
+
+def _user_commands(sub: argparse._SubParsersAction) -> None:
+    from hub import users_cli
+
+    users = sub.add_parser("users", help="people who sign in to the console")
+    commands = users.add_subparsers(required=True)
+    add = _command(commands, "add", "create a user; prints a generated password once",
+                   users_cli.cmd_add)
+    add.add_argument("username")
+    add.add_argument("--role", required=True, help="a role from access_policies/*.yaml")
+    _command(commands, "list", "list users and their roles", users_cli.cmd_list)
+    remove = _command(commands, "remove", "delete a user; their tokens stop working at once",
+                      users_cli.cmd_remove)
+    remove.add_argument("username")
 
 
 def _contract_commands(sub: argparse._SubParsersAction) -> None:
@@ -214,13 +230,13 @@ def _demo_instructions(host: str, port: int, client_id: str, secret: str) -> str
 def cmd_clients_add(args: argparse.Namespace, settings: Settings) -> int:
     from hub import clients
 
-    _known_role(settings, args.role)
+    known_role(settings, args.role)
     with warehouse(settings) as conn:
         try:
             client, secret = clients.add_client(conn, name=args.name, role=args.role)
         except clients.ClientError as exc:
             raise UsageError(str(exc)) from None
-        _record_admin(conn, "client.added", client.client_id, client.role)
+        record_admin(conn, "client.added", client.client_id, client.role)
     _show_secret(client, secret)
     return 0
 
@@ -233,7 +249,7 @@ def cmd_clients_rotate(args: argparse.Namespace, settings: Settings) -> int:
             client, secret = clients.rotate_secret(conn, args.name)
         except clients.ClientError as exc:
             raise UsageError(str(exc)) from None
-        _record_admin(conn, "client.secret_rotated", client.client_id, client.role)
+        record_admin(conn, "client.secret_rotated", client.client_id, client.role)
     _show_secret(client, secret)
     return 0
 
@@ -262,7 +278,7 @@ def cmd_clients_remove(args: argparse.Namespace, settings: Settings) -> int:
             client = clients.remove_client(conn, args.name)
         except clients.ClientError as exc:
             raise UsageError(str(exc)) from None
-        _record_admin(conn, "client.removed", client.client_id, client.role)
+        record_admin(conn, "client.removed", client.client_id, client.role)
     print(f"removed {client.name} ({client.client_id}); its tokens no longer work")
     return 0
 
@@ -272,12 +288,12 @@ def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
 
     key = rotate_signing_key(settings.keys_dir)
     with warehouse(settings) as conn:
-        _record_admin(conn, "key.rotated", None, None, {"kid": key.kid})
+        record_admin(conn, "key.rotated", None, None, {"kid": key.kid})
     print(f"new signing key {key.kid}; restart `hub serve` to sign with it")
     return 0
 
 
-def _record_admin(conn, kind: str, client_id: str | None, role: str | None,  # noqa: ANN001
+def record_admin(conn, kind: str, client_id: str | None, role: str | None,  # noqa: ANN001
                   detail: dict | None = None) -> None:
     from hub.audit import AuditEvent, record
 
@@ -285,7 +301,7 @@ def _record_admin(conn, kind: str, client_id: str | None, role: str | None,  # n
                             client_id=client_id, role=role, detail=detail or {}))
 
 
-def _known_role(settings: Settings, role: str) -> None:
+def known_role(settings: Settings, role: str) -> None:
     from access_policies import load_policies
     from contracts import load_all
 

@@ -146,6 +146,28 @@ create table if not exists hub.access_requests (
     created_at      timestamptz not null default now()
 );
 
+-- People who sign in to the console (authorization code with PKCE). Passwords are stored
+-- only as scrypt hashes; the role comes from the access policies.
+create table if not exists hub.users (
+    username       text primary key,
+    role           text not null,
+    password_hash  text not null,
+    created_at     timestamptz not null default now()
+);
+
+-- Authorization codes: single use, short lived, bound to the client, the redirect URI
+-- and the PKCE challenge. Only a hash of the code is kept.
+create table if not exists hub.auth_codes (
+    code_hash       text primary key,
+    client_id       text not null,
+    username        text not null,
+    redirect_uri    text not null,
+    code_challenge  text not null,
+    scope           text not null,
+    expires_at      timestamptz not null,
+    used_at         timestamptz
+);
+
 -- Revoked access tokens (RFC 7009): JWTs cannot be recalled, so their ids are denied
 -- until they would have expired anyway.
 create table if not exists hub.revoked_tokens (

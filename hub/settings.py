@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     issuer: str = "http://127.0.0.1:8000"
     audience: str = "civic-data-hub"
     token_ttl_seconds: int = 900
+    # The console: a public OAuth2 client (no secret) that signs people in with the
+    # authorization code grant and PKCE, redirecting only to these URIs.
+    console_client_id: str = "console"
+    console_redirect_uris: str = "http://127.0.0.1:8000/console/callback"
+    auth_code_ttl_seconds: int = 60
     pseudonym_key: SecretStr | None = None  # unset: a random key kept under `home`
     max_rows_per_page: int = 1000
 

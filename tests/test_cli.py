@@ -115,3 +115,22 @@ def test_keys_rotate_retires_the_old_key(first_run, url, tmp_path):
     result = hub("keys", "rotate", env=env)
     assert result.returncode == 0 and "new signing key" in result.stdout
     assert len(list((tmp_path / "keys").glob("retired-*.jwk.json"))) == 1
+
+
+def test_users_add_list_remove_with_audit(first_run, url, tmp_path):
+    env = {"HUB_DATABASE_URL": url, "HUB_HOME": str(tmp_path)}
+    added = hub("users", "add", "robin", "--role", "health_inspector", env=env)
+    assert added.returncode == 0, added.stderr
+    assert "password=" in added.stdout and "shown once" in added.stderr
+    again = hub("users", "add", "robin", "--role", "health_inspector", env=env)
+    assert again.returncode == 2 and "a user named 'robin' already exists" in again.stderr
+    wrong = hub("users", "add", "kim", "--role", "mayor", env=env)
+    assert wrong.returncode == 2 and "unknown role 'mayor'" in wrong.stderr
+    assert "robin" in hub("users", "list", env=env).stdout
+    assert hub("users", "remove", "robin", env=env).returncode == 0
+    gone = hub("users", "remove", "robin", env=env)
+    assert gone.returncode == 2 and "no user named 'robin'" in gone.stderr
+    with psycopg.connect(url) as conn:
+        kinds = [k for (k,) in conn.execute("select kind from audit.events where client_id ="
+                                            " 'user:robin' order by event_id")]
+    assert kinds == ["user.added", "user.removed"]

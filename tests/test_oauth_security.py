@@ -24,6 +24,7 @@ from tests.conftest import bearer, count, token_for
 
 ROWS = "/datasets/public_works.service_requests/rows"
 PUBLIC = {"/oauth/token", "/oauth/revoke", "/oauth/introspect", "/.well-known/jwks.json",
+          "/oauth/authorize",
           "/.well-known/oauth-authorization-server", "/transparency/report"}
 
 

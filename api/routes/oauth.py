@@ -1,9 +1,11 @@
-"""OAuth2 token endpoint (RFC 6749 4.4, client credentials) and the public signing keys."""
+"""OAuth2 token endpoint (RFC 6749: client credentials 4.4, and the console's authorization
+code 4.1 with PKCE), revocation, introspection, metadata and the public signing keys."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -13,6 +15,7 @@ from access_policies import Role
 from access_policies.model import KNOWN_SCOPES
 from api.deps import AppState, RequestIdDep, StateDep, is_revoked, request_event
 from api.errors import ApiError
+from api.routes.authorize import redeem_code
 from api.security import issue_token, verify_token
 from hub.audit import AuditEvent, record
 from hub.clients import Client, authenticate
@@ -24,9 +27,11 @@ router = APIRouter(tags=["oauth"])
 async def token(request: Request, state: StateDep, _rid: RequestIdDep) -> JSONResponse:
     """Exchange client credentials (HTTP Basic or form fields) for a signed access token."""
     form = await request.form()
+    if form.get("grant_type") == "authorization_code":
+        return await _code_token(request, state, form)
     if form.get("grant_type") != "client_credentials":
-        raise ApiError(400, "unsupported_grant_type",
-                       "grant_type must be client_credentials (form-encoded)")
+        raise ApiError(400, "unsupported_grant_type", "grant_type must be client_credentials "
+                       "or authorization_code (form-encoded)")
     client, role = await _client(request, state, form)
     scopes = _granted_scopes(str(form.get("scope") or ""), role.scopes)
     access_token, claims = issue_token(
@@ -37,6 +42,28 @@ async def token(request: Request, state: StateDep, _rid: RequestIdDep) -> JSONRe
         status_code=200, client_id=client.client_id, role=role.name,
         department=role.department,
         detail={"jti": claims["jti"], "scope": claims["scope"], "exp": claims["exp"]}))
+    body = {"access_token": access_token, "token_type": "Bearer",
+            "expires_in": state.settings.token_ttl_seconds, "scope": " ".join(scopes)}
+    return JSONResponse(body, headers=NO_STORE)
+
+
+async def _code_token(request: Request, state: AppState, form: Any) -> JSONResponse:
+    """The console's code, with its PKCE verifier, for a token of the signed-in user."""
+    username, role_name, scope = await run_in_threadpool(redeem_code, state, dict(form))
+    role = state.policy.roles.get(role_name)
+    if role is None:
+        raise ApiError(400, "invalid_grant", f"the user's role {role_name!r} is not in the "
+                       "access policies")
+    scopes = _granted_scopes(scope, role.scopes)
+    subject = f"user:{username}"
+    access_token, claims = issue_token(
+        state.signing_key, state.settings, client_id=subject, role=role.name,
+        department=role.department, scopes=scopes)
+    await run_in_threadpool(_audit, state, request_event(
+        request, "token.issued", decision="allow", reason="authorization code with PKCE",
+        status_code=200, client_id=subject, role=role.name, department=role.department,
+        detail={"jti": claims["jti"], "scope": claims["scope"], "exp": claims["exp"],
+                "console_client": state.settings.console_client_id}))
     body = {"access_token": access_token, "token_type": "Bearer",
             "expires_in": state.settings.token_ttl_seconds, "scope": " ".join(scopes)}
     return JSONResponse(body, headers=NO_STORE)
@@ -75,17 +102,19 @@ def metadata(state: StateDep) -> dict:
     return {
         "issuer": state.settings.issuer,
         "token_endpoint": f"{base}/oauth/token",
+        "authorization_endpoint": f"{base}/oauth/authorize",
         "jwks_uri": f"{base}/.well-known/jwks.json",
         "revocation_endpoint": f"{base}/oauth/revoke",
         "introspection_endpoint": f"{base}/oauth/introspect",
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["client_credentials", "authorization_code"],
+        "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic",
                                                        "client_secret_post"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic",
                                                           "client_secret_post"],
         "scopes_supported": sorted(KNOWN_SCOPES),
-        "response_types_supported": [],
+        "response_types_supported": ["code"],
     }
 
 

@@ -1,0 +1,162 @@
+"""Authorization code grant with PKCE (RFC 6749 4.1, RFC 7636 S256) for people signing in
+to the console, a public client with no secret.
+
+GET shows the sign-in form; POST checks the password and redirects back with a single-use
+code, bound to the client, the redirect URI and the PKCE challenge. POST /oauth/token
+(routes/oauth.py) exchanges it, with the verifier, for an access token whose subject is
+`user:<name>` and whose role is the user's. Errors a redirect could leak (unknown client,
+unregistered redirect URI) are shown here, never sent to the URI.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import AppState, RequestIdDep, StateDep, request_event
+from api.errors import ApiError
+from hub.audit import record
+from hub.users import check_password
+
+router = APIRouter(tags=["oauth"])
+PARAMS = ("response_type", "client_id", "redirect_uri", "code_challenge",
+          "code_challenge_method", "state", "scope")
+
+
+@router.get("/oauth/authorize", response_class=HTMLResponse)
+def authorize_form(request: Request, state: StateDep, _rid: RequestIdDep) -> Response:
+    """The console's sign-in page (authorization request, RFC 6749 4.1.1)."""
+    params = {k: request.query_params.get(k, "") for k in PARAMS}
+    return _checked(state, params) or _form(params)
+
+
+@router.post("/oauth/authorize", response_class=HTMLResponse)
+async def authorize(request: Request, state: StateDep, _rid: RequestIdDep) -> Response:
+    """Check the user's password; redirect back with a code, or show the form again."""
+    form = await request.form()
+    params = {k: str(form.get(k) or "") for k in PARAMS}
+    refused = _checked(state, params)
+    if refused is not None:
+        return refused
+    username = str(form.get("username") or "")
+    role = await run_in_threadpool(_password_ok, state, username, str(form.get("password") or ""))
+    if role is None:
+        await run_in_threadpool(_audit, state, request_event(
+            request, "login.denied", decision="deny", reason="unknown user or wrong password",
+            status_code=401, client_id=f"user:{username}"))
+        return _form(params, "Unknown user or wrong password.", 401)
+    code = await run_in_threadpool(_new_code, state, params, username)
+    query = urlencode({"code": code, **({"state": params["state"]} if params["state"] else {})})
+    return RedirectResponse(f"{params['redirect_uri']}?{query}", status_code=303)
+
+
+def redeem_code(state: AppState, form: dict[str, Any]) -> tuple[str, str, str]:
+    """(username, role, scope) for a valid code and verifier; ApiError invalid_grant if not.
+    The code is spent by this call whatever the outcome."""
+    code_hash = _hash(str(form.get("code") or ""))
+    with state.pool.connection() as conn, conn.transaction():
+        row = conn.execute(
+            "select client_id, username, redirect_uri, code_challenge, scope, expires_at,"
+            " used_at from hub.auth_codes where code_hash = %s for update", [code_hash]
+        ).fetchone()
+        conn.execute("update hub.auth_codes set used_at = coalesce(used_at, now())"
+                     " where code_hash = %s", [code_hash])
+        role = row and conn.execute("select role from hub.users where username = %s",
+                                    [row[1]]).fetchone()
+    problem = _code_problem(row, form)
+    if problem or not role:
+        raise ApiError(400, "invalid_grant", problem or "the user no longer exists")
+    return row[1], role[0], row[4]
+
+
+def _code_problem(row: tuple | None, form: dict[str, Any]) -> str | None:
+    if row is None:
+        return "unknown authorization code"
+    client_id, _, redirect_uri, challenge, _, expires_at, used_before = row
+    if used_before is not None:
+        return "the authorization code was already used"
+    if expires_at < datetime.now(UTC):
+        return "the authorization code expired; sign in again"
+    if form.get("client_id") != client_id or form.get("redirect_uri") != redirect_uri:
+        return "client_id and redirect_uri must be those of the authorization request"
+    if _challenge(str(form.get("code_verifier") or "")) != challenge:
+        return "code_verifier does not match the code_challenge (PKCE, S256)"
+    return None
+
+
+def _checked(state: AppState, params: dict[str, str]) -> Response | None:
+    """None if the request may proceed; else the error page or the error redirect."""
+    if params["client_id"] != state.settings.console_client_id:
+        raise ApiError(400, "invalid_request", f"unknown client {params['client_id']!r}")
+    if params["redirect_uri"] not in _redirect_uris(state):
+        raise ApiError(400, "invalid_request", "redirect_uri is not registered for this client")
+    if params["response_type"] != "code":
+        return _error_redirect(params, "unsupported_response_type", "response_type=code")
+    if params["code_challenge_method"] != "S256" or len(params["code_challenge"]) < 43:
+        return _error_redirect(params, "invalid_request", "PKCE is required: "
+                               "code_challenge (43+ chars) with code_challenge_method=S256")
+    return None
+
+
+def _redirect_uris(state: AppState) -> set[str]:
+    return {u.strip() for u in state.settings.console_redirect_uris.split(",") if u.strip()}
+
+
+def _error_redirect(params: dict[str, str], error: str, description: str) -> Response:
+    query = {"error": error, "error_description": description}
+    if params["state"]:
+        query["state"] = params["state"]
+    return RedirectResponse(f"{params['redirect_uri']}?{urlencode(query)}", status_code=303)
+
+
+def _password_ok(state: AppState, username: str, password: str) -> str | None:
+    with state.pool.connection() as conn:
+        return check_password(conn, username, password)
+
+
+def _new_code(state: AppState, params: dict[str, str], username: str) -> str:
+    code = secrets.token_urlsafe(32)
+    expires = datetime.now(UTC) + timedelta(seconds=state.settings.auth_code_ttl_seconds)
+    with state.pool.connection() as conn:
+        conn.execute(
+            "insert into hub.auth_codes (code_hash, client_id, username, redirect_uri,"
+            " code_challenge, scope, expires_at) values (%s, %s, %s, %s, %s, %s, %s)",
+            [_hash(code), params["client_id"], username, params["redirect_uri"],
+             params["code_challenge"], params["scope"], expires])
+    return code
+
+
+def _audit(state: AppState, event: Any) -> None:
+    with state.pool.connection() as conn:
+        record(conn, event)
+
+
+def _hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def _challenge(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii", errors="replace")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _form(params: dict[str, str], message: str = "", status: int = 200) -> Response:
+    hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">'
+                     for k, v in params.items())
+    note = f'<p role="alert">{html.escape(message)}</p>' if message else ""
+    return HTMLResponse(
+        "<!doctype html><title>Sign in - Civic Data Hub</title><h1>Civic Data Hub</h1>"
+        f'{note}<form method="post" action="/oauth/authorize">{hidden}'
+        '<label>User <input name="username" autocomplete="username" required></label>'
+        '<label>Password <input name="password" type="password" required></label>'
+        "<button>Sign in</button></form>", status_code=status)
+

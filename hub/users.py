@@ -1,0 +1,50 @@
+"""People who sign in to the console: `hub users add/list/remove`. Passwords are kept only
+as scrypt hashes (the same scheme as client secrets)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cache
+
+import psycopg
+
+from hub.clients import hash_secret, verify_secret
+
+
+class UserError(ValueError):
+    """A user operation that cannot be done; the message says why."""
+
+
+def add_user(conn: psycopg.Connection, username: str, role: str) -> str:
+    """Create the user with a generated password; return the password (shown once)."""
+    password = secrets.token_urlsafe(18)
+    try:
+        conn.execute("insert into hub.users (username, role, password_hash) values (%s, %s, %s)",
+                     [username, role, hash_secret(password)])
+    except psycopg.errors.UniqueViolation:
+        raise UserError(f"a user named {username!r} already exists") from None
+    return password
+
+
+def check_password(conn: psycopg.Connection, username: str, password: str) -> str | None:
+    """The user's role if the password is right, else None."""
+    row = conn.execute("select role, password_hash from hub.users where username = %s",
+                       [username]).fetchone()
+    if row is None:
+        verify_secret(password, _dummy_hash())  # the same work whether or not they exist
+        return None
+    return row[0] if verify_secret(password, row[1]) else None
+
+
+@cache
+def _dummy_hash() -> str:
+    return hash_secret(secrets.token_urlsafe(18))
+
+
+def list_users(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    return conn.execute("select username, role from hub.users order by username").fetchall()
+
+
+def remove_user(conn: psycopg.Connection, username: str) -> None:
+    if conn.execute("delete from hub.users where username = %s", [username]).rowcount == 0:
+        raise UserError(f"no user named {username!r}")
