@@ -36,9 +36,11 @@ class Page:
 
     @classmethod
     def parse(cls, request: Request, settings: Settings, decision: Decision, limit: int,
-              offset: int, cursor: str | None) -> Page:
-        if limit > settings.max_rows_per_page:
-            raise grammar.bad("limit", f"at most {settings.max_rows_per_page} rows per page")
+              offset: int, cursor: str | None, cap: int | None = None) -> Page:
+        cap = cap or settings.max_rows_per_page
+        if limit > cap:
+            unit = "page" if cap == settings.max_rows_per_page else "export"
+            raise grammar.bad("limit", f"at most {cap} rows per {unit}")
         raw = list(request.query_params.multi_items())
         visible = [c.name for c in decision.columns]
         unmasked = {c.name for c in decision.columns if c.mask is None}
@@ -60,16 +62,8 @@ def fetch(conn: psycopg.Connection, contract: Contract, page: Page,
     if version is None:
         raise ApiError(404, "not_published", f"{contract.dataset_id} has no published version "
                        "yet; run `hub run` (or wait for the next pipeline pass)")
-    types = {c.name: pg_type(c.physical_type, c.logical_type) for c in contract.columns}
-    where, params = grammar.where_clause(page.query.filters, types)
-    key = contract.primary_key[0]
-    if page.after is not None:
-        where = sql.SQL("{} and {} > %s").format(where, sql.Identifier(key))
-        params.append(page.after)
-    statement = sql.SQL("select {} from {} where {} order by {} limit %s offset %s").format(
-        sql.SQL(", ").join(map(sql.Identifier, page.query.select)),
-        sql.Identifier("shared", relation or contract.relation_name), where,
-        grammar.order_clause(page.query.order, key))
+    statement, params = select_statement(contract, page, relation)
+    statement = sql.SQL("{} limit %s offset %s").format(statement)
     try:
         return version, conn.execute(statement, [*params, page.limit, page.offset]).fetchall()
     except psycopg.errors.DataError as exc:  # a filter value that does not fit its column
@@ -78,6 +72,22 @@ def fetch(conn: psycopg.Connection, contract: Contract, page: Page,
     except psycopg.errors.QueryCanceled:
         raise ApiError(503, "timeout", "the query ran past the statement timeout; narrow it "
                        "with filters or a smaller limit") from None
+
+
+def select_statement(contract: Contract, page: Page,
+                     relation: str | None = None) -> tuple[sql.Composed, list[Any]]:
+    """The parameterised SELECT for `page`'s columns, filters, cursor and order."""
+    types = {c.name: pg_type(c.physical_type, c.logical_type) for c in contract.columns}
+    where, params = grammar.where_clause(page.query.filters, types)
+    key = contract.primary_key[0]
+    if page.after is not None:
+        where = sql.SQL("{} and {} > %s").format(where, sql.Identifier(key))
+        params.append(page.after)
+    statement = sql.SQL("select {} from {} where {} order by {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, page.query.select)),
+        sql.Identifier("shared", relation or contract.relation_name), where,
+        grammar.order_clause(page.query.order, key))
+    return statement, params
 
 
 def latest_versions(conn: psycopg.Connection, major: int | None = None) -> dict[str, int]:

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     auth_code_ttl_seconds: int = 60
     pseudonym_key: SecretStr | None = None  # unset: a random key kept under `home`
     max_rows_per_page: int = 1000
+    max_export_rows: int = 1_000_000  # GET /datasets/{id}/export, streamed
+    max_export_bytes: int = 512 * 1024 * 1024
 
     # ---------- the city's identity provider (optional): its tokens are accepted too
     idp_issuer: str | None = None

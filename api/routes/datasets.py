@@ -7,14 +7,16 @@ response is built: no data leaves without its record.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from access_policies import Decision, decide
 from access_policies.masking import mask_rows
-from api import rows
+from api import export, rows
 from api.deps import (
     AppState,
     Principal,
@@ -110,6 +112,41 @@ def read_rows(
     masks = {c.name: c.mask for c in decision.columns}
     masked = mask_rows(found, [masks[c] for c in page.query.select], state.pseudonym_key)
     return rows.render(format, dataset_id, version, page, masked, found, contract)
+
+
+@router.get("/{dataset_id}/export")
+def export_rows(
+    dataset_id: str, request: Request, state: StateDep, _rid: RequestIdDep,
+    select: Annotated[str | None, Query(description="columns, e.g. sr_number,status")] = None,
+    order: Annotated[str | None, Query(description="e.g. created_date.desc")] = None,
+    format: Annotated[Literal["ndjson", "csv"], Query()] = "ndjson",
+    limit: Annotated[int | None, Query(ge=1, description="at most HUB_MAX_EXPORT_ROWS")] = None,
+) -> Response:
+    """Every row matching the filters, streamed as NDJSON or CSV and masked as the caller's
+    grant says. Audited when it starts and when it ends (rows and bytes sent)."""
+    principal = _authorize(request, state, dataset=dataset_id)
+    contract, decision = _grant_or_deny(request, state, principal, dataset_id)
+    cap = state.settings.max_export_rows
+    page = rows.Page.parse(request, state.settings, decision, limit or cap, 0, None, cap=cap)
+    with state.pool.connection() as conn, conn.transaction():
+        version = rows.fetch(conn, contract, dataclasses.replace(page, limit=0))[0]
+        started = _event(request, "data.export", principal, dataset_id, "allow",
+                         decision.reason, 200, decision=decision, contract=contract,
+                         version=version, filters=page.audit_record(),
+                         columns=page.query.select)
+        record(conn, started)  # before the first byte leaves
+    masks = {c.name: c.mask for c in decision.columns}
+
+    def done(sent: export.Sent) -> None:
+        with state.pool.connection() as conn:
+            record(conn, dataclasses.replace(
+                started, kind="data.export.completed", rows_returned=sent.rows,
+                detail={**started.detail, "bytes": sent.bytes, "outcome": sent.outcome}))
+
+    media = "application/x-ndjson" if format == "ndjson" else "text/csv"
+    return StreamingResponse(
+        export.stream(state, contract, page, [masks[c] for c in page.query.select], format,
+                      None, done), media_type=media)
 
 
 def _older_major(state: AppState, dataset_id: str, major: int) -> tuple[Contract, str]:

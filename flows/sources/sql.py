@@ -44,8 +44,10 @@ def _incremental_query(
     # A missing key sorts as '' so that a row with a null key is still read (and then
     # refused by the contract) instead of silently never matching the cursor.
     key = sa.func.coalesce(sa.cast(source.c[key_column], sa.Text), "")
-    # Rows without a cursor value come first: read on the first pass, never after.
-    query = sa.select(*(source.c[name] for name in columns)).order_by(moment.nulls_first(), key)
+    # Rows without a cursor value come first: read on the first pass, never after. (A CASE,
+    # not NULLS FIRST, which MariaDB and MySQL do not have.)
+    nulls_first = sa.case((moment.is_(None), 0), else_=1)
+    query = sa.select(*(source.c[name] for name in columns)).order_by(nulls_first, moment, key)
     if after is None:
         return query
     value = _typed(after.value, moment.type)
