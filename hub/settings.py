@@ -41,13 +41,6 @@ class Settings(BaseSettings):
     mqtt_url: str = "mqtt://127.0.0.1:1883"  # broker the demo replays sensor feeds into
     source_concurrency: int = 2  # concurrent ingests per source system
 
-    def allowed_hosts(self) -> tuple[str, ...]:
-        hosts = [h.strip().lower() for h in self.source_allowed_hosts.split(",") if h.strip()]
-        return tuple(hosts + (["127.0.0.1", "localhost"] if self.demo_sources else []))
-
-    def drop_root(self) -> Path:
-        return (self.drop_dir or self.home / "dropzone").resolve()
-
     # ---------- API and OAuth2
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -80,6 +73,13 @@ class Settings(BaseSettings):
     # Benchmarks only (bench/api.py measures the audit's cost): with false, reads are not
     # recorded one by one; the API records that audit was off when it starts.
     audit_reads: bool = True
+
+    def allowed_hosts(self) -> tuple[str, ...]:
+        hosts = [h.strip().lower() for h in self.source_allowed_hosts.split(",") if h.strip()]
+        return tuple(hosts + (["127.0.0.1", "localhost"] if self.demo_sources else []))
+
+    def drop_root(self) -> Path:
+        return (self.drop_dir or self.home / "dropzone").resolve()
 
     @property
     def keys_dir(self) -> Path:
