@@ -109,7 +109,8 @@ def open_source(conn: psycopg.Connection, contract: Contract, url: str, settings
         read = copy_batches if _is_postgres(url) else read_batches
         return read(url, table=src.table, columns=columns,
                     cursor_column=src.cursor_column, key_column=contract.primary_key[0],
-                    after=read_cursor(conn, contract.dataset_id), batch_size=src.batch_size)
+                    after=read_cursor(conn, contract.dataset_id), batch_size=src.batch_size,
+                    types={c.name: c.logical_type for c in contract.columns})
     if src.kind == "rest":
         return read_records(_rest(contract, url, settings), cursor_column=src.cursor_column,
                             key_column=contract.primary_key[0],

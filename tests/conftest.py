@@ -92,14 +92,22 @@ def prefect_harness(settings: Settings) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def department_sources(tmp_path_factory: pytest.TempPathFactory,
                        server_url: str) -> Iterator[dict[str, str]]:
-    """Transport's API, human resources' database, social services' drop folder and
-    environment's sensor feed, each a real server, folder or broker holding the bundled
-    samples; their variables are set."""
-    from tests.stand_ins import beach_feed, bike_api, forget_feed, hr_database, shelter_drop
+    """Transport's API, human resources' database, social services' and health's drop
+    folders and environment's sensor feed, each a real server, folder or broker holding
+    the bundled samples; their variables are set."""
+    from tests.stand_ins import (
+        beach_feed,
+        bike_api,
+        forget_feed,
+        hr_database,
+        inspections_drop,
+        shelter_drop,
+    )
 
     found = {"HUB_SOURCE_TRANSPORT_URL": bike_api(),
              "HUB_SOURCE_HUMAN_RESOURCES_URL": hr_database(server_url, RUN_TAG),
              "HUB_SOURCE_SOCIAL_SERVICES_DROP": shelter_drop(tmp_path_factory.mktemp("drop")),
+             "HUB_SOURCE_HEALTH_DROP": inspections_drop(tmp_path_factory.mktemp("health")),
              "HUB_SOURCE_ENVIRONMENT_MQTT": beach_feed(f"hub-test-{RUN_TAG}")}
     os.environ.update(found)
     yield found

@@ -45,6 +45,11 @@ def shelter_drop(folder: Path) -> str:
     return folder.as_uri()
 
 
+def inspections_drop(folder: Path) -> str:
+    shutil.copy(DATA / "sf_restaurant_inspections" / "restaurant_scores.csv", folder)
+    return folder.as_uri()
+
+
 def beach_rows() -> list[dict[str, str]]:
     """A fixed slice of the real readings that keeps their defects: every reading without
     a timestamp, the first 40 sentinel wave heights, then ordinary readings."""

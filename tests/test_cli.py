@@ -41,6 +41,7 @@ def test_run_on_a_fresh_home_starts_its_own_warehouse_and_publishes(tmp_path):
     assert lines["social_services.shelter_census"] == ["published", "3728", "1", "3700"]
     assert lines["environment.beach_sensor_readings"] == ["published", "34923", "1", "34391"]
     assert lines["human_resources.employee_salaries"] == ["published", "31133", "1", "31133"]
+    assert lines["health.restaurant_inspections"] == ["published", "5796", "1", "5790"]
     assert (tmp_path / "home" / "pg" / "PG_VERSION").exists()
 
 
@@ -48,7 +49,8 @@ def test_run_unknown_dataset_exits_2_naming_the_known_ones(tmp_path):
     result = hub("run", "--dataset", "transport.nope", env={"HUB_HOME": str(tmp_path)})
     assert result.returncode == 2
     assert ("unknown dataset 'transport.nope'; known: environment.beach_sensor_readings, "
-            "human_resources.employee_salaries, public_works.service_requests, "
+            "health.restaurant_inspections, human_resources.employee_salaries, "
+            "public_works.service_requests, "
             "social_services.shelter_census, "
             "transport.bike_counts") in result.stderr
 

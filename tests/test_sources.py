@@ -287,6 +287,18 @@ def test_mariadb_is_read_in_batches_and_incrementally(mariadb_table):
     assert [b.rows for b in _sql(name, batches[-1].cursor)] == [[(4, 50, _dt("2023-01-03 09:00"))]]
 
 
+def test_mariadb_column_retyped_is_drift(mariadb_table):
+    engine, name = mariadb_table
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"alter table {name} modify salary varchar(20)"))
+    with pytest.raises(SchemaDrift, match="column 'salary' is text in the source; the "
+                                          "contract expects number: retyped"):
+        list(read_batches(MARIADB, table=name, columns=["id", "salary", "updated_at"],
+                          cursor_column="updated_at", key_column="id",
+                          types={"id": "integer", "salary": "number",
+                                 "updated_at": "timestamp"}))
+
+
 def test_mariadb_column_added_is_drift(mariadb_table):
     engine, name = mariadb_table
     with engine.begin() as conn:
@@ -341,8 +353,30 @@ def test_copy_path_resumes_after_a_cursor_with_a_null_key(pg_table):
     assert [b.copy_text for b in _copied(pg_table, after)] == [b"4\t2024-01-03 00:00:00\t\\N\n"]
 
 
+def test_copy_path_catches_a_column_retyped_at_the_source(pg_table):
+    with psycopg.connect(pg_table) as conn:
+        conn.execute("alter table readings alter column at type text")
+    with pytest.raises(SchemaDrift, match="column 'at' is text in the source; the contract "
+                                          "expects timestamp"):
+        list(copy_batches(pg_table, table="readings", columns=["id", "at", "note"],
+                          cursor_column="at", key_column="id",
+                          types={"id": "integer", "at": "timestamp", "note": "string"}))
+
+
 def test_copy_path_checks_drift_first(pg_table):
     with psycopg.connect(pg_table) as conn:
         conn.execute("alter table readings rename column note to remark")
     with pytest.raises(SchemaDrift, match="column 'note' is missing and 'remark' is new"):
         _copied(pg_table)
+
+
+@pytest.mark.parametrize("pg_type, family", [
+    ("bigint", "integer"), ("smallint", "integer"), ("integer", "integer"),
+    ("numeric(10,2)", "number"), ("double precision", "number"), ("boolean", "boolean"),
+    ("character varying(20)", "text"), ("timestamp without time zone", "timestamp"),
+    ("date", "date"), ("time without time zone", "time"), ("uuid", "other"),
+])
+def test_postgres_types_map_to_the_families_retyping_is_judged_by(pg_type, family):
+    from flows.sources.base import pg_family
+
+    assert pg_family(pg_type) == family

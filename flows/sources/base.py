@@ -51,10 +51,39 @@ def check_drift(where: str, actual: Sequence[str], expected: Sequence[str],
     wants) for fields whose source type cannot hold the contract's values.
     """
     problems = drift_problems(actual, expected)
-    problems += [f"column {name!r} is {have} in the source; the contract expects {want}"
+    problems += [f"column {name!r} is {have} in the source; the contract expects {want}: "
+                 "retyped? change the contract (with a major version) or the source"
                  for name, (have, want) in (types or {}).items()]
     if problems:
         raise SchemaDrift(f"{where}: " + "; ".join(problems))
+
+
+# Which source type families can hold each contract logical type's values. Text holds
+# anything for a string column and Y/N flags for a boolean one; a numeric or temporal column
+# that became text in the source is drift: its values may no longer cast.
+HOLDS = {
+    "string": {"text", "integer", "number", "boolean", "date", "timestamp", "time", "other"},
+    "integer": {"integer"}, "number": {"integer", "number"},
+    "boolean": {"boolean", "text", "integer"},  # Y/N flags, MariaDB's tinyint(1)
+    "date": {"date", "timestamp"}, "timestamp": {"timestamp", "date"}, "time": {"time"},
+}
+PG_FAMILIES = (("timestamp", "timestamp"), ("date", "date"), ("time", "time"),
+               ("bool", "boolean"), ("int", "integer"), ("bigint", "integer"),
+               ("smallint", "integer"), ("serial", "integer"), ("bigserial", "integer"),
+               ("numeric", "number"), ("decimal", "number"), ("double", "number"),
+               ("real", "number"), ("float", "number"), ("char", "text"), ("text", "text"))
+
+
+def pg_family(type_name: str) -> str:
+    """`timestamp without time zone` -> timestamp, `character varying(20)` -> text..."""
+    name = type_name.lower()
+    return next((family for prefix, family in PG_FAMILIES if name.startswith(prefix)), "other")
+
+
+def retyped(source: dict[str, str], wanted: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """{column: (family in the source, logical type wanted)} for columns that drifted."""
+    return {name: (source[name], kind) for name, kind in wanted.items()
+            if name in source and source[name] not in HOLDS.get(kind, {source[name]})}
 
 
 def drift_problems(actual: Sequence[str], expected: Sequence[str]) -> list[str]:

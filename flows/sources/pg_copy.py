@@ -13,24 +13,27 @@ from collections.abc import Iterator, Sequence
 import psycopg
 from psycopg import sql
 
-from flows.sources.base import Batch, Cursor, check_drift
+from flows.sources.base import Batch, Cursor, check_drift, pg_family, retyped
 
 # COPY text format escapes (PostgreSQL docs, "COPY: Text Format").
 ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
 
 
 def copy_batches(url: str, *, table: str, columns: Sequence[str], cursor_column: str,
-                 key_column: str, after: Cursor | None = None,
-                 batch_size: int = 5000) -> Iterator[Batch]:
-    """Yield batches whose `copy_text` holds the rows in COPY text format."""
+                 key_column: str, after: Cursor | None = None, batch_size: int = 5000,
+                 types: dict[str, str] | None = None) -> Iterator[Batch]:
+    """Yield batches whose `copy_text` holds the rows in COPY text format. `types` maps
+    columns to the contract's logical types, to catch a column retyped at the source."""
     with psycopg.connect(url) as conn:
-        types = dict(conn.execute(
+        found = dict(conn.execute(
             "select attname, format_type(atttypid, atttypmod) from pg_attribute"
             " where attrelid = %s::regclass and attnum > 0 and not attisdropped"
             " order by attnum", [table]).fetchall())
-        check_drift(f"source table {table!r}", list(types), columns)
-        statement = _query(table, columns, (cursor_column, types[cursor_column]),
-                           (key_column, types[key_column]), after)
+        families = {name: pg_family(kind) for name, kind in found.items()}
+        check_drift(f"source table {table!r}", list(found), columns,
+                    retyped(families, types or {}))
+        statement = _query(table, columns, (cursor_column, found[cursor_column]),
+                           (key_column, found[key_column]), after)
         positions = (list(columns).index(cursor_column), list(columns).index(key_column))
         with conn.cursor() as cur, cur.copy(statement) as copy:
             yield from _split(copy, batch_size, positions)

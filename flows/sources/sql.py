@@ -9,23 +9,27 @@ flat whatever the table size.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
-from flows.sources.base import Batch, Cursor, check_drift
+from flows.sources.base import Batch, Cursor, check_drift, retyped
 
 
 def read_batches(
     url: str, *, table: str, columns: Sequence[str], cursor_column: str, key_column: str,
-    after: Cursor | None = None, batch_size: int = 5000,
+    after: Cursor | None = None, batch_size: int = 5000, types: dict[str, str] | None = None,
 ) -> Iterator[Batch]:
-    """Yield batches of rows (in `columns` order) changed after `after`."""
+    """Yield batches of rows (in `columns` order) changed after `after`. `types` maps
+    columns to the contract's logical types, to catch a column retyped at the source."""
     engine = sa.create_engine(url)
     try:
         source = sa.Table(table, sa.MetaData(), autoload_with=engine)
-        check_drift(f"source table {table!r}", [c.name for c in source.columns], columns)
+        families = {c.name: _family(c.type) for c in source.columns}
+        check_drift(f"source table {table!r}", list(families), columns,
+                    retyped(families, types or {}))
         query = _incremental_query(source, columns, cursor_column, key_column, after)
         with engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=batch_size)
@@ -34,6 +38,16 @@ def read_batches(
                 yield Batch(rows, _cursor_of(rows[-1], columns, cursor_column, key_column))
     finally:
         engine.dispose()
+
+
+def _family(column_type: sa.types.TypeEngine) -> str:
+    try:
+        python_type = column_type.python_type
+    except NotImplementedError:
+        return "other"
+    families = {bool: "boolean", int: "integer", float: "number", Decimal: "number",
+                datetime: "timestamp", date: "date", time: "time", str: "text"}
+    return families.get(python_type, "other")
 
 
 def _incremental_query(
