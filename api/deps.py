@@ -21,7 +21,7 @@ from api.ratelimit import RateLimiter
 from api.security import verify_token
 from contracts import Contract
 from hub.access_requests import approved_grants
-from hub.audit import AuditEvent
+from hub.audit import AuditEvent, record
 from hub.settings import Settings
 
 
@@ -97,6 +97,12 @@ def request_event(request: Request, kind: str, principal: Principal | None = Non
                     "department": principal.department}
     return AuditEvent(kind=kind, request_id=request.state.request_id,
                       source_address=client_address(request), **(identity | fields))
+
+
+def record_now(state: AppState, event: AuditEvent) -> None:
+    """Write one audit event in its own transaction (routes run it in the thread pool)."""
+    with state.pool.connection() as conn:
+        record(conn, event)
 
 
 def request_id(request: Request) -> str:

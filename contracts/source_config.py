@@ -15,13 +15,14 @@ from contracts.model import SourceConfig
 SECRET_ENV = re.compile(r"^HUB_SOURCE_[A-Z0-9_]+$")
 KINDS = {
     # kind -> (required keys, optional keys)
+    # sql reads the table's columns by the contract's names: no `columns` mapping there
     "sql": ({"connectionEnv", "table", "cursorColumn"}, set()),
     "rest": ({"cursorColumn"}, {"url", "connectionEnv", "recordsPath", "pagination", "params",
-                                "sinceParam", "sinceFormat", "auth"}),
-    "files": (set(), {"url", "connectionEnv", "pattern"}),
-    "mqtt": ({"topic"}, {"url", "connectionEnv", "qos", "clientId", "idleSeconds"}),
+                                "sinceParam", "sinceFormat", "auth", "columns"}),
+    "files": (set(), {"url", "connectionEnv", "pattern", "columns"}),
+    "mqtt": ({"topic"}, {"url", "connectionEnv", "qos", "clientId", "idleSeconds", "columns"}),
 }
-COMMON = {"kind", "batchSize", "schedule", "sample", "columns", "system"}
+COMMON = {"kind", "batchSize", "schedule", "sample", "system"}
 PAGINATION = {"type", "pageSize", "limitParam", "offsetParam", "pageParam", "cursorParam",
               "nextCursorPath"}
 Problems = list[tuple[str, str]]

@@ -49,12 +49,12 @@ def ingest(warehouse_url: str, contract: Contract, source_url: str, settings: Se
         batches = open_source(conn, contract, source_url, settings, result.warnings)
         for batch in read_ahead(batches):
             with conn.transaction():  # rows, load record and position commit together
-                result.rows += load_batch(conn, contract, batch, label, delivery_id)
+                loaded = load_batch(conn, contract, batch, label, delivery_id)
             if batch.acknowledge is not None:
                 batch.acknowledge()
-            result.batches += 1
+            result.rows, result.batches = result.rows + loaded, result.batches + 1
             if progress is not None:
-                progress(len(batch.rows))
+                progress(loaded)
     return result
 
 

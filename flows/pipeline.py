@@ -128,7 +128,7 @@ def run_all(dataset_id: str | None = None, settings: Settings | None = None) -> 
     with psycopg.connect(warehouse_url) as conn:  # the contracts in force are on record
         record_file_changes(conn, "contract.changed", [c.path for c in contracts.values()],
                             settings.contracts_dir.parent)
-    refused = register_files(warehouse_url, [contracts[d] for d in wanted], settings)
+    refused = register_files(warehouse_url, contracts, wanted, settings)
     ensure_source_limits([contracts[d] for d in wanted], settings)
     build.write_generated(list(contracts.values()), settings.dbt_project_dir)
     return [RunReport(d, failures=[Failure("contract", "registry", refused[d])]) if d in refused
@@ -144,13 +144,14 @@ def ensure_source_limits(contracts: list[Contract], settings: Settings) -> None:
             client.upsert_global_concurrency_limit_by_name(name, settings.source_concurrency)
 
 
-def register_files(warehouse_url: str, contracts: list[Contract],
+def register_files(warehouse_url: str, contracts: dict[str, Contract], wanted: list[str],
                    settings: Settings) -> dict[str, str]:
-    """Register each contract file newer than the registry's latest version of its dataset;
-    return why a dataset's file was refused (a breaking change without a major bump)."""
-    policy = load_policies(settings.policies_dir, load_all(settings.contracts_dir))
+    """Register each wanted contract file newer than the registry's latest version of its
+    dataset; return why a dataset's file was refused (a breaking change without a major
+    bump)."""
+    policy = load_policies(settings.policies_dir, contracts)
     refused = {}
-    for contract in contracts:
+    for contract in (contracts[d] for d in wanted):
         with psycopg.connect(warehouse_url) as conn:
             latest = latest_version(conn, contract.dataset_id)
             if latest and semver(latest[0]) > semver(contract.version):

@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 import psycopg
 import yaml
@@ -78,11 +79,32 @@ def _checksum(text: str) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
 
 
+NEWEST_FIRST = " order by string_to_array(version, '.')::int[] desc"  # semver, not text
+
+
 def latest_version(conn: psycopg.Connection, dataset: str) -> tuple[str, str, str] | None:
     """(version, source text, checksum) of the newest registered version."""
     return conn.execute(
         "select version, source_text, checksum from hub.contracts where dataset = %s"
-        " order by string_to_array(version, '.')::int[] desc limit 1", [dataset]).fetchone()
+        + NEWEST_FIRST + " limit 1", [dataset]).fetchone()
+
+
+def history(conn: psycopg.Connection, dataset: str) -> list[dict[str, Any]]:
+    """Every registered version of the dataset's contract, newest first."""
+    found = conn.execute(
+        "select version, registered_by, registered_at, breaking_changes, deprecated_after,"
+        " checksum from hub.contracts where dataset = %s" + NEWEST_FIRST, [dataset]).fetchall()
+    keys = ("version", "registered_by", "registered_at", "breaking_changes",
+            "deprecated_after", "sha256")
+    return [dict(zip(keys, row, strict=True)) for row in found]
+
+
+def newest_of_major(conn: psycopg.Connection, dataset: str,
+                    major: int) -> tuple[str, date | None] | None:
+    """(source text, deprecated after) of the newest version of one major."""
+    return conn.execute(
+        "select source_text, deprecated_after from hub.contracts where dataset = %s"
+        " and major = %s" + NEWEST_FIRST + " limit 1", [dataset, major]).fetchone()
 
 
 def _insert(conn: psycopg.Connection, contract: Contract, text: str, checksum: str, by: str,

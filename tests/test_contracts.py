@@ -102,6 +102,8 @@ def _break(document: dict, change: str) -> dict:
     elif change == "source_url_password":
         document["customProperties"][0]["value"].update(kind="files",
                                                          url="sftp://clerk:pw@files.example.org/x")
+    elif change == "source_sql_columns":
+        document["customProperties"][0]["value"]["columns"] = {"sr_number": "SRNumber"}
     elif change == "source_unknown_key":
         document["customProperties"][0]["value"]["tabel"] = "service_requests"
     elif change in ("sla_column", "sla_table"):
@@ -148,6 +150,7 @@ def _break(document: dict, change: str) -> dict:
     ("source_auth_secret", "customProperties.hubSource.auth.keyEnv", "got 'HUB_PSEUDONYM_KEY'"),
     ("source_url_password", "customProperties.hubSource.url", "has credentials in it"),
     ("source_unknown_key", "customProperties.hubSource", "unknown key(s) tabel"),
+    ("source_sql_columns", "customProperties.hubSource", "unknown key(s) columns for kind sql"),
     ("sla_table", "slaProperties.1.element", "write service_requests.<column>"),
     ("mask", "schema.0.properties.15.customProperties.hubMask", "got 'scramble'"),
     ("cursor", "customProperties.hubSource.cursorColumn", "'modified_at' is not a column"),

@@ -22,9 +22,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AppState, RequestIdDep, StateDep, request_event
+from api.deps import AppState, RequestIdDep, StateDep, record_now, request_event
 from api.errors import ApiError
-from hub.audit import record
 from hub.users import check_password
 
 router = APIRouter(tags=["oauth"])
@@ -50,7 +49,7 @@ async def authorize(request: Request, state: StateDep, _rid: RequestIdDep) -> Re
     username = str(form.get("username") or "")
     role = await run_in_threadpool(_password_ok, state, username, str(form.get("password") or ""))
     if role is None:
-        await run_in_threadpool(_audit, state, request_event(
+        await run_in_threadpool(record_now, state, request_event(
             request, "login.denied", decision="deny", reason="unknown user or wrong password",
             status_code=401, client_id=f"user:{username}"))
         return _form(params, "Unknown user or wrong password.", 401)
@@ -133,11 +132,6 @@ def _new_code(state: AppState, params: dict[str, str], username: str) -> str:
             [_hash(code), params["client_id"], username, params["redirect_uri"],
              params["code_challenge"], params["scope"], expires])
     return code
-
-
-def _audit(state: AppState, event: Any) -> None:
-    with state.pool.connection() as conn:
-        record(conn, event)
 
 
 def _hash(code: str) -> str:

@@ -14,7 +14,7 @@ from api.deps import Principal, RequestIdDep, StateDep, json_response, scoped
 from api.errors import ApiError, forbidden
 from contracts import ContractError, load_contract_text
 from contracts.resolve import MAX_BYTES
-from hub.registry import RegistrationRefused, register
+from hub.registry import RegistrationRefused, history, register
 
 router = APIRouter(prefix="/contracts", tags=["contracts"])
 
@@ -63,16 +63,10 @@ def contract_history(dataset_id: str,
                      state: StateDep, _rid: RequestIdDep) -> Response:
     """Every registered version of a dataset's contract, newest first."""
     with state.pool.connection() as conn:
-        found = conn.execute(
-            "select version, registered_by, registered_at, breaking_changes, deprecated_after,"
-            " checksum from hub.contracts where dataset = %s"
-            " order by string_to_array(version, '.')::int[] desc", [dataset_id]).fetchall()
-    if not found:
+        versions = history(conn, dataset_id)
+    if not versions:
         raise ApiError(404, "not_found", f"no contract registered for {dataset_id!r}")
-    keys = ("version", "registered_by", "registered_at", "breaking_changes",
-            "deprecated_after", "sha256")
-    return json_response({"dataset": dataset_id,
-                          "versions": [dict(zip(keys, row, strict=True)) for row in found]})
+    return json_response({"dataset": dataset_id, "versions": versions})
 
 
 def _registration(done: Any) -> dict[str, Any]:

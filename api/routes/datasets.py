@@ -30,6 +30,7 @@ from api.errors import ApiError, forbidden
 from contracts import Contract, load_contract_text
 from contracts.targets import to_json_schema
 from hub.audit import AuditEvent, record
+from hub.registry import newest_of_major
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -152,19 +153,15 @@ def export_rows(
 def _older_major(state: AppState, dataset_id: str, major: int) -> tuple[Contract, str]:
     """The contract and table of an older major version still within its notice period."""
     with state.pool.connection() as conn:
-        found = conn.execute(
-            "select source_text, deprecated_after, deprecated_after >= current_date"
-            " from hub.contracts where dataset = %s and major = %s"
-            " order by string_to_array(version, '.')::int[] desc limit 1",
-            [dataset_id, major]).fetchone()
+        found = newest_of_major(conn, dataset_id, major)
     if found is None or found[1] is None:
         raise ApiError(404, "not_found", f"major: {dataset_id} has no older major version "
                        f"{major}; omit major= for the current one")
-    if not found[2]:
+    if found[1] < datetime.now(UTC).date():
         raise ApiError(410, "gone", f"major: version {major} of {dataset_id} was served until "
                        f"{found[1]}; move to the current major version")
-    return load_contract_text(found[0], f"{dataset_id} v{major}"), \
-        f"{dataset_id.replace('.', '__')}__v{major}"
+    older = load_contract_text(found[0], f"{dataset_id} v{major}")
+    return older, f"{older.relation_name}__v{major}"
 
 
 # ---------- authorisation (every denial is audited before it is raised)

@@ -13,11 +13,11 @@ from starlette.concurrency import run_in_threadpool
 
 from access_policies import Role
 from access_policies.model import KNOWN_SCOPES
-from api.deps import AppState, RequestIdDep, StateDep, is_revoked, request_event
+from api.deps import AppState, RequestIdDep, StateDep, is_revoked, record_now, request_event
 from api.errors import ApiError
 from api.routes.authorize import redeem_code
 from api.security import issue_token, verify_token
-from hub.audit import AuditEvent, record
+from hub.audit import record
 from hub.clients import Client, authenticate
 
 router = APIRouter(tags=["oauth"])
@@ -37,7 +37,7 @@ async def token(request: Request, state: StateDep, _rid: RequestIdDep) -> JSONRe
     access_token, claims = issue_token(
         state.signing_key, state.settings, client_id=client.client_id, role=role.name,
         department=role.department, scopes=scopes)
-    await run_in_threadpool(_audit, state, request_event(
+    await run_in_threadpool(record_now, state, request_event(
         request, "token.issued", decision="allow", reason="client credentials",
         status_code=200, client_id=client.client_id, role=role.name,
         department=role.department,
@@ -59,7 +59,7 @@ async def _code_token(request: Request, state: AppState, form: Any) -> JSONRespo
     access_token, claims = issue_token(
         state.signing_key, state.settings, client_id=subject, role=role.name,
         department=role.department, scopes=scopes)
-    await run_in_threadpool(_audit, state, request_event(
+    await run_in_threadpool(record_now, state, request_event(
         request, "token.issued", decision="allow", reason="authorization code with PKCE",
         status_code=200, client_id=subject, role=role.name, department=role.department,
         detail={"jti": claims["jti"], "scope": claims["scope"], "exp": claims["exp"],
@@ -133,7 +133,7 @@ async def _client(request: Request, state: AppState, form: dict) -> tuple[Client
     client = await run_in_threadpool(_authenticate, state, client_id, secret)
     role = state.policy.roles.get(client.role) if client else None
     if client is None or role is None:
-        await run_in_threadpool(_audit, state, request_event(
+        await run_in_threadpool(record_now, state, request_event(
             request, "token.denied", decision="deny", reason="unknown client or wrong secret",
             status_code=401, client_id=client_id))
         raise ApiError(401, "invalid_client", "unknown client or wrong secret",
@@ -157,11 +157,6 @@ def _deny_jti(state: AppState, claims: dict, request: Request) -> None:
             request, "token.revoked", decision="allow", reason="revoked by its client",
             status_code=200, client_id=claims["sub"], role=claims.get("role"),
             detail={"jti": claims["jti"]}))
-
-
-def _audit(state: AppState, event: AuditEvent) -> None:
-    with state.pool.connection() as conn:
-        record(conn, event)
 
 
 def _authenticate(state: AppState, client_id: str, secret: str) -> Client | None:

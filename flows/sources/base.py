@@ -17,6 +17,10 @@ class SchemaDrift(ValueError):
     """The source no longer matches the contract; nothing was loaded."""
 
 
+class SourceError(RuntimeError):
+    """The source answered in a way the hub cannot use; the message says how."""
+
+
 @dataclass(frozen=True, order=True)
 class Cursor:
     """Position after the last committed row: its cursor value and its key (as text)."""

@@ -24,9 +24,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from flows.sources.base import Batch, check_drift
+from flows.sources.base import Batch, SourceError, check_drift
 from flows.sources.guard import check_url
-from flows.sources.rest import SourceError
 
 SESSION_SECONDS = 7 * 24 * 3600  # how long the broker keeps the hub's session while away
 

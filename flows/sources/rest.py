@@ -18,14 +18,10 @@ from urllib.parse import urljoin
 
 import httpx
 
-from flows.sources.base import Batch, Cursor, check_drift
+from flows.sources.base import Batch, Cursor, SourceError, check_drift
 from flows.sources.guard import check_url
 
 RETRIED = {429, 500, 502, 503, 504}
-
-
-class SourceError(RuntimeError):
-    """The source answered in a way the hub cannot use; the message says how."""
 
 
 @dataclass(frozen=True)
