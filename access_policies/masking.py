@@ -7,6 +7,7 @@ import hmac
 import math
 from collections.abc import Callable
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 REDACTED = "[redacted]"
@@ -33,7 +34,14 @@ def pseudonym(value: Any, key: bytes) -> Any:
     # by hashing guesses without the hub's key.
     if value is None:
         return None
-    return hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()[:16]
+    mac = _keyed(key).copy()  # the keyed state, so each value skips the key schedule
+    mac.update(str(value).encode())
+    return mac.hexdigest()[:16]
+
+
+@lru_cache(maxsize=8)
+def _keyed(key: bytes) -> hmac.HMAC:
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 def year_only(value: Any, key: bytes) -> Any:
@@ -57,10 +65,17 @@ MASKS: dict[str, Callable[[Any, bytes], Any]] = {
 }
 
 
-def mask_rows(rows: list[tuple], masks: list[str | None], key: bytes) -> list[tuple]:
-    """Apply per-column masks (None: as stored) to every row."""
-    functions = [MASKS[m] if m else None for m in masks]
-    if not any(functions):
-        return rows
-    return [tuple(v if f is None else f(v, key) for f, v in zip(functions, row, strict=True))
-            for row in rows]
+def as_records(names: list[str], rows: list[tuple], masks: list[str | None],
+               key: bytes) -> list[dict[str, Any]]:
+    """Rows as records (column name -> value), each masked column replaced by its mask.
+
+    A row may carry values past `names` (the API's rows end with their version); they are
+    left out. Records are built once and masked column by column: every page served runs
+    this, so no row is copied twice."""
+    records = [dict(zip(names, row, strict=False)) for row in rows]
+    for name, mask in zip(names, masks, strict=True):
+        if mask:
+            function = MASKS[mask]
+            for record in records:
+                record[name] = function(record[name], key)
+    return records

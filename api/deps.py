@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -12,56 +12,68 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, Request, Response
 from joserfc.jwk import ECKey, KeySet
-from psycopg_pool import ConnectionPool
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from starlette.concurrency import run_in_threadpool
 
 from access_policies import Grant, Policy
 from api.errors import ApiError, forbidden, unauthorized
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
-from api.security import verify_token
+from api.security import VerifiedTokens
 from contracts import Contract
 from hub.access_requests import approved_grants
-from hub.audit import AuditEvent, record
+from hub.audit import AuditEvent, GroupCommit
 from hub.settings import Settings
 
 
 @dataclass
 class AppState:
-    """Everything a request needs, built once at startup (api/main.py)."""
+    """Everything a request needs, built once at startup (api/main.py).
+
+    Two pools to one warehouse: the async one serves the event loop (authentication, the
+    dataset routes, audit writes of async routes), the sync one the admin routes that run
+    in the thread pool. Both connect as the application role with a statement timeout."""
 
     settings: Settings
     pool: ConnectionPool
+    apool: AsyncConnectionPool
+    audit: GroupCommit  # audit records of the async routes, committed in batches
     contracts: dict[str, Contract]
     policy: Policy
     signing_key: ECKey
-    keys: KeySet
+    tokens: VerifiedTokens
     pseudonym_key: bytes
     limiter: RateLimiter
     request_grants: RequestGrants
     idp: ExternalIdP | None = None
+
+    @property
+    def keys(self) -> KeySet:
+        return self.tokens.keys
 
 
 class RequestGrants:
     """Grants from approved access requests, re-read at most every few seconds per worker
     (an approval in this worker clears the cache at once)."""
 
-    def __init__(self, pool: ConnectionPool, ttl_seconds: float = 2.0) -> None:
-        self.pool, self.ttl = pool, ttl_seconds
+    def __init__(self, ttl_seconds: float = 2.0) -> None:
+        self.ttl = ttl_seconds
         self._grants: tuple[Grant, ...] = ()
         self._read_at = float("-inf")
-        self._lock = threading.Lock()
+        self._lock = asyncio.Lock()
 
-    def current(self) -> tuple[Grant, ...]:
-        with self._lock:
+    async def current(self, conn: AsyncConnection) -> tuple[Grant, ...]:
+        if time.monotonic() - self._read_at <= self.ttl:  # the common case: no lock, no I/O
+            return self._grants
+        async with self._lock:  # one request re-reads; the others wait for its answer
             if time.monotonic() - self._read_at > self.ttl:
-                with self.pool.connection() as conn:
-                    self._grants = approved_grants(conn, datetime.now(UTC).date())
+                self._grants = await approved_grants(conn, datetime.now(UTC).date())
                 self._read_at = time.monotonic()
             return self._grants
 
     def invalidate(self) -> None:
-        with self._lock:
-            self._read_at = float("-inf")
+        self._read_at = float("-inf")
 
 
 @dataclass(frozen=True)
@@ -79,7 +91,8 @@ class Principal:
                             f"{' '.join(sorted(self.scopes)) or 'none'}", "insufficient_scope")
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    # Dependencies are async so FastAPI does not hop to the thread pool for them.
     return request.app.state.hub
 
 
@@ -99,20 +112,21 @@ def request_event(request: Request, kind: str, principal: Principal | None = Non
                       source_address=client_address(request), **(identity | fields))
 
 
-def record_now(state: AppState, event: AuditEvent) -> None:
-    """Write one audit event in its own transaction (routes run it in the thread pool)."""
-    with state.pool.connection() as conn:
-        record(conn, event)
+async def record_now(state: AppState, event: AuditEvent) -> None:
+    """Write one audit event; return once it is committed."""
+    await state.audit.write(event)
 
 
-def request_id(request: Request) -> str:
+async def request_id(request: Request) -> str:
     if not getattr(request.state, "request_id", None):
         request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
     return request.state.request_id
 
 
-def authenticate(request: Request, state: AppState) -> Principal:
-    """Verify the bearer token; raise 401 (with the reason) when there is none or it is bad."""
+async def authenticate(request: Request, state: AppState,
+                       conn: AsyncConnection | None = None) -> Principal:
+    """Verify the bearer token; raise 401 (with the reason) when there is none or it is bad.
+    The revocation check runs on `conn` when the caller already holds one."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -120,10 +134,11 @@ def authenticate(request: Request, state: AppState) -> Principal:
                            "(get one from POST /oauth/token)")
     token = token.strip()
     if state.idp is not None and state.idp.handles(token):
-        principal = _from_idp(state, token)
+        # In the thread pool: the provider's key set may have to be fetched over HTTP.
+        principal = await run_in_threadpool(_from_idp, state, token)
     else:
-        claims = verify_token(token, state.keys, state.settings)
-        if is_revoked(state, str(claims.get("jti", "")), str(claims["sub"])):
+        claims = state.tokens.claims(token)
+        if await is_revoked(state, str(claims.get("jti", "")), str(claims["sub"]), conn):
             raise unauthorized("the access token was revoked, or its client was removed")
         principal = Principal(
             client_id=str(claims["sub"]), role=str(claims.get("role", "")),
@@ -150,25 +165,29 @@ def json_response(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-def is_revoked(state: AppState, jti: str, subject: str) -> bool:
+REVOKED = ("select exists (select 1 from hub.revoked_tokens where jti = %s)"
+           " or not (exists (select 1 from hub.clients where client_id = %s)"
+           "         or exists (select 1 from hub.users where 'user:' || username = %s))")
+
+
+async def is_revoked(state: AppState, jti: str, subject: str,
+                     conn: AsyncConnection | None = None) -> bool:
     """True if the token's jti was revoked or its subject (a client, or `user:<name>`) no
-    longer exists (one round trip)."""
-    with state.pool.connection() as conn:
-        row = conn.execute(
-            "select exists (select 1 from hub.revoked_tokens where jti = %s)"
-            " or not (exists (select 1 from hub.clients where client_id = %s)"
-            "         or exists (select 1 from hub.users where 'user:' || username = %s))",
-            [jti, subject, subject]).fetchone()
-        return bool(row[0])
+    longer exists (one statement, on every request: revocation takes effect at once)."""
+    if conn is None:
+        async with state.apool.connection() as own:
+            return await is_revoked(state, jti, subject, own)
+    row = await (await conn.execute(REVOKED, [jti, subject, subject])).fetchone()
+    return bool(row[0])
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def current_principal(request: Request, state: StateDep) -> Principal:
+async def current_principal(request: Request, state: StateDep) -> Principal:
     # As a dependency it runs before FastAPI validates a request body, so a caller without
     # a token gets 401, not a 400 about a body it was never allowed to send.
-    return authenticate(request, state)
+    return await authenticate(request, state)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
@@ -176,7 +195,7 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 def scoped(*any_of: str) -> object:
     """A dependency: the caller, holding at least one of these scopes (else 403)."""
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:
         if not principal.scopes & set(any_of):
             raise forbidden(f"this route needs scope {' or '.join(any_of)}", "insufficient_scope")
         return principal

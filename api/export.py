@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import orjson
 import psycopg
-from psycopg import sql
 
-from access_policies.masking import mask_rows
+from access_policies.masking import as_records
 from api.deps import AppState
 from api.rows import Page, select_statement
 from contracts import Contract
@@ -32,31 +31,33 @@ class Sent:
     outcome: str = "complete"  # complete | row_cap | byte_cap | error: <message>
 
 
-def stream(state: AppState, contract: Contract, page: Page, masks: list[str | None],
-           fmt: str, relation: str | None, done: Callable[[Sent], None]) -> Iterator[bytes]:
+async def stream(state: AppState, contract: Contract, page: Page, masks: list[str | None],
+                 fmt: str, relation: str | None,
+                 done: Callable[[Sent], Awaitable[None]]) -> AsyncIterator[bytes]:
     """Yield the export's bytes; call `done` with what was sent, whatever happened."""
     sent = Sent()
     statement, params = select_statement(contract, page, relation)
     try:
-        with state.pool.connection() as conn, conn.transaction():
-            yield from _chunks(conn, sql.SQL("{} limit %s").format(statement),
-                               [*params, page.limit], page.query.select, masks, fmt, state,
-                               sent)
+        async with state.apool.connection() as conn, conn.transaction():
+            async for chunk in _chunks(conn, statement, [*params, page.limit],
+                                       page.query.select, masks, fmt, state, sent):
+                yield chunk
     except psycopg.Error as exc:  # headers are gone: the audit record carries the reason
         sent.outcome = f"error: {str(exc).splitlines()[0]}"
     finally:
-        done(sent)
+        await done(sent)
 
 
-def _chunks(conn: psycopg.Connection, statement: sql.Composed, params: list, names: list[str],
-            masks: list[str | None], fmt: str, state: AppState, sent: Sent) -> Iterator[bytes]:
-    with conn.cursor(name="export") as cursor:  # a server-side cursor: memory stays flat
-        cursor.execute(statement, params)
+async def _chunks(conn: psycopg.AsyncConnection, statement: bytes, params: list,
+                  names: list[str], masks: list[str | None], fmt: str, state: AppState,
+                  sent: Sent) -> AsyncIterator[bytes]:
+    async with conn.cursor(name="export") as cursor:  # server-side: memory stays flat
+        await cursor.execute(statement, params)
         if fmt == "csv":
             yield _count(sent, _csv([names]))
-        while rows := cursor.fetchmany(FETCH):
-            masked = mask_rows(rows, masks, state.pseudonym_key)
-            chunk = _ndjson(names, masked) if fmt == "ndjson" else _csv(masked)
+        while rows := await cursor.fetchmany(FETCH):
+            records = as_records(names, rows, masks, state.pseudonym_key)
+            chunk = _ndjson(records) if fmt == "ndjson" else _csv(r.values() for r in records)
             if sent.bytes + len(chunk) > state.settings.max_export_bytes:
                 sent.outcome = "byte_cap"
                 return
@@ -71,12 +72,11 @@ def _count(sent: Sent, chunk: bytes) -> bytes:
     return chunk
 
 
-def _ndjson(names: list[str], rows: list[tuple]) -> bytes:
-    return b"".join(orjson.dumps(dict(zip(names, row, strict=True)),
-                                 option=orjson.OPT_APPEND_NEWLINE) for row in rows)
+def _ndjson(records: list[dict]) -> bytes:
+    return b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
 
 
-def _csv(rows: list) -> bytes:
+def _csv(rows: Iterable) -> bytes:
     out = io.StringIO()
     csv.writer(out).writerows(["" if v is None else v for v in row] for row in rows)
     return out.getvalue().encode()

@@ -105,29 +105,47 @@ def _unmasked(where: str, column: str, unmasked: set[str]) -> None:
 # ---------- SQL
 
 
-def where_clause(filters: list[Filter], types: dict[str, str]) -> tuple[sql.Composable, list]:
-    parts, params = [], []
+# A filter's SQL depends only on its shape: column, operator, the keyword of `is.`, and the
+# column's type. Values are bound apart, so a statement is composed once per shape.
+Shape = tuple[str, str, str, str]
+
+
+def shape(f: Filter, pg_type: str) -> Shape:
+    return (f.column, f.op, f.value if f.op == "is" else "", pg_type)
+
+
+def where_sql(shapes: tuple[Shape, ...]) -> sql.Composable:
+    parts = [_condition(*s) for s in shapes]
+    return sql.SQL(" and ").join(parts) if parts else sql.SQL("true")
+
+
+def where_params(filters: list[Filter]) -> list:
+    """The bound values, in the order of where_sql's placeholders."""
+    params: list = []
     for f in filters:
-        part, values = _condition(f, types[f.column])
-        parts.append(part)
-        params += values
-    return sql.SQL(" and ").join(parts) if parts else sql.SQL("true"), params
+        if f.op in COMPARISONS:
+            params.append(f.value)
+        elif f.op == "in":
+            values = [v.strip() for v in f.value[1:-1].split(",")]
+            if len(values) > MAX_IN_VALUES:
+                raise bad(f.column, f"in. takes at most {MAX_IN_VALUES} values")
+            params.append(values)
+        elif f.op == "like":
+            params.append(f.value.replace("*", "%"))
+    return params
 
 
-def _condition(f: Filter, pg_type: str) -> tuple[sql.Composable, list]:
-    column = sql.Identifier(f.column)
+def _condition(column_name: str, op: str, is_value: str, pg_type: str) -> sql.Composable:
+    column = sql.Identifier(column_name)
     cast = sql.SQL(pg_type if pg_type in SAFE_CASTS else "text")
     target = column if pg_type in SAFE_CASTS else sql.SQL("{}::text").format(column)
-    if f.op in COMPARISONS:
-        return sql.SQL("{} {} %s::{}").format(target, sql.SQL(COMPARISONS[f.op]), cast), [f.value]
-    if f.op == "in":
-        values = [v.strip() for v in f.value[1:-1].split(",")]
-        if len(values) > MAX_IN_VALUES:
-            raise bad(f.column, f"in. takes at most {MAX_IN_VALUES} values")
-        return sql.SQL("{} = any(%s::{}[])").format(target, cast), [values]
-    if f.op == "like":
-        return sql.SQL("{}::text like %s").format(column), [f.value.replace("*", "%")]
-    return sql.SQL("{} is {}").format(column, IS_VALUES[f.value]), []
+    if op in COMPARISONS:
+        return sql.SQL("{} {} %s::{}").format(target, sql.SQL(COMPARISONS[op]), cast)
+    if op == "in":
+        return sql.SQL("{} = any(%s::{}[])").format(target, cast)
+    if op == "like":
+        return sql.SQL("{}::text like %s").format(column)
+    return sql.SQL("{} is {}").format(column, IS_VALUES[is_value])
 
 
 def order_clause(order: list[tuple[str, bool]], key: str) -> sql.Composable:

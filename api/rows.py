@@ -8,6 +8,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -23,6 +24,11 @@ from contracts import Contract
 from contracts.mapping import pg_type
 from hub.settings import Settings
 
+# The newest published version (of one major, when given), read in the same statement as
+# the rows: one snapshot, so a publish landing between two reads cannot mislabel a page.
+VERSION = ("select max(version) from hub.dataset_versions where dataset = %s"
+           " and (%s::int is null or split_part(contract_version, '.', 1)::int = %s)")
+
 
 @dataclass(frozen=True)
 class Page:
@@ -33,10 +39,11 @@ class Page:
     offset: int
     after: Any  # keyset cursor value, or None
     raw: list[tuple[str, str]]
+    keyset: bool  # the caller sees the primary key unmasked, so pages may carry a cursor
 
     @classmethod
-    def parse(cls, request: Request, settings: Settings, decision: Decision, limit: int,
-              offset: int, cursor: str | None, cap: int | None = None) -> Page:
+    def parse(cls, request: Request, settings: Settings, decision: Decision, key: str,
+              limit: int, offset: int, cursor: str | None, cap: int | None = None) -> Page:
         cap = cap or settings.max_rows_per_page
         if limit > cap:
             unit = "page" if cap == settings.max_rows_per_page else "export"
@@ -47,98 +54,122 @@ class Page:
         query = grammar.parse(raw, visible, unmasked)
         if cursor and query.order:
             raise grammar.bad("cursor", "pages by the primary key; with order=, use offset")
-        return cls(query, limit, offset, decode_cursor(cursor) if cursor else None, raw)
+        if cursor and key not in unmasked:  # a cursor is a filter on the key: not on a masked one
+            raise grammar.bad("cursor", f"the primary key {key!r} is masked for your role; "
+                              "page with offset")
+        after = decode_cursor(cursor) if cursor else None
+        return cls(query, limit, offset, after, raw, keyset=key in unmasked)
 
     def audit_record(self) -> dict[str, Any]:
         return {"query": [list(item) for item in self.raw]}
 
 
-def fetch(conn: psycopg.Connection, contract: Contract, page: Page,
-          relation: str | None = None) -> tuple[int, list[tuple]]:
-    """The newest published version's rows for `page` (of `relation`: an older major's
-    table); 404 if nothing is published."""
+async def fetch(conn: psycopg.AsyncConnection, contract: Contract, page: Page,
+                relation: str | None = None) -> tuple[int, list[tuple]]:
+    """The newest published version and its rows for `page` (of `relation`: an older
+    major's table); 404 if nothing is published. Each row ends with the version."""
     major = contract.major if relation else None  # an older major: its own newest version
-    version = latest_versions(conn, major).get(contract.dataset_id)
-    if version is None:
-        raise ApiError(404, "not_published", f"{contract.dataset_id} has no published version "
-                       "yet; run `hub run` (or wait for the next pipeline pass)")
-    statement, params = select_statement(contract, page, relation)
-    statement = sql.SQL("{} limit %s offset %s").format(statement)
+    statement, params = select_statement(contract, page, relation, versioned=True)
+    params = [contract.dataset_id, major, major, *params, page.limit, page.offset]
     try:
-        return version, conn.execute(statement, [*params, page.limit, page.offset]).fetchall()
+        cursor = await conn.execute(statement, params)
+        found = await cursor.fetchall()
+        version = found[0][-1] if found else await _version(conn, contract.dataset_id, major)
+    except psycopg.errors.UndefinedTable:  # the shared table is made by the first publish
+        version = None
     except psycopg.errors.DataError as exc:  # a filter value that does not fit its column
         raise grammar.bad("filter", f"a value does not fit its column's type: "
                           f"{str(exc).splitlines()[0]}") from None
     except psycopg.errors.QueryCanceled:
         raise ApiError(503, "timeout", "the query ran past the statement timeout; narrow it "
                        "with filters or a smaller limit") from None
+    if version is None:
+        raise ApiError(404, "not_published", f"{contract.dataset_id} has no published version "
+                       "yet; run `hub run` (or wait for the next pipeline pass)")
+    return version, found
 
 
-def select_statement(contract: Contract, page: Page,
-                     relation: str | None = None) -> tuple[sql.Composed, list[Any]]:
-    """The parameterised SELECT for `page`'s columns, filters, cursor and order."""
-    types = {c.name: pg_type(c.physical_type, c.logical_type) for c in contract.columns}
-    where, params = grammar.where_clause(page.query.filters, types)
-    key = contract.primary_key[0]
+async def _version(conn: psycopg.AsyncConnection, dataset: str, major: int | None) -> int | None:
+    cursor = await conn.execute(VERSION, [dataset, major, major])
+    return (await cursor.fetchone())[0]
+
+
+def select_statement(contract: Contract, page: Page, relation: str | None = None,
+                     versioned: bool = False) -> tuple[bytes, list[Any]]:
+    """The parameterised SELECT for `page`'s columns, filters, cursor and order (then
+    `limit %s offset %s`, or `limit %s` alone for an export). With `versioned`, each row
+    ends with the version: VERSION's placeholders come before the returned params."""
+    shapes = tuple(grammar.shape(f, _pg_type(contract, f.column)) for f in page.query.filters)
+    statement = _compose(relation or contract.relation_name, tuple(page.query.select), shapes,
+                         tuple(page.query.order), contract.primary_key[0],
+                         page.after is not None, versioned)
+    params = grammar.where_params(page.query.filters)
     if page.after is not None:
-        where = sql.SQL("{} and {} > %s").format(where, sql.Identifier(key))
         params.append(page.after)
-    statement = sql.SQL("select {} from {} where {} order by {}").format(
-        sql.SQL(", ").join(map(sql.Identifier, page.query.select)),
-        sql.Identifier("shared", relation or contract.relation_name), where,
-        grammar.order_clause(page.query.order, key))
     return statement, params
 
 
-def latest_versions(conn: psycopg.Connection, major: int | None = None) -> dict[str, int]:
-    """Newest published version per dataset (of contracts of `major`, when given)."""
-    rows = conn.execute("select dataset, max(version) from hub.dataset_versions"
-                        " where %(major)s::int is null"
-                        " or split_part(contract_version, '.', 1)::int = %(major)s"
-                        " group by dataset", {"major": major})
-    return dict(rows.fetchall())
+@lru_cache(maxsize=1024)
+def _compose(relation: str, select: tuple[str, ...], shapes: tuple[grammar.Shape, ...],
+             order: tuple[tuple[str, bool], ...], key: str, after: bool,
+             versioned: bool) -> bytes:
+    # Composed once per query shape: psycopg then finds the statement's placeholders in
+    # its own cache instead of walking the composition on every request.
+    where = grammar.where_sql(shapes)
+    if after:
+        where = sql.SQL("{} and {} > %s").format(where, sql.Identifier(key))
+    columns = sql.SQL(", ").join(map(sql.Identifier, select))
+    if versioned:
+        columns = sql.SQL("{}, ({})").format(columns, sql.SQL(VERSION))
+    tail = "limit %s offset %s" if versioned else "limit %s"
+    return sql.SQL("select {} from {} where {} order by {} {}").format(
+        columns, sql.Identifier("shared", relation), where,
+        grammar.order_clause(list(order), key), sql.SQL(tail)).as_bytes(None)
 
 
-def quality_status(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
+def _pg_type(contract: Contract, name: str) -> str:
+    column = contract.column(name)
+    return pg_type(column.physical_type, column.logical_type)
+
+
+async def quality_status(conn: psycopg.AsyncConnection) -> dict[str, dict[str, Any]]:
     """Per dataset: the served version, when it was published, and its latest check."""
-    found = conn.execute(
+    found = await (await conn.execute(
         "select v.dataset, v.version, v.published_at, r.passed, r.created_at, r.rows_passed,"
         " r.rows_quarantined from (select distinct on (dataset) * from hub.dataset_versions"
         "       order by dataset, version desc) v"
         " left join lateral (select * from hub.validation_reports r where r.dataset = v.dataset"
-        "       order by created_at desc limit 1) r on true").fetchall()
+        "       order by created_at desc limit 1) r on true")).fetchall()
     return {row[0]: {"version": row[1], "published_at": row[2], "quality": None if row[3] is None
                      else {"last_check_passed": row[3], "checked_at": row[4],
                            "rows_published": row[5], "rows_quarantined": row[6]}}
             for row in found}
 
 
-def render(fmt: str, dataset_id: str, version: int, page: Page, masked: list[tuple],
-           raw_rows: list[tuple], contract: Contract) -> Response:
-    names = page.query.select
+def render(fmt: str, dataset_id: str, version: int, page: Page, records: list[dict],
+           contract: Contract) -> Response:
+    """The page as JSON (with the next cursor), NDJSON or CSV; `records` are masked."""
     if fmt == "ndjson":
-        body = b"".join(orjson.dumps(dict(zip(names, row, strict=True)),
-                                     option=orjson.OPT_APPEND_NEWLINE) for row in masked)
+        body = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
         return Response(body, media_type="application/x-ndjson")
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(names)
-        writer.writerows(["" if v is None else v for v in row] for row in masked)
+        writer.writerow(page.query.select)
+        writer.writerows(["" if v is None else v for v in r.values()] for r in records)
         return Response(out.getvalue(), media_type="text/csv")
     return json_response({
-        "dataset": dataset_id, "version": version, "columns": names,
-        "rows": [dict(zip(names, row, strict=True)) for row in masked],
-        "next_cursor": _next_cursor(contract, page, raw_rows),
+        "dataset": dataset_id, "version": version, "columns": page.query.select,
+        "rows": records, "next_cursor": _next_cursor(contract, page, records),
     })
 
 
-def _next_cursor(contract: Contract, page: Page, found: list[tuple]) -> str | None:
+def _next_cursor(contract: Contract, page: Page, records: list[dict]) -> str | None:
     key = contract.primary_key[0]
-    if len(found) < page.limit or key not in page.query.select or page.query.order:
+    if len(records) < page.limit or not page.keyset or key not in page.query.select \
+            or page.query.order:
         return None
-    last = found[-1][page.query.select.index(key)]
-    return base64.urlsafe_b64encode(json.dumps([last]).encode()).decode()
+    return base64.urlsafe_b64encode(json.dumps([records[-1][key]]).encode()).decode()
 
 
 def decode_cursor(cursor: str) -> Any:

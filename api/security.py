@@ -63,20 +63,41 @@ def issue_token(key: ECKey, settings: Settings, *, client_id: str, role: str,
     return jwt.encode({"alg": ALGORITHM, "kid": key.kid, "typ": "at+jwt"}, claims, key), claims
 
 
-def verify_token(token: str, keys: KeySet, settings: Settings) -> dict:
-    """The token's claims if its signature, issuer, audience and times hold; else 401."""
-    try:
-        decoded = jwt.decode(token, keys, algorithms=[ALGORITHM])
-        registry = jwt.JWTClaimsRegistry(
+class VerifiedTokens:
+    """Verifies access tokens (signature, issuer, audience, times; else 401), remembering
+    the claims of the last `size` good ones.
+
+    A client sends the same token with every request until it expires. Its signature
+    (ES256, ~0.1 ms) is checked once per worker; the claims (issuer, audience, expiry,
+    not-before) are checked again on every use, so a remembered token still expires on
+    time. Revocation is not cached here: the caller checks it on every request."""
+
+    def __init__(self, keys: KeySet, settings: Settings, size: int = 10_000) -> None:
+        self.keys, self.size = keys, size
+        self._registry = jwt.JWTClaimsRegistry(
             iss={"essential": True, "value": settings.issuer},
             aud={"essential": True, "value": settings.audience},
             exp={"essential": True}, sub={"essential": True}, jti={"essential": True},
             leeway=5,
         )
-        registry.validate(decoded.claims)
-    except (JoseError, ValueError) as exc:
-        raise unauthorized(f"the access token is not valid: {exc}") from None
-    return decoded.claims
+        self._known: dict[str, dict] = {}
+
+    def claims(self, token: str) -> dict:
+        try:
+            claims = self._known.get(token) or self._verify_signature(token)
+            self._registry.validate(claims)
+        except (JoseError, ValueError) as exc:
+            self._known.pop(token, None)
+            raise unauthorized(f"the access token is not valid: {exc}") from None
+        return claims
+
+    def _verify_signature(self, token: str) -> dict:
+        claims = jwt.decode(token, self.keys, algorithms=[ALGORITHM]).claims
+        if self.size:
+            if len(self._known) >= self.size:  # drop the oldest: dicts keep insertion order
+                del self._known[next(iter(self._known))]
+            self._known[token] = claims
+        return claims
 
 
 def load_pseudonym_key(settings: Settings) -> bytes:

@@ -77,12 +77,13 @@ def decide(conn: psycopg.Connection, request_id: uuid.UUID, *, approve: bool,
     return get(conn, request_id)
 
 
-def approved_grants(conn: psycopg.Connection, today: date) -> tuple[Grant, ...]:
-    """Approved requests still in force, as grants to their clients."""
-    rows = conn.execute(
-        "select request_id, dataset, client_id, columns, purpose, valid_from, valid_until"
-        " from hub.access_requests where status = 'approved' and valid_until >= %s",
-        [today]).fetchall()
+APPROVED = ("select request_id, dataset, client_id, columns, purpose, valid_from, valid_until"
+            " from hub.access_requests where status = 'approved' and valid_until >= %s")
+
+
+async def approved_grants(conn: psycopg.AsyncConnection, today: date) -> tuple[Grant, ...]:
+    """Approved requests still in force, as grants to their clients (read by the API)."""
+    rows = await (await conn.execute(APPROVED, [today])).fetchall()
     return tuple(Grant(
         id=f"request-{rid}", dataset=dataset, roles=frozenset(), purpose=purpose,
         columns=frozenset(columns) if columns else None, clients=frozenset({client}),

@@ -113,11 +113,17 @@ def seal(conn: psycopg.Connection, key: Ed25519PrivateKey, limit: int = 50_000) 
         conn.execute("select pg_advisory_xact_lock(hashtext('civic-data-hub audit sealer'))")
         seq, head = _head(conn)
         events = _unsealed(conn, limit)
+        entries = []
         for event in events:
             prev, seq = head, seq + 1
             head = entry_hash(prev, event)
-            conn.execute("insert into audit.chain (seq, event_id, prev_hash, hash)"
-                         " values (%s, %s, %s, %s)", [seq, event["event_id"], prev, head])
+            entries.append((seq, event["event_id"], prev, head))
+        # One COPY for the batch: under load the sealer chains hundreds of events a second,
+        # and a statement per entry cost the API measurable throughput (bench/api.py).
+        with conn.cursor().copy("copy audit.chain (seq, event_id, prev_hash, hash)"
+                                " from stdin") as copy:
+            for entry in entries:
+                copy.write_row(entry)
         if events:
             _store_checkpoint(conn, sign(key, seq, head))
     return len(events)

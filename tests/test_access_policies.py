@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 
 from access_policies import PolicyError, decide, load_policies
-from access_policies.masking import MASKS, REDACTED, mask_rows
+from access_policies.masking import MASKS, REDACTED, as_records
 from contracts import load_all
 from contracts.model import MASK_KINDS
 from tests.conftest import REPO
@@ -114,8 +116,17 @@ def test_pseudonym_is_keyed_and_stable():
     assert a1 == a2 and a1 != other_key and len(a1) == 16
 
 
-def test_mask_rows_applies_per_column():
-    rows = [("1-1", "2111 W BELLEVUE AVE", 34.0), ("1-2", None, None)]
-    assert mask_rows(rows, [None, "redact", "null"], KEY) == [
-        ("1-1", REDACTED, None), ("1-2", None, None)]
-    assert mask_rows(rows, [None, None, None], KEY) is rows
+def test_pseudonym_is_hmac_sha256_so_published_pseudonyms_never_change():
+    expected = hmac.new(KEY, b"2111 W BELLEVUE AVE", hashlib.sha256).hexdigest()[:16]
+    assert MASKS["hash"]("2111 W BELLEVUE AVE", KEY) == expected
+    assert MASKS["hash"](1234, KEY) == hmac.new(KEY, b"1234", hashlib.sha256).hexdigest()[:16]
+
+
+def test_as_records_masks_per_column_and_drops_trailing_values():
+    names = ["sr_number", "address", "latitude"]
+    rows = [("1-1", "2111 W BELLEVUE AVE", 34.0, 7), ("1-2", None, None, 7)]  # 7: a version
+    assert as_records(names, rows, [None, "redact", "null"], KEY) == [
+        {"sr_number": "1-1", "address": REDACTED, "latitude": None},
+        {"sr_number": "1-2", "address": None, "latitude": None}]
+    assert as_records(names, rows, [None, None, None], KEY)[0] == {
+        "sr_number": "1-1", "address": "2111 W BELLEVUE AVE", "latitude": 34.0}

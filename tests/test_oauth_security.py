@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import shutil
 import time
 
 import httpx
@@ -105,6 +106,18 @@ def test_a_well_formed_token_of_ours_is_accepted(app_client, settings):
     response = app_client.get(ROWS, params={"limit": 1},
                               headers=bearer(signed(app_client, claims_for(settings))))
     assert response.status_code == 200
+
+
+def test_a_remembered_token_still_expires_on_time(app_client, credentials, settings,
+                                                 monkeypatch):
+    # Each worker checks a token's signature once and remembers its claims; the expiry is
+    # checked on every use all the same.
+    token = token_for(app_client, credentials, "transport_analyst")
+    assert app_client.get(ROWS, params={"limit": 1}, headers=bearer(token)).status_code == 200
+    later = time.time() + settings.token_ttl_seconds + 60
+    monkeypatch.setattr(time, "time", lambda: later)
+    response = app_client.get(ROWS, params={"limit": 1}, headers=bearer(token))
+    assert response.status_code == 401 and "expired" in response.json()["error_description"]
 
 
 # ---------- revocation (RFC 7009) and introspection (RFC 7662)
@@ -235,6 +248,10 @@ def test_rotated_key_keeps_old_tokens_valid_until_they_expire(settings, url, cre
     from api.security import rotate_signing_key
 
     home = settings.model_copy(update={"home": tmp_path})
+    # A fresh token-signing key, but the hub's own ledger key: this app's sealer signs
+    # checkpoints in the shared warehouse, which later tests verify.
+    home.keys_dir.mkdir(parents=True)
+    shutil.copy(settings.keys_dir / "audit-ed25519.pem", home.keys_dir)
     with TestClient(create_app(home, url)) as before:
         old_token = token_for(before, credentials, "transport_analyst")
         old_kid = before.app.state.hub.signing_key.kid

@@ -8,8 +8,13 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.requests import Request
 
+from access_policies.decide import ColumnAccess, Decision
+from api import rows
+from api.errors import ApiError
 from api.main import create_app
+from contracts import load_all
 from tests.conftest import bearer, count, token_for
 
 ROWS = "/datasets/public_works.service_requests/rows"
@@ -143,3 +148,25 @@ def test_api_queries_run_under_a_statement_timeout(app_client, settings):
     with app_client.app.state.hub.pool.connection() as conn:
         shown = conn.execute("show statement_timeout").fetchone()[0]
     assert shown == f"{settings.statement_timeout_ms // 1000}s"
+
+
+def test_a_masked_primary_key_gives_no_cursor_and_takes_none(settings):
+    # A cursor is a filter on the key (key > value): on a masked key it would let a caller
+    # search out hidden values, and the cursor handed out would carry the raw key.
+    contract = load_all(settings.contracts_dir)["public_works.service_requests"]
+    masked = Decision(True, "test", None, (ColumnAccess("sr_number", "hash"),
+                                           ColumnAccess("status", None)))
+    with pytest.raises(ApiError, match="primary key 'sr_number' is masked"):
+        rows.Page.parse(_request("cursor=WyIxLTEiXQ%3D%3D"), settings, masked, "sr_number",
+                        10, 0, "WyIxLTEiXQ==")
+    page = rows.Page.parse(_request(""), settings, masked, "sr_number", 1, 0, None)
+    records = [{"sr_number": "4f1c2a", "status": "Closed"}]
+    assert rows.render("json", contract.dataset_id, 1, page, records, contract).body.find(
+        b'"next_cursor":null') > 0
+    unmasked = Decision(True, "test", None, (ColumnAccess("sr_number", None),))
+    page = rows.Page.parse(_request(""), settings, unmasked, "sr_number", 1, 0, None)
+    assert rows.decode_cursor(rows._next_cursor(contract, page, records)) == "4f1c2a"
+
+
+def _request(query: str) -> Request:
+    return Request({"type": "http", "query_string": query.encode(), "headers": []})

@@ -9,17 +9,18 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from psycopg import sql
 from psycopg.rows import dict_row
 
 from api.deps import (
-    AppState,
     Principal,
+    PrincipalDep,
     RequestIdDep,
     StateDep,
     authenticate,
     json_response,
+    record_now,
     request_event,
 )
 from api.errors import ApiError, forbidden
@@ -27,6 +28,21 @@ from hub import anomalies
 from hub.audit import record
 
 router = APIRouter(prefix="/audit", tags=["audit"])
+
+
+async def auditor(request: Request, state: StateDep, _rid: RequestIdDep) -> Principal:
+    """A dependency: the caller, holding `audit:read`. Refusals are on record too."""
+    try:
+        principal = await authenticate(request, state)
+        principal.require("audit:read")
+    except ApiError as exc:
+        await record_now(state, request_event(request, "audit.denied", decision="deny",
+                                              reason=exc.description, status_code=exc.status))
+        raise
+    return principal
+
+
+AuditorDep = Annotated[Principal, Depends(auditor)]
 Since = Annotated[datetime | None, Query(description="ISO time, inclusive (default: 30 days ago)")]
 Until = Annotated[datetime | None, Query(description="ISO time, exclusive (default: now)")]
 SEARCH_FILTERS = ("client_id", "role", "department", "dataset", "decision", "kind")
@@ -34,14 +50,13 @@ SEARCH_FILTERS = ("client_id", "role", "department", "dataset", "decision", "kin
 
 @router.get("/events")
 def search_events(
-    request: Request, state: StateDep, _rid: RequestIdDep, since: Since = None,
+    principal: AuditorDep, request: Request, state: StateDep, since: Since = None,
     until: Until = None, client_id: str | None = None, role: str | None = None,
     department: str | None = None, dataset: str | None = None, decision: str | None = None,
     kind: str | None = None, after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """Audit events in a time window, filtered; page with `after` = the last event_id."""
-    principal = _auditor(request, state)
     start, end = _window(since, until)
     given = {k: v for k, v in locals().items() if k in SEARCH_FILTERS and v is not None}
     where = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in given]
@@ -57,10 +72,10 @@ def search_events(
 
 
 @router.get("/datasets/{dataset_id}/access-report")
-def access_report(dataset_id: str, request: Request, state: StateDep, _rid: RequestIdDep,
-                  since: Since = None, until: Until = None) -> Response:
+def access_report(dataset_id: str, principal: PrincipalDep, request: Request, state: StateDep,
+                  _rid: RequestIdDep, since: Since = None, until: Until = None) -> Response:
     """Who read this dataset, which columns, how many rows: for auditors and the owners."""
-    principal = authenticate(request, state)  # not _auditor: owners may read this too
+    # Not AuditorDep: the owning department may read this too.
     contract = state.contracts.get(dataset_id)
     owner = (contract is not None and principal.department == contract.department
              and "datasets:read" in principal.scopes)
@@ -99,28 +114,15 @@ DENIED = """select count(*) as n from audit.events where kind = 'data.denied' an
 
 
 @router.get("/anomalies")
-def anomaly_flags(request: Request, state: StateDep, _rid: RequestIdDep,
+def anomaly_flags(principal: AuditorDep, request: Request, state: StateDep,
                   since: Since = None, until: Until = None) -> Response:
     """Reads far above a client's usual volume, reads outside a grant's window, bursts of
     denied requests, and reads of personal columns unmasked."""
-    principal = _auditor(request, state)
     start, end = _window(since, until)
     with state.pool.connection() as conn, conn.transaction():
         found = anomalies.flags(conn, start, end)
         _record_read(conn, request, principal, "anomalies", {})
     return json_response({"since": start, "until": end, "flags": [asdict(f) for f in found]})
-
-
-def _auditor(request: Request, state: AppState) -> Principal:
-    try:
-        principal = authenticate(request, state)
-        principal.require("audit:read")
-    except ApiError as exc:  # denied auditor requests are on record too
-        with state.pool.connection() as conn:
-            record(conn, request_event(request, "audit.denied", decision="deny",
-                                       reason=exc.description, status_code=exc.status))
-        raise
-    return principal
 
 
 def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:

@@ -49,7 +49,7 @@ async def authorize(request: Request, state: StateDep, _rid: RequestIdDep) -> Re
     username = str(form.get("username") or "")
     role = await run_in_threadpool(_password_ok, state, username, str(form.get("password") or ""))
     if role is None:
-        await run_in_threadpool(record_now, state, request_event(
+        await record_now(state, request_event(
             request, "login.denied", decision="deny", reason="unknown user or wrong password",
             status_code=401, client_id=f"user:{username}"))
         return _form(params, "Unknown user or wrong password.", 401)

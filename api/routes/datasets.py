@@ -1,8 +1,11 @@
 """Shared datasets: the caller's catalog and the rows, under the access policies.
 
-Every request here leaves one audit row, allowed or denied. For an allowed read the rows
-and their audit row are fetched and written in one transaction, which commits before the
-response is built: no data leaves without its record.
+Every request here leaves one audit row, allowed or denied. For an allowed read the
+audit row is committed after the rows are fetched and before the response is built: no
+data leaves without its record (if the record cannot be written, the request fails).
+
+These routes serve most of the API's traffic, so they are async end to end (async pool,
+no thread-pool hops); see bench/api.py.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from psycopg import AsyncConnection
+from starlette.concurrency import run_in_threadpool
 
-from access_policies import Decision, decide
-from access_policies.masking import mask_rows
+from access_policies import Decision, Grant, decide
+from access_policies.masking import as_records
 from api import export, rows
 from api.deps import (
     AppState,
@@ -24,38 +29,41 @@ from api.deps import (
     StateDep,
     authenticate,
     json_response,
+    record_now,
     request_event,
 )
 from api.errors import ApiError, forbidden
 from contracts import Contract, load_contract_text
 from contracts.targets import to_json_schema
-from hub.audit import AuditEvent, record
+from hub.audit import AuditEvent
 from hub.registry import newest_of_major
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 
 @router.get("")
-def list_datasets(request: Request, state: StateDep, _rid: RequestIdDep) -> Response:
+async def list_datasets(request: Request, state: StateDep, _rid: RequestIdDep) -> Response:
     """The datasets the caller may read, with owner, description and schema."""
-    principal = _authorize(request, state, dataset=None)
-    visible = [c for c in state.contracts.values() if _decision(state, principal, c).allowed]
-    with state.pool.connection() as conn:
-        status = rows.quality_status(conn)
-        record(conn, _event(request, "catalog.read", principal, None, "allow", "catalog", 200))
+    async with state.apool.connection() as conn:
+        principal = await _authorize(request, state, conn, dataset=None)
+        grants = await state.request_grants.current(conn)
+        visible = [c for c in state.contracts.values()
+                   if _decision(state, principal, c, grants).allowed]
+        status = await rows.quality_status(conn)
+    await record_now(state, _event(request, "catalog.read", principal, None, "allow", "catalog",
+                                   200))
     return json_response({"datasets": [_summary(c, status.get(c.dataset_id)) for c in visible]})
 
 
 @router.get("/{dataset_id}")
-def get_dataset(dataset_id: str, request: Request, state: StateDep,
-                _rid: RequestIdDep) -> Response:
+async def get_dataset(dataset_id: str, request: Request, state: StateDep,
+                      _rid: RequestIdDep) -> Response:
     """One dataset's description and the columns the caller will see (and how masked)."""
-    principal = _authorize(request, state, dataset=dataset_id)
-    contract, decision = _grant_or_deny(request, state, principal, dataset_id)
-    with state.pool.connection() as conn:
-        status = rows.quality_status(conn).get(dataset_id)
-        record(conn, _event(request, "catalog.read", principal, dataset_id, "allow",
-                            decision.reason, 200, decision=decision))
+    async with state.apool.connection() as conn:
+        principal, contract, decision = await _admit(request, state, conn, dataset_id)
+        status = (await rows.quality_status(conn)).get(dataset_id)
+    await record_now(state, _event(request, "catalog.read", principal, dataset_id, "allow",
+                                   decision.reason, 200, decision=decision))
     body = _summary(contract, status)
     body["columns"] = [{"name": c.name, "mask": c.mask} for c in decision.columns]
     body["row_schema"] = to_json_schema(contract)
@@ -63,17 +71,17 @@ def get_dataset(dataset_id: str, request: Request, state: StateDep,
 
 
 @router.get("/{dataset_id}/validations")
-def list_validations(dataset_id: str, request: Request, state: StateDep, _rid: RequestIdDep,
-                     limit: Annotated[int, Query(ge=1, le=100)] = 20) -> Response:
+async def list_validations(dataset_id: str, request: Request, state: StateDep,
+                           _rid: RequestIdDep,
+                           limit: Annotated[int, Query(ge=1, le=100)] = 20) -> Response:
     """The dataset's latest validation reports: every rule, held or not, and the counts of
     the gate (rows in, published, quarantined). Visible to whoever may read the dataset."""
-    principal = _authorize(request, state, dataset=dataset_id)
-    _grant_or_deny(request, state, principal, dataset_id)
-    with state.pool.connection() as conn:
-        found = conn.execute(
+    async with state.apool.connection() as conn:
+        await _admit(request, state, conn, dataset_id)
+        found = await (await conn.execute(
             "select run_id, contract_version, passed, rows_in, rows_passed, rows_quarantined,"
             " rules, created_at from hub.validation_reports where dataset = %s"
-            " order by created_at desc limit %s", [dataset_id, limit]).fetchall()
+            " order by created_at desc limit %s", [dataset_id, limit])).fetchall()
     keys = ("run_id", "contract_version", "passed", "rows_in", "rows_published",
             "rows_quarantined", "rules", "created_at")
     return json_response({"dataset": dataset_id,
@@ -81,7 +89,7 @@ def list_validations(dataset_id: str, request: Request, state: StateDep, _rid: R
 
 
 @router.get("/{dataset_id}/rows")
-def read_rows(
+async def read_rows(
     dataset_id: str, request: Request, state: StateDep, _rid: RequestIdDep,
     limit: Annotated[int, Query(ge=1, description="rows per page")] = 100,
     offset: Annotated[int, Query(ge=0, description="rows to skip (or use cursor)")] = 0,
@@ -96,27 +104,28 @@ def read_rows(
 
     Filter with `column=op.value` (eq, neq, gt, gte, lt, lte, in, like, is) on columns
     you see unmasked."""
-    principal = _authorize(request, state, dataset=dataset_id)
-    contract, decision = _grant_or_deny(request, state, principal, dataset_id)
-    relation = None
-    if major is not None and major != contract.major:
-        contract, relation = _older_major(state, dataset_id, major)
-        decision = _decision(state, principal, contract)
-    page = rows.Page.parse(request, state.settings, decision, limit, offset, cursor)
-    with state.pool.connection() as conn, conn.transaction():
-        version, found = rows.fetch(conn, contract, page, relation)
-        if state.settings.audit_reads:
-            record(conn, _event(request, "data.read", principal, dataset_id, "allow",
-                                decision.reason, 200, decision=decision, contract=contract,
-                                version=version, filters=page.audit_record(),
-                                rows=len(found), columns=page.query.select))
-    masks = {c.name: c.mask for c in decision.columns}
-    masked = mask_rows(found, [masks[c] for c in page.query.select], state.pseudonym_key)
-    return rows.render(format, dataset_id, version, page, masked, found, contract)
+    async with state.apool.connection() as conn:  # one connection for the whole request
+        principal, contract, decision = await _admit(request, state, conn, dataset_id)
+        relation = None
+        if major is not None and major != contract.major:
+            contract, relation = await _older_major(state, dataset_id, major)
+            decision = _decision(state, principal, contract,
+                                 await state.request_grants.current(conn))
+        page = rows.Page.parse(request, state.settings, decision, contract.primary_key[0],
+                               limit, offset, cursor)
+        version, found = await rows.fetch(conn, contract, page, relation)
+    if state.settings.audit_reads:  # committed before the response is built
+        await record_now(state, _event(
+            request, "data.read", principal, dataset_id, "allow", decision.reason, 200,
+            decision=decision, contract=contract, version=version,
+            filters=page.audit_record(), rows=len(found), columns=page.query.select))
+    records = as_records(page.query.select, found, _masks(decision, page),
+                         state.pseudonym_key)
+    return rows.render(format, dataset_id, version, page, records, contract)
 
 
 @router.get("/{dataset_id}/export")
-def export_rows(
+async def export_rows(
     dataset_id: str, request: Request, state: StateDep, _rid: RequestIdDep,
     select: Annotated[str | None, Query(description="columns, e.g. sr_number,status")] = None,
     order: Annotated[str | None, Query(description="e.g. created_date.desc")] = None,
@@ -125,35 +134,38 @@ def export_rows(
 ) -> Response:
     """Every row matching the filters, streamed as NDJSON or CSV and masked as the caller's
     grant says. Audited when it starts and when it ends (rows and bytes sent)."""
-    principal = _authorize(request, state, dataset=dataset_id)
-    contract, decision = _grant_or_deny(request, state, principal, dataset_id)
     cap = state.settings.max_export_rows
-    page = rows.Page.parse(request, state.settings, decision, limit or cap, 0, None, cap=cap)
-    with state.pool.connection() as conn, conn.transaction():
-        version = rows.fetch(conn, contract, dataclasses.replace(page, limit=0))[0]
+    async with state.apool.connection() as conn:
+        principal, contract, decision = await _admit(request, state, conn, dataset_id)
+        page = rows.Page.parse(request, state.settings, decision, contract.primary_key[0],
+                               limit or cap, 0, None, cap=cap)
+        version = (await rows.fetch(conn, contract, dataclasses.replace(page, limit=0)))[0]
         started = _event(request, "data.export", principal, dataset_id, "allow",
                          decision.reason, 200, decision=decision, contract=contract,
                          version=version, filters=page.audit_record(),
                          columns=page.query.select)
-        record(conn, started)  # before the first byte leaves
-    masks = {c.name: c.mask for c in decision.columns}
+    await record_now(state, started)  # before the first byte leaves
 
-    def done(sent: export.Sent) -> None:
-        with state.pool.connection() as conn:
-            record(conn, dataclasses.replace(
-                started, kind="data.export.completed", rows_returned=sent.rows,
-                detail={**started.detail, "bytes": sent.bytes, "outcome": sent.outcome}))
+    async def done(sent: export.Sent) -> None:
+        await record_now(state, dataclasses.replace(
+            started, kind="data.export.completed", rows_returned=sent.rows,
+            detail={**started.detail, "bytes": sent.bytes, "outcome": sent.outcome}))
 
     media = "application/x-ndjson" if format == "ndjson" else "text/csv"
     return StreamingResponse(
-        export.stream(state, contract, page, [masks[c] for c in page.query.select], format,
-                      None, done), media_type=media)
+        export.stream(state, contract, page, _masks(decision, page), format, None, done),
+        media_type=media)
 
 
-def _older_major(state: AppState, dataset_id: str, major: int) -> tuple[Contract, str]:
+def _masks(decision: Decision, page: rows.Page) -> list[str | None]:
+    """The mask of each selected column (None: shown as stored)."""
+    masks = {c.name: c.mask for c in decision.columns}
+    return [masks[c] for c in page.query.select]
+
+
+async def _older_major(state: AppState, dataset_id: str, major: int) -> tuple[Contract, str]:
     """The contract and table of an older major version still within its notice period."""
-    with state.pool.connection() as conn:
-        found = newest_of_major(conn, dataset_id, major)
+    found = await run_in_threadpool(_newest_of_major, state, dataset_id, major)
     if found is None or found[1] is None:
         raise ApiError(404, "not_found", f"major: {dataset_id} has no older major version "
                        f"{major}; omit major= for the current one")
@@ -167,41 +179,51 @@ def _older_major(state: AppState, dataset_id: str, major: int) -> tuple[Contract
 # ---------- authorisation (every denial is audited before it is raised)
 
 
-def _authorize(request: Request, state: AppState, dataset: str | None) -> Principal:
+# A request holds one pooled connection for its reads (revocation check, grants, rows):
+# taking a second while holding the first could exhaust the pool under load. Audit records
+# go through state.audit, which has a pool of its own.
+
+
+async def _authorize(request: Request, state: AppState, conn: AsyncConnection,
+                     dataset: str | None) -> Principal:
     try:
-        principal = authenticate(request, state)
+        principal = await authenticate(request, state, conn)
         principal.require("datasets:read")
     except ApiError as exc:
-        _audit_denial(request, state, None, dataset, exc)
+        await _audit_denial(request, state, None, dataset, exc)
         raise
     request.state.principal = principal
     return principal
 
 
-def _grant_or_deny(request: Request, state: AppState, principal: Principal,
-                   dataset_id: str) -> tuple[Contract, Decision]:
+async def _admit(request: Request, state: AppState, conn: AsyncConnection,
+                 dataset_id: str) -> tuple[Principal, Contract, Decision]:
+    """The caller, the dataset's contract and the caller's grant on it; else 401/403."""
+    principal = await _authorize(request, state, conn, dataset_id)
     contract = state.contracts.get(dataset_id)
-    decision = _decision(state, principal, contract) if contract else None
+    decision = None
+    if contract is not None:
+        decision = _decision(state, principal, contract, await state.request_grants.current(conn))
     if contract is None or not decision.allowed:
         # Unknown and not-granted look alike, so ids of hidden datasets do not leak.
         reason = decision.reason if decision else f"unknown dataset {dataset_id!r}"
         error = forbidden(f"no grant lets role {principal.role} read dataset {dataset_id!r}")
-        _audit_denial(request, state, principal, dataset_id, error, reason)
+        await _audit_denial(request, state, principal, dataset_id, error, reason)
         raise error
-    return contract, decision
+    return principal, contract, decision
 
 
-def _decision(state: AppState, principal: Principal, contract: Contract) -> Decision:
+def _decision(state: AppState, principal: Principal, contract: Contract,
+              requested: tuple[Grant, ...]) -> Decision:
     return decide(state.policy, role=principal.role, contract=contract,
                   today=datetime.now(UTC).date(), client_id=principal.client_id,
-                  extra=state.request_grants.current())
+                  extra=requested)
 
 
-def _audit_denial(request: Request, state: AppState, principal: Principal | None,
-                  dataset: str | None, error: ApiError, reason: str | None = None) -> None:
-    with state.pool.connection() as conn:
-        record(conn, _event(request, "data.denied", principal, dataset, "deny",
-                            reason or error.description, error.status))
+async def _audit_denial(request: Request, state: AppState, principal: Principal | None,
+                        dataset: str | None, error: ApiError, reason: str | None = None) -> None:
+    await record_now(state, _event(request, "data.denied", principal, dataset, "deny",
+                                   reason or error.description, error.status))
 
 
 def _event(request: Request, kind: str, principal: Principal | None, dataset: str | None,
@@ -222,7 +244,14 @@ def _event(request: Request, kind: str, principal: Principal | None, dataset: st
 def _unmasked_personal(decision: Decision | None, contract: Contract | None) -> list[str]:
     if decision is None or contract is None:
         return []
-    return [c.name for c in decision.columns if c.mask is None and contract.column(c.name).personal]
+    personal = {c.name for c in contract.columns if c.personal}
+    return [c.name for c in decision.columns if c.mask is None and c.name in personal]
+
+
+def _newest_of_major(state: AppState, dataset_id: str,
+                     major: int) -> tuple[str, Any] | None:
+    with state.pool.connection() as conn:  # rare: the registry's queries stay sync
+        return newest_of_major(conn, dataset_id, major)
 
 
 def _grant_window(grant: Any) -> dict[str, str | None]:

@@ -16,7 +16,7 @@ from access_policies.model import KNOWN_SCOPES
 from api.deps import AppState, RequestIdDep, StateDep, is_revoked, record_now, request_event
 from api.errors import ApiError
 from api.routes.authorize import redeem_code
-from api.security import issue_token, verify_token
+from api.security import issue_token
 from hub.audit import record
 from hub.clients import Client, authenticate
 
@@ -37,7 +37,7 @@ async def token(request: Request, state: StateDep, _rid: RequestIdDep) -> JSONRe
     access_token, claims = issue_token(
         state.signing_key, state.settings, client_id=client.client_id, role=role.name,
         department=role.department, scopes=scopes)
-    await run_in_threadpool(record_now, state, request_event(
+    await record_now(state, request_event(
         request, "token.issued", decision="allow", reason="client credentials",
         status_code=200, client_id=client.client_id, role=role.name,
         department=role.department,
@@ -59,7 +59,7 @@ async def _code_token(request: Request, state: AppState, form: Any) -> JSONRespo
     access_token, claims = issue_token(
         state.signing_key, state.settings, client_id=subject, role=role.name,
         department=role.department, scopes=scopes)
-    await run_in_threadpool(record_now, state, request_event(
+    await record_now(state, request_event(
         request, "token.issued", decision="allow", reason="authorization code with PKCE",
         status_code=200, client_id=subject, role=role.name, department=role.department,
         detail={"jti": claims["jti"], "scope": claims["scope"], "exp": claims["exp"],
@@ -89,8 +89,7 @@ async def introspect(request: Request, state: StateDep, _rid: RequestIdDep) -> J
     form = await request.form()
     await _client(request, state, form)
     claims = _claims_or_none(state, str(form.get("token") or ""))
-    if claims is None or await run_in_threadpool(is_revoked, state, claims["jti"],
-                                                 claims["sub"]):
+    if claims is None or await is_revoked(state, claims["jti"], claims["sub"]):
         return JSONResponse({"active": False}, headers=NO_STORE)
     return JSONResponse({"active": True, "token_type": "Bearer", **claims}, headers=NO_STORE)
 
@@ -133,7 +132,7 @@ async def _client(request: Request, state: AppState, form: dict) -> tuple[Client
     client = await run_in_threadpool(_authenticate, state, client_id, secret)
     role = state.policy.roles.get(client.role) if client else None
     if client is None or role is None:
-        await run_in_threadpool(record_now, state, request_event(
+        await record_now(state, request_event(
             request, "token.denied", decision="deny", reason="unknown client or wrong secret",
             status_code=401, client_id=client_id))
         raise ApiError(401, "invalid_client", "unknown client or wrong secret",
@@ -143,7 +142,7 @@ async def _client(request: Request, state: AppState, form: dict) -> tuple[Client
 
 def _claims_or_none(state: AppState, token: str) -> dict | None:
     try:
-        return verify_token(token, state.keys, state.settings)
+        return state.tokens.claims(token)
     except ApiError:
         return None
 
