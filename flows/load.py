@@ -38,9 +38,9 @@ def load_batch(conn: psycopg.Connection, contract: Contract, batch: Batch, sourc
                delivery_id: uuid.UUID | None = None) -> int:
     """COPY one batch and advance its position, in the caller's open transaction."""
     batch_id = uuid.uuid4()
-    for name, value in (("batch_id", batch_id), ("source", source),
-                        ("delivery_id", delivery_id or batch_id)):  # the columns' defaults
-        conn.execute("select set_config(%s, %s, true)", [f"hub.{name}", str(value)])
+    conn.execute("select set_config('hub.batch_id', %s, true), set_config('hub.source', %s, true),"
+                 " set_config('hub.delivery_id', %s, true)",  # the load columns' defaults
+                 [str(batch_id), source, str(delivery_id or batch_id)])
     copy_sql = sql.SQL("copy {}.{} ({}) from stdin").format(
         sql.Identifier(contract.raw_schema), sql.Identifier(contract.entity),
         sql.SQL(", ").join(sql.Identifier(c.name) for c in contract.columns))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 import uuid
 
 import psycopg
@@ -12,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
+from psycopg.conninfo import make_conninfo
 
 from contracts import load_all
 from flows.demo_api import DemoApi
@@ -351,6 +353,59 @@ def test_copy_path_batches_rows_with_escapes_and_keeps_the_cursor(pg_table):
 def test_copy_path_resumes_after_a_cursor_with_a_null_key(pg_table):
     after = Cursor("2024-01-02 00:00:00", "")  # the key-less row was the last committed
     assert [b.copy_text for b in _copied(pg_table, after)] == [b"4\t2024-01-03 00:00:00\t\\N\n"]
+
+
+def test_copy_path_reads_a_null_key_after_the_keyed_rows_of_its_time(pg_table):
+    with psycopg.connect(pg_table) as conn:
+        conn.execute("insert into readings values (5, '2024-01-02 00:00', 'keyed')")
+    after = Cursor("2024-01-02 00:00:00", "5")  # the keyed row was the last committed
+    assert [b.copy_text for b in _copied(pg_table, after, size=10)] == [
+        b"\\N\t2024-01-02 00:00:00\tno key\n4\t2024-01-03 00:00:00\t\\N\n"]
+
+
+def test_copy_path_raises_the_sources_refusal(pg_table):
+    role = f"hub_test_reader_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_table, autocommit=True) as conn:
+        conn.execute(f"create role {role} login")  # may connect, may not read readings
+    try:
+        url = make_conninfo(pg_table, user=role)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="readings"):
+            _copied(url)
+    finally:
+        with psycopg.connect(pg_table, autocommit=True) as conn:
+            conn.execute(f"drop role {role}")
+
+
+def test_copy_path_raises_a_copy_cancelled_mid_stream(pg_table):
+    _many(pg_table)
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        _copied(make_conninfo(pg_table, options="-c statement_timeout=100"), size=1000)
+
+
+def test_copy_path_stopped_early_leaves_no_copy_running_at_the_source(pg_table):
+    _many(pg_table)
+    batches = copy_batches(pg_table, table="readings", columns=["id", "at", "note"],
+                           cursor_column="at", key_column="id", batch_size=10)
+    assert next(batches).copy_rows == 1  # the row without a time, read on its own
+    assert next(batches).copy_rows == 10  # then the timed rows, stopped in mid-stream
+    batches.close()  # the loader stopped (a drift elsewhere, a failed batch)
+    deadline = time.monotonic() + 10
+    while _copies_running(pg_table) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _copies_running(pg_table)
+
+
+def _many(url: str) -> None:
+    with psycopg.connect(url) as conn:
+        conn.execute("insert into readings select i, timestamp '2024-02-01' + i * interval"
+                     " '1 second', repeat('x', 200) from generate_series(10, 400000) i")
+
+
+def _copies_running(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        return conn.execute("select count(*) from pg_stat_activity where datname ="
+                            " current_database() and query like 'copy (select%%'"
+                            " and pid <> pg_backend_pid()").fetchone()[0] > 0
 
 
 def test_copy_path_catches_a_column_retyped_at_the_source(pg_table):

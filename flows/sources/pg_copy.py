@@ -8,10 +8,12 @@ its time. Only the last row of each batch is decoded, for the cursor.
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator, Sequence
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
+from psycopg.abc import Buffer
 
 from flows.sources.base import Batch, Cursor, check_drift, pg_family, retyped
 
@@ -24,7 +26,7 @@ def copy_batches(url: str, *, table: str, columns: Sequence[str], cursor_column:
                  types: dict[str, str] | None = None) -> Iterator[Batch]:
     """Yield batches whose `copy_text` holds the rows in COPY text format. `types` maps
     columns to the contract's logical types, to catch a column retyped at the source."""
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(url, autocommit=True) as conn:
         found = dict(conn.execute(
             "select attname, format_type(atttypid, atttypmod) from pg_attribute"
             " where attrelid = %s::regclass and attnum > 0 and not attisdropped"
@@ -32,58 +34,94 @@ def copy_batches(url: str, *, table: str, columns: Sequence[str], cursor_column:
         families = {name: pg_family(kind) for name, kind in found.items()}
         check_drift(f"source table {table!r}", list(found), columns,
                     retyped(families, types or {}))
-        statement = _query(table, columns, (cursor_column, found[cursor_column]),
-                           (key_column, found[key_column]), after)
+        cursor, key = (cursor_column, found[cursor_column]), (key_column, found[key_column])
         positions = (list(columns).index(cursor_column), list(columns).index(key_column))
-        with conn.cursor() as cur, cur.copy(statement) as copy:
-            yield from _split(copy, batch_size, positions)
+        for statement in _queries(table, columns, cursor, key, after):
+            yield from _split(_rows(conn, statement), batch_size, positions)
 
 
-def _query(table: str, columns: Sequence[str], cursor: tuple[str, str], key: tuple[str, str],
-           after: Cursor | None) -> sql.Composed:
-    """Rows after `after` in (cursor, key) order, both in their own types so an index on
-    (cursor, key) serves the order. Keys that are null come first within a cursor value
-    (a null key is stored in the cursor as ''), so they are read, and read once. Rows
-    with no cursor value come first of all: read on the first pass, never after."""
+def _queries(table: str, columns: Sequence[str], cursor: tuple[str, str],
+             key: tuple[str, str], after: Cursor | None) -> list[sql.Composed]:
+    """Rows after `after` in (cursor, key) order: the order of a plain index on (cursor,
+    key), so the source walks the index instead of sorting the table (asking for nulls
+    first made it sort). On the first pass, rows with no cursor value come first, in a
+    statement of their own: read then, never after. Within a cursor value, rows with a
+    null key come last (a null key is stored in the cursor as '')."""
     moment, ident = sql.Identifier(cursor[0]), sql.Identifier(key[0])
-    where = sql.SQL("true")
-    if after is not None:  # the stored cursor is text: cast to the columns' own types
-        value = sql.SQL("cast({} as {})").format(sql.Literal(after.value), sql.SQL(cursor[1]))
-        later = (sql.SQL("{} is not null").format(ident) if after.key == "" else
-                 sql.SQL("{} > cast({} as {})").format(ident, sql.Literal(after.key),
-                                                      sql.SQL(key[1])))
-        where = sql.SQL("({m} > {v} or ({m} = {v} and {later}))").format(
-            m=moment, v=value, later=later)
-    select = sql.SQL("select {} from {} where {} order by {} nulls first, {} nulls first").format(
-        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table), where,
-        moment, ident)
-    return sql.SQL("copy ({}) to stdout").format(select)
+    select = (sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table))
+    ordered = sql.SQL("{}, {}").format(moment, ident)
+    if after is None:
+        return [_copy(select, sql.SQL("{} is null").format(moment), ident),
+                _copy(select, sql.SQL("{} is not null").format(moment), ordered)]
+    # The stored cursor is text: cast to the columns' own types. `m >= v` bounds an index
+    # range scan; the rest picks up where the last batch ended.
+    value = sql.SQL("cast({} as {})").format(sql.Literal(after.value), sql.SQL(cursor[1]))
+    rest = sql.SQL("{m} > {v}").format(m=moment, v=value)
+    if after.key != "":
+        rest = sql.SQL("({} or {} > cast({} as {}) or {} is null)").format(
+            rest, ident, sql.Literal(after.key), sql.SQL(key[1]), ident)
+    where = sql.SQL("{m} >= {v} and {rest}").format(m=moment, v=value, rest=rest)
+    return [_copy(select, where, ordered)]
 
 
-def _split(copy: psycopg.Copy, batch_size: int, positions: tuple[int, int]) -> Iterator[Batch]:
-    """Cut the COPY stream into batches of whole rows, at least `batch_size` each but the
-    last. Each row ends with a real newline (newlines inside values are escaped), so rows
-    are counted and cut with byte searches, never split into a list."""
-    buffer, rows = bytearray(), 0
-    for chunk in copy:
-        start = len(buffer)
-        buffer += chunk
-        rows += buffer.count(b"\n", start)
-        if rows >= batch_size:
-            end = buffer.rfind(b"\n") + 1
-            yield _batch(bytes(buffer[:end]), rows, positions)
-            del buffer[:end]
-            rows = 0
-    if buffer:
-        yield _batch(bytes(buffer), rows, positions)
+def _copy(select: tuple[sql.Composable, sql.Composable], where: sql.Composable,
+          order: sql.Composable) -> sql.Composed:
+    return sql.SQL("copy (select {} from {} where {} order by {}) to stdout").format(
+        *select, where, order)
 
 
-def _batch(text: bytes, rows: int, positions: tuple[int, int]) -> Batch:
-    last = text[text.rfind(b"\n", 0, len(text) - 1) + 1:-1]  # the furthest row
-    fields = last.split(b"\t")
+def _rows(conn: psycopg.Connection, statement: sql.Composed) -> Iterator[Buffer]:
+    """The rows of a COPY TO, one buffer each, read from libpq itself. psycopg's
+    Copy.read() runs a chain of generators per row: a second of CPU per million rows, more
+    than the source took to send them. Reads do not block: the socket is waited on only
+    when libpq's buffer is empty. Stopped mid-stream, the caller's `with` closes the
+    connection, and the source drops the COPY with it."""
+    pgconn = conn.pgconn
+    pgconn.send_query(statement.as_bytes(conn))
+    _expect(conn, _next_result(pgconn), pq.ExecStatus.COPY_OUT)
+    while (read := pgconn.get_copy_data(1))[0] != -1:
+        if read[0] > 0:
+            yield read[1]
+        else:  # nothing buffered: wait for the network
+            select.select([pgconn.socket], [], [])
+            pgconn.consume_input()
+    _expect(conn, _next_result(pgconn), pq.ExecStatus.COMMAND_OK)
+    _next_result(pgconn)  # the end of the results: the connection is idle again
+
+
+def _next_result(pgconn: pq.abc.PGconn) -> pq.abc.PGresult | None:
+    while True:
+        pgconn.consume_input()
+        if not pgconn.is_busy():
+            return pgconn.get_result()
+        select.select([pgconn.socket], [], [])
+
+
+def _expect(conn: psycopg.Connection, result: pq.abc.PGresult, status: pq.ExecStatus) -> None:
+    if result.status != status:  # e.g. permission denied, a statement timeout
+        raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+
+
+def _split(rows_in: Iterator[Buffer], batch_size: int,
+           positions: tuple[int, int]) -> Iterator[Batch]:
+    """Group the COPY stream into batches of `batch_size` rows (the last may be short).
+    COPY TO sends one message per row, so rows are counted as they arrive and joined
+    once per batch, never parsed."""
+    rows: list[Buffer] = []
+    for row in rows_in:
+        rows.append(row)
+        if len(rows) >= batch_size:
+            yield _batch(rows, positions)
+            rows = []
+    if rows:
+        yield _batch(rows, positions)
+
+
+def _batch(rows: list[Buffer], positions: tuple[int, int]) -> Batch:
+    fields = bytes(rows[-1])[:-1].split(b"\t")  # the furthest row, less its newline
     value, key = (_decode(fields[i]) for i in positions)
     cursor = Cursor(value, key or "") if value is not None else None  # only null cursors yet
-    return Batch([], cursor, copy_text=text, copy_rows=rows)
+    return Batch([], cursor, copy_text=b"".join(rows), copy_rows=len(rows))
 
 
 def _decode(field: bytes) -> str | None:
