@@ -25,8 +25,10 @@ from psycopg.rows import dict_row
 from hub.keyfiles import read_or_create
 
 GENESIS = "0" * 64
-# Events can commit out of id order (concurrent writers); each seal also looks this far
-# below the highest sealed id for late commits, instead of scanning the whole table.
+# Events can commit out of id order (a transaction keeps its early id until it ends): each
+# seal also looks this far below the highest sealed id for late commits, instead of
+# scanning the whole table. The background sealer's routine passes look less far
+# (hub/sealer.py), with a pass this wide now and then.
 LATE_COMMIT_WINDOW = 100_000
 EVENT_COLUMNS = (
     "event_id", "occurred_at", "kind", "request_id", "client_id", "role", "department",
@@ -107,12 +109,13 @@ def sign(key: Ed25519PrivateKey, last_seq: int, head_hash: str) -> Checkpoint:
 # ---------- sealing
 
 
-def seal(conn: psycopg.Connection, key: Ed25519PrivateKey, limit: int = 50_000) -> int:
+def seal(conn: psycopg.Connection, key: Ed25519PrivateKey, limit: int = 50_000,
+         window: int = LATE_COMMIT_WINDOW) -> int:
     """Chain the unsealed events and sign a checkpoint over them; return how many."""
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('civic-data-hub audit sealer'))")
         seq, head = _head(conn)
-        events = _unsealed(conn, limit)
+        events = _unsealed(conn, limit, window)
         entries = []
         for event in events:
             prev, seq = head, seq + 1
@@ -137,15 +140,25 @@ def _head(conn: psycopg.Connection) -> tuple[int, str]:
     return (row[0], row[1]) if row else (0, GENESIS)
 
 
-def _unsealed(conn: psycopg.Connection, limit: int) -> list[dict[str, Any]]:
-    floor = conn.execute("select coalesce(max(event_id), 0) from audit.chain").fetchone()[0]
+def _unsealed(conn: psycopg.Connection, limit: int, window: int) -> list[dict[str, Any]]:
+    """Events not chained yet: late commits within `window` below the highest chained id,
+    then the new ones above it. Every range is bounded on both sides, so each query walks
+    an index slice: the planner's statistics of a table growing this fast lag behind, and
+    an open range led it to hash the whole chain on every pass."""
+    top = conn.execute("select coalesce(max(event_id), 0) from audit.chain").fetchone()[0]
+    low, columns = max(top - window, 0), ", ".join(EVENT_COLUMNS)
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            f"select {', '.join(EVENT_COLUMNS)} from audit.events e"
-            " where e.event_id > %s and not exists"
-            "   (select 1 from audit.chain c where c.event_id = e.event_id)"
-            " order by e.event_id limit %s",
-            [max(floor - LATE_COMMIT_WINDOW, 0), limit]).fetchall()
+        late = cur.execute(
+            f"select {columns} from audit.events e where e.event_id > %(low)s"
+            " and e.event_id <= %(top)s and not exists (select 1 from audit.chain c"
+            "   where c.event_id = e.event_id and c.event_id > %(low)s"
+            "   and c.event_id <= %(top)s)"
+            " order by e.event_id limit %(limit)s",
+            {"low": low, "top": top, "limit": limit}).fetchall()
+        new = cur.execute(
+            f"select {columns} from audit.events where event_id > %s"
+            " order by event_id limit %s", [top, limit - len(late)]).fetchall()
+    return late + new
 
 
 def _store_checkpoint(conn: psycopg.Connection, cp: Checkpoint) -> None:

@@ -1,42 +1,76 @@
-"""Background sealing for `hub serve`: chain and sign new audit rows every few seconds."""
+"""Background sealing for the API: chain and sign new audit rows every few seconds.
+
+The sealer runs in a process of its own, on one connection it keeps. Hashing a few
+seconds' worth of audit rows is a burst of pure-Python work; in a thread of an API worker
+it held that worker's GIL while requests waited.
+"""
 
 from __future__ import annotations
 
 import logging
-import threading
+import multiprocessing
+from multiprocessing.synchronize import Event
+from pathlib import Path
 
 import psycopg
 
-from hub.ledger import load_signing_key, seal
+from hub.ledger import LATE_COMMIT_WINDOW, load_signing_key, seal
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
+# Late commits are looked for this far back on a routine pass (at 1,000 reads a second, ten
+# seconds), and as far back as the ledger's own default on every WIDE_EVERY-th pass and at
+# stop: a long transaction's records are sealed a little later, never missed.
+ROUTINE_WINDOW = 10_000
+WIDE_EVERY = 30
+_SPAWN = multiprocessing.get_context("spawn")  # no fork of a server's threads and sockets
 
 
 class Sealer:
-    """A daemon thread running `ledger.seal`; writers never wait for it."""
+    """A child process running `ledger.seal`; writers never wait for it."""
 
     def __init__(self, warehouse_url: str, settings: Settings) -> None:
-        self.url, self.interval = warehouse_url, settings.audit_seal_seconds
-        self.key = load_signing_key(settings.keys_dir)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="audit-sealer", daemon=True)
+        self.url, self.keys_dir = warehouse_url, settings.keys_dir
+        load_signing_key(self.keys_dir)  # created here, once, not raced by child processes
+        self._stop = _SPAWN.Event()
+        self._process = _SPAWN.Process(
+            target=_run, args=(self.url, self.keys_dir, settings.audit_seal_seconds, self._stop),
+            name="audit-sealer", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        self._process.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        self._process.join(timeout)
+        if self._process.is_alive():  # stuck on the database: its transaction rolls back
+            self._process.terminate()
+            self._process.join()
         self.seal_once()  # what was written up to shutdown is sealed too
 
     def seal_once(self) -> int:
-        with psycopg.connect(self.url) as conn:
-            return seal(conn, self.key)
+        return _seal_once(self.url, self.keys_dir)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.seal_once()
-            except psycopg.Error:  # the next tick retries; nothing is lost, only delayed
-                log.exception("audit sealing failed; retrying in %.1f s", self.interval)
+
+def _run(url: str, keys_dir: Path, interval: float, stop: Event) -> None:
+    parent, conn, passes = multiprocessing.parent_process(), None, 0
+    key = load_signing_key(keys_dir)
+    while not stop.wait(interval) and parent.is_alive():  # a killed server leaves no orphan
+        passes += 1
+        try:
+            conn = conn if conn is not None and not conn.closed else psycopg.connect(url)
+            seal(conn, key, window=LATE_COMMIT_WINDOW if passes % WIDE_EVERY == 0
+                 else ROUTINE_WINDOW)
+        except psycopg.Error:  # the next pass retries; nothing is lost, only delayed
+            log.exception("audit sealing failed; retrying in %.1f s", interval)
+            conn = _closed(conn)
+
+
+def _closed(conn: psycopg.Connection | None) -> None:
+    if conn is not None:
+        conn.close()
+
+
+def _seal_once(url: str, keys_dir: Path) -> int:
+    with psycopg.connect(url) as conn:
+        return seal(conn, load_signing_key(keys_dir))

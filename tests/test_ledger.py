@@ -315,3 +315,21 @@ def test_nothing_to_archive_before_the_first_checkpoint(copy, tmp_path):
 def count_rows(url: str, table: str) -> int:
     with psycopg.connect(url) as conn:
         return conn.execute(f"select count(*) from {table}").fetchone()[0]
+
+
+def test_a_late_commit_is_chained_by_a_pass_that_looks_back_far_enough(copy, keys_dir):
+    key = ledger.load_signing_key(keys_dir)
+    late = psycopg.connect(copy)
+    record(late, AuditEvent(kind="data.read", request_id="late", decision="allow"))  # open
+    with psycopg.connect(copy) as conn:
+        for i in range(3):
+            record(conn, AuditEvent(kind="data.read", request_id=f"on-time{i}"))
+        conn.commit()
+        assert ledger.seal(conn, key) == 3  # the open transaction's lower id is not visible
+    late.commit()
+    late.close()
+    with psycopg.connect(copy) as conn:
+        assert ledger.seal(conn, key, window=0) == 0  # a pass that does not look back...
+        assert ledger.seal(conn, key) == 1  # ...and one within the late-commit window
+        result = verify_database(conn, key.public_key())
+    assert result.ok and result.unsealed == 0
