@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from hub.bootstrap import bootstrap
 from hub.settings import Settings
 from hub.warehouse import drop_database, ensure_database, start_embedded
 
@@ -179,3 +181,16 @@ def token_for(app_client, credentials: dict, role: str) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@contextmanager
+def own_warehouse(server_url: str, prefix: str) -> Iterator[str]:
+    """A bootstrapped warehouse database of one test's own, dropped afterwards: nothing it
+    writes lands in the shared warehouse that other tests count or verify."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    url = ensure_database(server_url, name)
+    bootstrap(url)
+    try:
+        yield url
+    finally:
+        drop_database(server_url, name)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -16,10 +15,8 @@ import uvicorn
 from api.main import create_app
 from contracts import load_all
 from hub import anomalies, ledger
-from hub.bootstrap import bootstrap
 from hub.ledger_verify import verify_database
-from hub.warehouse import drop_database, ensure_database
-from tests.conftest import REPO, bearer, count, token_for
+from tests.conftest import REPO, bearer, count, own_warehouse, token_for
 
 ROWS = "/datasets/public_works.service_requests/rows"
 
@@ -123,12 +120,8 @@ def test_transparency_report_is_public_and_holds_no_personal_data(app_client, cr
 
 @pytest.fixture
 def crafted(server_url):
-    name = f"hub_anomaly_{uuid.uuid4().hex[:8]}"
-    url = ensure_database(server_url, name)
-    bootstrap(url)
-    with psycopg.connect(url) as conn:
+    with own_warehouse(server_url, "hub_anomaly") as url, psycopg.connect(url) as conn:
         yield conn
-    drop_database(server_url, name)
 
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)

@@ -11,20 +11,15 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from hub.audit import AuditEvent, GroupCommit
-from hub.bootstrap import bootstrap
-from hub.warehouse import drop_database, ensure_database
+from tests.conftest import own_warehouse
 
 KIND = "test.group_commit"
 
 
 @pytest.fixture(scope="module")
 def url(server_url):
-    """A warehouse of this module's own: nothing here lands in the shared audit log."""
-    name = f"hub_group_{uuid.uuid4().hex[:8]}"
-    url = ensure_database(server_url, name)
-    bootstrap(url)
-    yield url
-    drop_database(server_url, name)
+    with own_warehouse(server_url, "hub_group") as url:
+        yield url
 
 
 def run_writer(url: str, body: Callable[[GroupCommit], Awaitable[object]]) -> object:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -19,9 +18,7 @@ from flows.ingest import ingest
 from flows.pipeline import run_all
 from flows.sources.guard import UnsafeSource
 from flows.sources.rest import SourceError
-from hub.bootstrap import bootstrap
-from hub.warehouse import drop_database, ensure_database
-from tests.conftest import count, report_of
+from tests.conftest import count, own_warehouse, report_of
 from tests.stand_ins import DATA
 
 CONTRACTS = load_all(DATA.parent / "contracts")
@@ -33,11 +30,8 @@ SHELTER = CONTRACTS["social_services.shelter_census"]
 @pytest.fixture
 def scratch(server_url):
     """A warehouse of its own, so counts start from zero."""
-    name = f"hub_test_ingest_{uuid.uuid4().hex[:8]}"
-    url = ensure_database(server_url, name)
-    bootstrap(url)
-    yield url
-    drop_database(server_url, name)
+    with own_warehouse(server_url, "hub_test_ingest") as url:
+        yield url
 
 
 def _bike_api(**options) -> str:

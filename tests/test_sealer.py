@@ -6,7 +6,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
@@ -14,23 +13,18 @@ import pytest
 
 from hub import ledger
 from hub.audit import AuditEvent, record
-from hub.bootstrap import bootstrap
 from hub.ledger_verify import verify_database
 from hub.sealer import Sealer
 from hub.settings import Settings
-from hub.warehouse import drop_database, ensure_database
-from tests.conftest import REPO
+from tests.conftest import REPO, own_warehouse
 
 LOCK = "select pg_advisory_lock(hashtext('civic-data-hub audit sealer'))"
 
 
 @pytest.fixture
 def url(server_url):
-    name = f"hub_sealer_{uuid.uuid4().hex[:8]}"
-    url = ensure_database(server_url, name)
-    bootstrap(url)
-    yield url
-    drop_database(server_url, name)
+    with own_warehouse(server_url, "hub_sealer") as url:
+        yield url
 
 
 @pytest.fixture
