@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 
+import httpx
 import psycopg
 import pytest
 
@@ -13,7 +16,7 @@ from flows.checks import Failure
 from flows.pipeline import RunReport
 from hub import clients
 from hub.cli import format_reports
-from tests.conftest import REPO
+from tests.conftest import REPO, own_warehouse
 from tests.stand_ins import forget_feed
 
 CONTRACT = REPO / "contracts" / "public_works" / "service_requests.odcs.yaml"
@@ -136,3 +139,48 @@ def test_users_add_list_remove_with_audit(first_run, url, tmp_path):
         kinds = [k for (k,) in conn.execute("select kind from audit.events where client_id ="
                                             " 'user:robin' order by event_id")]
     assert kinds == ["user.added", "user.removed"]
+
+
+def test_serve_seals_the_audit_log_while_it_runs(server_url, tmp_path):
+    # `hub serve` as a user runs it: the audit log is chained while it serves, by the
+    # sealer's own process, not only at shutdown.
+    port = _free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "PREFECT_"))}
+    with own_warehouse(server_url, "hub_test_serve") as url:
+        env = clean | {"HUB_HOME": str(tmp_path), "HUB_DATABASE_URL": url,
+                       "HUB_AUDIT_SEAL_SECONDS": "0.2"}
+        server = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--port", str(port)],
+                                  cwd=REPO, env=env)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait_until(lambda: _answers(base))
+            assert httpx.get(f"{base}/datasets").status_code == 401  # a denial, on record
+            _wait_until(lambda: _chained(url) > 0)  # sealed in the background, not at stop
+        finally:
+            server.terminate()  # uvicorn shuts down, then re-raises the signal
+            server.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/.well-known/jwks.json", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _chained(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("select count(*) from audit.chain").fetchone()[0]
+
+
+def _wait_until(condition, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
