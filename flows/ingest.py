@@ -47,7 +47,9 @@ def ingest(warehouse_url: str, contract: Contract, source_url: str, settings: Se
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         ensure_raw_table(conn, contract)
         batches = open_source(conn, contract, source_url, settings, result.warnings)
-        for batch in read_ahead(batches):
+        # A PostgreSQL source's batches stream (their rows flow through while they load),
+        # so nothing may read ahead of them; other sources' batches are read ahead.
+        for batch in batches if _copies(contract, source_url) else read_ahead(batches):
             with conn.transaction():  # rows, load record and position commit together
                 loaded = load_batch(conn, contract, batch, label, delivery_id)
             if batch.acknowledge is not None:
@@ -106,7 +108,7 @@ def open_source(conn: psycopg.Connection, contract: Contract, url: str, settings
     columns = [c.name for c in contract.columns]
     if src.kind == "sql":
         # PostgreSQL sources stream COPY text straight through; others go via SQLAlchemy.
-        read = copy_batches if _is_postgres(url) else read_batches
+        read = copy_batches if _copies(contract, url) else read_batches
         return read(url, table=src.table, columns=columns,
                     cursor_column=src.cursor_column, key_column=contract.primary_key[0],
                     after=read_cursor(conn, contract.dataset_id), batch_size=src.batch_size,
@@ -158,8 +160,9 @@ def _rest(contract: Contract, url: str, settings: Settings) -> RestSource:
         allowed_hosts=settings.allowed_hosts())
 
 
-def _is_postgres(url: str) -> bool:
-    return url.split(":", 1)[0] in ("postgresql", "postgres")
+def _copies(contract: Contract, url: str) -> bool:
+    """Whether the source is read by COPY (a PostgreSQL database)."""
+    return contract.source.kind == "sql" and url.split(":", 1)[0] in ("postgresql", "postgres")
 
 
 def _secret(name: str) -> str:

@@ -45,8 +45,8 @@ def load_batch(conn: psycopg.Connection, contract: Contract, batch: Batch, sourc
         sql.Identifier(contract.raw_schema), sql.Identifier(contract.entity),
         sql.SQL(", ").join(sql.Identifier(c.name) for c in contract.columns))
     with conn.cursor() as cur, cur.copy(copy_sql) as copy:
-        if batch.copy_text is not None:  # COPY text from a PostgreSQL source, as is
-            copy.write(batch.copy_text)
+        for chunk in batch.copy_text or ():  # COPY text from a PostgreSQL source, as it comes
+            copy.write(chunk)
         for row in batch.rows:
             copy.write_row([_text(v) for v in row])
     count = batch.copy_rows if batch.copy_text is not None else len(batch.rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import time
 import uuid
 
@@ -334,9 +335,13 @@ def pg_table(server_url):
 
 
 def _copied(url: str, after: Cursor | None = None, size: int = 2) -> list:
-    return list(copy_batches(url, table="readings", columns=["id", "at", "note"],
-                             cursor_column="at", key_column="id", after=after,
-                             batch_size=size))
+    batches = []
+    for batch in copy_batches(url, table="readings", columns=["id", "at", "note"],
+                              cursor_column="at", key_column="id", after=after,
+                              batch_size=size):
+        batch.copy_text = b"".join(batch.copy_text)  # read in order, as the loader does
+        batches.append(batch)
+    return batches
 
 
 def test_copy_path_batches_rows_with_escapes_and_keeps_the_cursor(pg_table):
@@ -382,13 +387,16 @@ def test_copy_path_raises_a_copy_cancelled_mid_stream(pg_table):
         _copied(make_conninfo(pg_table, options="-c statement_timeout=100"), size=1000)
 
 
-def test_copy_path_stopped_early_leaves_no_copy_running_at_the_source(pg_table):
+def test_copy_path_stopped_early_leaves_no_copy_running_at_the_source(pg_table, caplog):
     _many(pg_table)
     batches = copy_batches(pg_table, table="readings", columns=["id", "at", "note"],
                            cursor_column="at", key_column="id", batch_size=10)
-    assert next(batches).copy_rows == 1  # the row without a time, read on its own
-    assert next(batches).copy_rows == 10  # then the timed rows, stopped in mid-stream
-    batches.close()  # the loader stopped (a drift elsewhere, a failed batch)
+    for rows in (1, 10):  # the row without a time, read on its own; then ten timed rows
+        batch = next(batches)
+        assert b"".join(batch.copy_text).count(b"\n") == batch.copy_rows == rows
+    with caplog.at_level(logging.WARNING, logger="psycopg"):
+        batches.close()  # the loader stopped (a drift elsewhere, a failed batch)
+    assert "rollback" not in caplog.text  # the connection was closed, not left in the COPY
     deadline = time.monotonic() + 10
     while _copies_running(pg_table) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -406,6 +414,20 @@ def _copies_running(url: str) -> bool:
         return conn.execute("select count(*) from pg_stat_activity where datname ="
                             " current_database() and query like 'copy (select%%'"
                             " and pid <> pg_backend_pid()").fetchone()[0] > 0
+
+
+def test_copy_path_streams_a_batch_in_chunks_and_knows_its_cursor_at_the_end(pg_table):
+    _many(pg_table)
+    batches = copy_batches(pg_table, table="readings", columns=["id", "at", "note"],
+                           cursor_column="at", key_column="id", batch_size=2500)
+    b"".join(next(batches).copy_text)  # the row without a time
+    batch = next(batches)
+    assert batch.cursor is None and batch.copy_rows == 0  # nothing read yet
+    chunks = list(batch.copy_text)
+    assert [c.count(b"\n") for c in chunks] == [1000, 1000, 500]
+    last = chunks[-1].splitlines()[-1].decode().split("\t")
+    assert batch.copy_rows == 2500 and batch.cursor == Cursor(last[1], last[0])
+    batches.close()
 
 
 def test_copy_path_catches_a_column_retyped_at_the_source(pg_table):

@@ -8,7 +8,7 @@ batch's rows, its load record and its new position in one transaction, then call
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +42,9 @@ class Batch:
     cursor: Cursor | None = None  # where the next read resumes once this batch is committed
     file: dict[str, Any] | None = None  # manifest entry (path, sha256, rows done) of a file
     rejects: list[tuple[str, str]] = field(default_factory=list)  # (payload, why) unreadable
-    copy_text: bytes | None = None  # rows already in COPY text format (PostgreSQL sources)
+    # Rows already in COPY text format (PostgreSQL sources), in chunks as they arrive;
+    # `cursor` and `copy_rows` are set once they have all been read.
+    copy_text: Iterable[bytes] | None = None
     copy_rows: int = 0
     acknowledge: Callable[[], None] | None = field(default=None, repr=False)
 

@@ -8,6 +8,7 @@ its time. Only the last row of each batch is decoded, for the cursor.
 
 from __future__ import annotations
 
+import itertools
 import select
 from collections.abc import Iterator, Sequence
 
@@ -17,6 +18,7 @@ from psycopg.abc import Buffer
 
 from flows.sources.base import Batch, Cursor, check_drift, pg_family, retyped
 
+CHUNK_ROWS = 1000  # rows handed to the warehouse at a time
 # COPY text format escapes (PostgreSQL docs, "COPY: Text Format").
 ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
 
@@ -24,7 +26,7 @@ ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\
 def copy_batches(url: str, *, table: str, columns: Sequence[str], cursor_column: str,
                  key_column: str, after: Cursor | None = None, batch_size: int = 5000,
                  types: dict[str, str] | None = None) -> Iterator[Batch]:
-    """Yield batches whose `copy_text` holds the rows in COPY text format. `types` maps
+    """Yield batches whose `copy_text` streams the rows in COPY text format. `types` maps
     columns to the contract's logical types, to catch a column retyped at the source."""
     with psycopg.connect(url, autocommit=True) as conn:
         found = dict(conn.execute(
@@ -74,19 +76,22 @@ def _rows(conn: psycopg.Connection, statement: sql.Composed) -> Iterator[Buffer]
     """The rows of a COPY TO, one buffer each, read from libpq itself. psycopg's
     Copy.read() runs a chain of generators per row: a second of CPU per million rows, more
     than the source took to send them. Reads do not block: the socket is waited on only
-    when libpq's buffer is empty. Stopped mid-stream, the caller's `with` closes the
-    connection, and the source drops the COPY with it."""
-    pgconn = conn.pgconn
-    pgconn.send_query(statement.as_bytes(conn))
-    _expect(conn, _next_result(pgconn), pq.ExecStatus.COPY_OUT)
-    while (read := pgconn.get_copy_data(1))[0] != -1:
-        if read[0] > 0:
-            yield read[1]
-        else:  # nothing buffered: wait for the network
-            select.select([pgconn.socket], [], [])
-            pgconn.consume_input()
-    _expect(conn, _next_result(pgconn), pq.ExecStatus.COMMAND_OK)
-    _next_result(pgconn)  # the end of the results: the connection is idle again
+    when libpq's buffer is empty."""
+    pgconn, done = conn.pgconn, False
+    try:
+        pgconn.send_query(statement.as_bytes(conn))
+        _expect(conn, _next_result(pgconn), pq.ExecStatus.COPY_OUT)
+        while (read := pgconn.get_copy_data(1))[0] != -1:
+            if read[0] > 0:
+                yield read[1]
+            else:  # nothing buffered: wait for the network
+                select.select([pgconn.socket], [], [])
+                pgconn.consume_input()
+        _expect(conn, _next_result(pgconn), pq.ExecStatus.COMMAND_OK)
+        done = _next_result(pgconn) is None  # the end of the results: idle again
+    finally:
+        if not done:  # stopped or failed mid-stream: the source drops the COPY with us,
+            conn.close()  # and nobody tries to roll back a connection still in it
 
 
 def _next_result(pgconn: pq.abc.PGconn) -> pq.abc.PGresult | None:
@@ -102,26 +107,34 @@ def _expect(conn: psycopg.Connection, result: pq.abc.PGresult, status: pq.ExecSt
         raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
 
 
-def _split(rows_in: Iterator[Buffer], batch_size: int,
+def _split(rows: Iterator[Buffer], batch_size: int,
            positions: tuple[int, int]) -> Iterator[Batch]:
-    """Group the COPY stream into batches of `batch_size` rows (the last may be short).
-    COPY TO sends one message per row, so rows are counted as they arrive and joined
-    once per batch, never parsed."""
-    rows: list[Buffer] = []
-    for row in rows_in:
-        rows.append(row)
-        if len(rows) >= batch_size:
-            yield _batch(rows, positions)
-            rows = []
-    if rows:
-        yield _batch(rows, positions)
+    """Batches of up to `batch_size` rows, each streamed: its `copy_text` yields the rows in
+    chunks as the source sends them, so the warehouse parses one chunk while the next
+    arrives. A batch's rows must be read before the next batch is asked for; its `cursor`
+    and `copy_rows` are set once they have been."""
+    for first in rows:  # a batch begins only when there is a row for it
+        batch = Batch([])
+        batch.copy_text = _chunks(first, rows, batch, batch_size, positions)
+        yield batch
 
 
-def _batch(rows: list[Buffer], positions: tuple[int, int]) -> Batch:
-    fields = bytes(rows[-1])[:-1].split(b"\t")  # the furthest row, less its newline
+def _chunks(first: Buffer, rows: Iterator[Buffer], batch: Batch, batch_size: int,
+            positions: tuple[int, int]) -> Iterator[bytes]:
+    # COPY TO sends one message per row: rows are counted as they pass, never parsed.
+    pending, count, last = [first], 0, first
+    for last in itertools.islice(rows, batch_size - 1):
+        pending.append(last)
+        if len(pending) == CHUNK_ROWS:
+            count += len(pending)
+            yield b"".join(pending)
+            pending = []
+    count += len(pending)
+    yield b"".join(pending)
+    fields = bytes(last)[:-1].split(b"\t")  # the furthest row, less its newline
     value, key = (_decode(fields[i]) for i in positions)
-    cursor = Cursor(value, key or "") if value is not None else None  # only null cursors yet
-    return Batch([], cursor, copy_text=b"".join(rows), copy_rows=len(rows))
+    batch.copy_rows = count
+    batch.cursor = Cursor(value, key or "") if value is not None else None  # null cursors yet
 
 
 def _decode(field: bytes) -> str | None:
