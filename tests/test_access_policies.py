@@ -116,10 +116,11 @@ def test_pseudonym_is_keyed_and_stable():
     assert a1 == a2 and a1 != other_key and len(a1) == 16
 
 
-def test_pseudonym_is_hmac_sha256_so_published_pseudonyms_never_change():
-    expected = hmac.new(KEY, b"2111 W BELLEVUE AVE", hashlib.sha256).hexdigest()[:16]
-    assert MASKS["hash"]("2111 W BELLEVUE AVE", KEY) == expected
-    assert MASKS["hash"](1234, KEY) == hmac.new(KEY, b"1234", hashlib.sha256).hexdigest()[:16]
+@pytest.mark.parametrize("key", [KEY, b"", b"k" * 64, b"long key " * 20])  # <, =, > a block
+@pytest.mark.parametrize("value", ["2111 W BELLEVUE AVE", 1234, "", "Größe ☃"])
+def test_pseudonym_is_hmac_sha256_so_published_pseudonyms_never_change(key, value):
+    expected = hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()[:16]
+    assert MASKS["hash"](value, key) == expected
 
 
 def test_as_records_masks_per_column_and_drops_trailing_values():
