@@ -20,6 +20,7 @@ from access_policies import Grant, Policy
 from api.errors import ApiError, forbidden, unauthorized
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
+from api.revocations import Revocations
 from api.security import VerifiedTokens
 from contracts import Contract
 from hub.access_requests import approved_grants
@@ -43,6 +44,7 @@ class AppState:
     policy: Policy
     signing_key: ECKey
     tokens: VerifiedTokens
+    revocations: Revocations
     pseudonym_key: bytes
     limiter: RateLimiter
     request_grants: RequestGrants
@@ -138,7 +140,7 @@ async def authenticate(request: Request, state: AppState,
         principal = await run_in_threadpool(_from_idp, state, token)
     else:
         claims = state.tokens.claims(token)
-        if await is_revoked(state, str(claims.get("jti", "")), str(claims["sub"]), conn):
+        if await token_revoked(state, str(claims.get("jti", "")), str(claims["sub"]), conn):
             raise unauthorized("the access token was revoked, or its client was removed")
         principal = Principal(
             client_id=str(claims["sub"]), role=str(claims.get("role", "")),
@@ -165,20 +167,14 @@ def json_response(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-REVOKED = ("select exists (select 1 from hub.revoked_tokens where jti = %s)"
-           " or not (exists (select 1 from hub.clients where client_id = %s)"
-           "         or exists (select 1 from hub.users where 'user:' || username = %s))")
-
-
-async def is_revoked(state: AppState, jti: str, subject: str,
-                     conn: AsyncConnection | None = None) -> bool:
-    """True if the token's jti was revoked or its subject (a client, or `user:<name>`) no
-    longer exists (one statement, on every request: revocation takes effect at once)."""
+async def token_revoked(state: AppState, jti: str, subject: str,
+                        conn: AsyncConnection | None = None) -> bool:
+    """True if the token was revoked or its subject removed (api/revocations.py): the
+    worker's memory while it holds, else the warehouse on `conn` or a pooled connection."""
     if conn is None:
         async with state.apool.connection() as own:
-            return await is_revoked(state, jti, subject, own)
-    row = await (await conn.execute(REVOKED, [jti, subject, subject])).fetchone()
-    return bool(row[0])
+            return await state.revocations.revoked(own, jti, subject)
+    return await state.revocations.revoked(conn, jti, subject)
 
 
 StateDep = Annotated[AppState, Depends(get_state)]

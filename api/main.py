@@ -14,6 +14,7 @@ from api import errors
 from api.deps import AppState, RequestGrants
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
+from api.revocations import Revocations
 from api.routes import (
     access_requests,
     audit,
@@ -41,8 +42,12 @@ def _connection_options(settings: Settings) -> dict[str, str]:
     # append audit rows, and has no UPDATE or DELETE privilege on the audit log. Its
     # queries, which callers shape with filters, are bounded by a statement timeout.
     # Set as startup options, so a new pooled connection needs no extra round trips.
+    # Generic plans: the API's statements are prepared (psycopg does so on their fifth run)
+    # and differ only in their values; PostgreSQL's default kept re-planning the rows
+    # statement for every request, a fifth of its server time (bench/api.py).
     return {"options": f"-c role={settings.app_role}"
-                       f" -c statement_timeout={settings.statement_timeout_ms}"}
+                       f" -c statement_timeout={settings.statement_timeout_ms}"
+                       " -c plan_cache_mode=force_generic_plan"}
 
 
 def create_app(settings: Settings, warehouse_url: str,
@@ -69,8 +74,11 @@ def create_app(settings: Settings, warehouse_url: str,
         pool.open(wait=True)
         await apool.open(wait=True)
         await audit_pool.open(wait=True)
+        revocations = Revocations(warehouse_url, options)
+        await revocations.start()
         app.state.hub = AppState(
             settings, pool, apool, GroupCommit(audit_pool), contracts, policy, key, tokens,
+            revocations,
             load_pseudonym_key(settings),
             RateLimiter(settings.rate_limit_per_minute), RequestGrants(),
             ExternalIdP(settings) if settings.idp_issuer else None)
@@ -78,11 +86,16 @@ def create_app(settings: Settings, warehouse_url: str,
         # What startup loaded (~100k objects) lives as long as the app: keep it out of the
         # cyclic GC, whose full passes over it stalled every request in flight (~20 ms).
         gc.freeze()
+        # A page of rows allocates thousands of containers: at the default threshold (700)
+        # a collection ran every few requests, ~4% of a worker's time. Cycles are rare
+        # here (most garbage goes by reference counting), so collect far less often.
+        gc.set_threshold(20_000, 10, 10)
         sealer.start()
         if on_ready:
             on_ready()
         yield
         sealer.stop()
+        await revocations.stop()
         await audit_pool.close()
         await apool.close()
         pool.close()

@@ -177,6 +177,20 @@ create table if not exists hub.revoked_tokens (
     revoked_at  timestamptz not null default now()
 );
 
+-- API workers remember which tokens they found good (api/revocations.py). Any change that
+-- could make a token bad (a revoked jti, a client or user removed) tells them to forget.
+create or replace function hub.notify_revocation() returns trigger language plpgsql as $$
+begin
+    perform pg_notify('hub_revocations', tg_table_name);
+    return null;
+end $$;
+create or replace trigger revoked_tokens_notify after insert or update or delete or truncate
+    on hub.revoked_tokens for each statement execute function hub.notify_revocation();
+create or replace trigger clients_notify after update or delete or truncate
+    on hub.clients for each statement execute function hub.notify_revocation();
+create or replace trigger users_notify after update or delete or truncate
+    on hub.users for each statement execute function hub.notify_revocation();
+
 -- The audit log. Writers only ever INSERT here; the sealer (hub/ledger.py) then chains each
 -- entry to the previous one in audit.chain and signs checkpoints, so concurrent writers never
 -- wait for each other. Triggers refuse UPDATE, DELETE and TRUNCATE on all three tables.

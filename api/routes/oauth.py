@@ -13,8 +13,9 @@ from starlette.concurrency import run_in_threadpool
 
 from access_policies import Role
 from access_policies.model import KNOWN_SCOPES
-from api.deps import AppState, RequestIdDep, StateDep, is_revoked, record_now, request_event
+from api.deps import AppState, RequestIdDep, StateDep, record_now, request_event
 from api.errors import ApiError
+from api.revocations import is_revoked
 from api.routes.authorize import redeem_code
 from api.security import issue_token
 from hub.audit import record
@@ -80,6 +81,7 @@ async def revoke(request: Request, state: StateDep, _rid: RequestIdDep) -> JSONR
     if claims["sub"] != client.client_id:
         raise ApiError(400, "unauthorized_client", "the token was not issued to this client")
     await run_in_threadpool(_deny_jti, state, claims, request)
+    state.revocations.forget()  # this worker at once; the others when notified
     return JSONResponse({}, headers=NO_STORE)
 
 
@@ -89,7 +91,7 @@ async def introspect(request: Request, state: StateDep, _rid: RequestIdDep) -> J
     form = await request.form()
     await _client(request, state, form)
     claims = _claims_or_none(state, str(form.get("token") or ""))
-    if claims is None or await is_revoked(state, claims["jti"], claims["sub"]):
+    if claims is None or await _revoked_now(state, claims):
         return JSONResponse({"active": False}, headers=NO_STORE)
     return JSONResponse({"active": True, "token_type": "Bearer", **claims}, headers=NO_STORE)
 
@@ -156,6 +158,12 @@ def _deny_jti(state: AppState, claims: dict, request: Request) -> None:
             request, "token.revoked", decision="allow", reason="revoked by its client",
             status_code=200, client_id=claims["sub"], role=claims.get("role"),
             detail={"jti": claims["jti"]}))
+
+
+async def _revoked_now(state: AppState, claims: dict) -> bool:
+    # Introspection is the authoritative answer: the warehouse's, not a worker's memory.
+    async with state.apool.connection() as conn:
+        return await is_revoked(conn, claims["jti"], claims["sub"])
 
 
 def _authenticate(state: AppState, client_id: str, secret: str) -> Client | None:

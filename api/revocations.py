@@ -1,0 +1,144 @@
+"""Which access tokens still hold: the deny-list check of every request, remembered per worker.
+
+Every authenticated request must refuse a token whose `jti` was revoked, or whose client
+or user was removed. Asking the warehouse each time cost a round trip on every request
+(bench/api.py). Instead each worker remembers the tokens it found good and forgets them
+all as soon as anything is revoked or removed: triggers on hub.revoked_tokens, hub.clients
+and hub.users notify channel `hub_revocations` (hub/schema.sql), each worker LISTENs on a
+connection of its own, and every check first reads what has arrived there.
+
+So a revocation takes effect in every worker once PostgreSQL has delivered its
+notification (the revoking worker forgets at once). While the listening connection is
+down nothing is remembered: every request asks the warehouse, as before. A remembered
+answer is also dropped after `ttl` seconds, which bounds the damage of a notification
+that never arrives (a connection that died without a word).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.pq import ConnStatus
+
+log = logging.getLogger(__name__)
+CHANNEL = "hub_revocations"
+REVOKED = ("select exists (select 1 from hub.revoked_tokens where jti = %s)"
+           " or not (exists (select 1 from hub.clients where client_id = %s)"
+           "         or exists (select 1 from hub.users where 'user:' || username = %s))")
+
+
+async def is_revoked(conn: AsyncConnection, jti: str, subject: str) -> bool:
+    """True if the token's jti was revoked or its subject (a client, or `user:<name>`) no
+    longer exists: the warehouse's answer, now."""
+    row = await (await conn.execute(REVOKED, [jti, subject, subject])).fetchone()
+    return bool(row[0])
+
+
+class Revocations:
+    """The good tokens one worker has seen, forgotten on every notification."""
+
+    def __init__(self, url: str, connect_options: dict[str, Any], ttl: float = 30.0,
+                 size: int = 10_000, retry_seconds: float = 1.0) -> None:
+        self.url, self.options, self.ttl, self.size = url, connect_options, ttl, size
+        self.retry_seconds = retry_seconds
+        self._good: dict[tuple[str, str], float] = {}  # (jti, subject) -> when found good
+        self._generation = 0  # bumped by every forget: answers read across one are not kept
+        self._listener: AsyncConnection | None = None
+        self._dying = False  # the server said FATAL on the listener; its close may lag
+        self._reconnect: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Listen; if the warehouse refuses now, keep trying in the background."""
+        if not await self._listen():
+            self._reconnect = asyncio.create_task(self._keep_trying())
+
+    async def stop(self) -> None:
+        if self._reconnect is not None:
+            self._reconnect.cancel()
+        if self._listener is not None:
+            await self._listener.close()
+
+    async def revoked(self, conn: AsyncConnection, jti: str, subject: str) -> bool:
+        key = (jti, subject)
+        live = self._drain()
+        found = self._good.get(key)
+        if live and found is not None and time.monotonic() - found < self.ttl:
+            return False
+        generation = self._generation
+        revoked = await is_revoked(conn, jti, subject)
+        if not revoked and live and generation == self._generation:
+            self._remember(key)
+        return revoked
+
+    def forget(self) -> None:
+        self._good.clear()
+        self._generation += 1
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None
+
+    def _remember(self, key: tuple[str, str]) -> None:
+        if len(self._good) >= self.size:  # drop the oldest: dicts keep insertion order
+            del self._good[next(iter(self._good))]
+        self._good[key] = time.monotonic()
+
+    def _drain(self) -> bool:
+        """Read the notifications that have arrived, without waiting; False (and forget
+        everything) when there is no listening connection."""
+        if self._listener is None:
+            return False
+        pgconn = self._listener.pgconn
+        try:
+            # Never blocks: libpq reads what the socket holds and returns.
+            pgconn.consume_input()
+        except psycopg.OperationalError:
+            self._lost()
+            return False
+        news = False
+        while pgconn.notifies() is not None:  # parsing what was read also runs _on_notice
+            news = True
+        if self._dying or pgconn.status != ConnStatus.OK:
+            self._lost()
+            return False
+        if news:
+            self.forget()
+        return True
+
+    def _lost(self) -> None:
+        log.warning("lost the connection listening for token revocations; every request "
+                    "asks the warehouse until it is back")
+        self.forget()
+        listener, self._listener = self._listener, None
+        self._closing = asyncio.get_running_loop().create_task(listener.close())  # kept: a
+        # task nobody references may be collected before it runs
+        if self._reconnect is None or self._reconnect.done():
+            self._reconnect = asyncio.create_task(self._keep_trying())
+
+    async def _listen(self) -> bool:
+        try:
+            listener = await AsyncConnection.connect(self.url, autocommit=True, **self.options)
+            await listener.execute(f"listen {CHANNEL}")
+        except psycopg.Error as exc:
+            log.warning("cannot listen for token revocations (%s); retrying", exc)
+            return False
+        # libpq hands an error that arrives between queries (a terminated backend's FATAL)
+        # to the notice handlers; the connection's close is only read on a later call.
+        listener.add_notice_handler(self._on_notice)
+        self.forget()  # what was remembered before this connection may have missed news
+        self._dying, self._listener = False, listener
+        return True
+
+    def _on_notice(self, notice: psycopg.errors.Diagnostic) -> None:
+        if notice.severity_nonlocalized in ("FATAL", "PANIC"):
+            self._dying = True
+
+    async def _keep_trying(self) -> None:
+        while not await self._listen():
+            await asyncio.sleep(self.retry_seconds)

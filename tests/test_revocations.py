@@ -1,0 +1,88 @@
+"""A worker remembers good tokens (api/revocations.py) and still refuses a revoked one.
+
+The revocations here are written straight to the warehouse from another connection, as
+another worker or `hub clients remove` would: only the notification tells this worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import psycopg
+import pytest
+
+from api.revocations import Revocations, is_revoked
+from tests.conftest import bearer, token_for
+
+ROWS = "/datasets/public_works.service_requests/rows"
+
+
+def _revoke_elsewhere(url: str, app_client, token: str) -> None:
+    claims = app_client.app.state.hub.tokens.claims(token)
+    with psycopg.connect(url) as conn:
+        conn.execute("insert into hub.revoked_tokens (jti, client_id, expires_at)"
+                     " values (%s, %s, to_timestamp(%s))",
+                     [claims["jti"], claims["sub"], claims["exp"]])
+
+
+def _listener_pid(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("select pid from pg_stat_activity where query = %s"
+                           " and datname = current_database()",
+                           ["listen hub_revocations"]).fetchone()
+    assert row is not None, "the API has no connection listening for revocations"
+    return row[0]
+
+
+def test_a_remembered_token_revoked_by_another_process_is_refused(app_client, credentials, url):
+    token = token_for(app_client, credentials, "transport_analyst")
+    for _ in range(2):  # the second request is answered from the worker's memory
+        assert app_client.get(ROWS, params={"limit": 1}, headers=bearer(token)).status_code == 200
+    _revoke_elsewhere(url, app_client, token)
+    refused = app_client.get(ROWS, params={"limit": 1}, headers=bearer(token))
+    assert refused.status_code == 401 and "revoked" in refused.json()["error_description"]
+
+
+def test_with_its_listener_gone_the_worker_asks_the_warehouse_then_listens_again(
+        app_client, credentials, url):
+    revocations = app_client.app.state.hub.revocations
+    token = token_for(app_client, credentials, "transport_analyst")
+    assert app_client.get(ROWS, params={"limit": 1}, headers=bearer(token)).status_code == 200
+    with psycopg.connect(url) as conn:
+        # With a timeout it returns once the backend has gone, its socket closed.
+        conn.execute("select pg_terminate_backend(%s, 5000)", [_listener_pid(url)])
+    _revoke_elsewhere(url, app_client, token)  # no notification can reach this worker now
+    refused = app_client.get(ROWS, params={"limit": 1}, headers=bearer(token))
+    assert refused.status_code == 401 and "revoked" in refused.json()["error_description"]
+    deadline = time.monotonic() + 10
+    while not revocations.listening and time.monotonic() < deadline:
+        app_client.get("/.well-known/jwks.json")  # lets the app's event loop run
+        time.sleep(0.05)
+    assert revocations.listening, "the worker did not listen again within 10 s"
+    _listener_pid(url)
+
+
+def test_a_warehouse_refusing_the_listener_leaves_every_check_to_the_warehouse(url):
+    async def scenario() -> None:
+        down = Revocations("postgresql://postgres@127.0.0.1:9/none", {}, retry_seconds=0.05)
+        await down.start()
+        assert not down.listening
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            gone = f"user:nobody-{uuid.uuid4().hex}"  # no such client or user: refused
+            assert await down.revoked(conn, "some-jti", gone)
+            assert await is_revoked(conn, "some-jti", gone)
+        assert down._reconnect is not None and not down._reconnect.done()  # still trying
+        await down.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("table", ["clients", "users"])
+def test_removing_a_subject_notifies_the_workers(url, table):
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("listen hub_revocations")
+        conn.execute(f"delete from hub.{table} where false")  # a statement, even of no rows
+        notes = list(conn.notifies(timeout=5, stop_after=1))
+    assert [n.payload for n in notes] == [table]
