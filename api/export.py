@@ -31,8 +31,8 @@ class Sent:
     outcome: str = "complete"  # complete | row_cap | byte_cap | error: <message>
 
 
-async def stream(state: AppState, contract: Contract, page: Page, masks: list[str | None],
-                 fmt: str, relation: str | None,
+async def stream(state: AppState, contract: Contract, page: Page, fmt: str,
+                 relation: str | None,
                  done: Callable[[Sent], Awaitable[None]]) -> AsyncIterator[bytes]:
     """Yield the export's bytes; call `done` with what was sent, whatever happened."""
     sent = Sent()
@@ -40,7 +40,8 @@ async def stream(state: AppState, contract: Contract, page: Page, masks: list[st
     try:
         async with state.apool.connection() as conn, conn.transaction():
             async for chunk in _chunks(conn, statement, [*params, page.limit],
-                                       page.query.select, masks, fmt, state, sent):
+                                       page.query.select, page.python_masks, fmt, state,
+                                       sent):
                 yield chunk
     except psycopg.Error as exc:  # headers are gone: the audit record carries the reason
         sent.outcome = f"error: {str(exc).splitlines()[0]}"

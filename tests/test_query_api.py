@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
 from access_policies.decide import ColumnAccess, Decision
+from access_policies.masking import MASKS
 from api import rows
 from api.errors import ApiError
 from api.main import create_app
@@ -166,6 +169,30 @@ def test_a_masked_primary_key_gives_no_cursor_and_takes_none(settings):
     unmasked = Decision(True, "test", None, (ColumnAccess("sr_number", None),))
     page = rows.Page.parse(_request(""), settings, unmasked, "sr_number", 1, 0, None)
     assert rows.decode_cursor(rows._next_cursor(contract, page, records)) == "4f1c2a"
+
+
+def test_redact_and_null_applied_by_the_warehouse_match_the_python_masks(settings, url,
+                                                                         first_run):
+    # redact and null run in SQL (api/rows.IN_SQL): the hidden values never reach the API.
+    contract = load_all(settings.contracts_dir)["public_works.service_requests"]
+    decision = Decision(True, "test", None, (
+        ColumnAccess("sr_number", None), ColumnAccess("mobile_os", "redact"),
+        ColumnAccess("latitude", "null"), ColumnAccess("address", "hash")))
+    page = rows.Page.parse(_request(""), settings, decision, "sr_number", 200, 0, None)
+    assert page.python_masks == [None, None, None, "hash"]
+
+    async def fetch() -> list[tuple]:
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            return (await rows.fetch(conn, contract, page))[1]
+
+    found = asyncio.run(fetch())
+    with psycopg.connect(url) as conn:
+        raw = conn.execute("select sr_number, mobile_os, latitude, address from"
+                           f" {TABLE} order by sr_number limit 200").fetchall()
+    assert None in {r[1] for r in raw} and len({r[1] for r in raw}) > 2  # nulls and values
+    assert [r[:3] for r in found] == [
+        (r[0], MASKS["redact"](r[1], b""), MASKS["null"](r[2], b"")) for r in raw]
+    assert [r[3] for r in found] == [r[3] for r in raw]  # the keyed hash is Python's
 
 
 def _request(query: str) -> Request:

@@ -119,8 +119,7 @@ async def read_rows(
             request, "data.read", principal, dataset_id, "allow", decision.reason, 200,
             decision=decision, contract=contract, version=version,
             filters=page.audit_record(), rows=len(found), columns=page.query.select))
-    records = as_records(page.query.select, found, _masks(decision, page),
-                         state.pseudonym_key)
+    records = as_records(page.query.select, found, page.python_masks, state.pseudonym_key)
     return rows.render(format, dataset_id, version, page, records, contract)
 
 
@@ -153,14 +152,8 @@ async def export_rows(
 
     media = "application/x-ndjson" if format == "ndjson" else "text/csv"
     return StreamingResponse(
-        export.stream(state, contract, page, _masks(decision, page), format, None, done),
+        export.stream(state, contract, page, format, None, done),
         media_type=media)
-
-
-def _masks(decision: Decision, page: rows.Page) -> list[str | None]:
-    """The mask of each selected column (None: shown as stored)."""
-    masks = {c.name: c.mask for c in decision.columns}
-    return [masks[c] for c in page.query.select]
 
 
 async def _older_major(state: AppState, dataset_id: str, major: int) -> tuple[Contract, str]:
