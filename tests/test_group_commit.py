@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -52,6 +53,25 @@ def test_concurrent_records_land_once_each_in_fewer_commits(url):
     records, transactions = written(url, marker)
     assert records == 50
     assert 1 <= transactions < 50  # batched: the first record alone, the rest together
+
+
+def test_every_field_lands_as_written(url):
+    # The batch travels as one JSON array (hub.audit.INSERT_MANY): arrays, JSON, nulls,
+    # quotes and non-ASCII text must come back as the event held them.
+    marker = uuid.uuid4().hex
+    full = event(marker, 0, decision="allow", reason="grant 'x'\t\"y\" ☃", status_code=200,
+                 client_id="c", role="r", department="d", purpose=None, dataset="a.b",
+                 dataset_version=3, columns=["sr_number", "zip code"], unmasked_personal=[],
+                 filters={"query": [["status", "eq.O'Brien; drop table x"]]},
+                 rows_returned=100, grant_id=None, source_address="127.0.0.1",
+                 detail={"valid_from": "2026-01-01", "n": 1.5, "nested": {"k": [None]}})
+    run_writer(url, lambda w: asyncio.gather(w.write(full), w.write(event(marker, 1))))
+    names = [f.name for f in dataclasses.fields(AuditEvent)]
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(f"select {', '.join(names)} from audit.events where request_id"
+                            " like %s order by event_id", [f"{marker}%"]).fetchall()
+    assert [dict(zip(names, row, strict=True)) for row in rows] == [
+        dataclasses.asdict(full), dataclasses.asdict(event(marker, 1))]
 
 
 def test_a_lone_record_is_committed_when_write_returns(url):
