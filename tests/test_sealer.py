@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ import pytest
 from hub import ledger
 from hub.audit import AuditEvent, record
 from hub.ledger_verify import verify_database
-from hub.sealer import Sealer
+from hub.sealer import NICENESS, Sealer
 from hub.settings import Settings
 from tests.conftest import REPO, own_warehouse
 
@@ -54,6 +55,9 @@ def test_the_sealer_process_chains_what_is_written(url, settings):
     sealer.start()
     write_events(url, 20)
     wait_for_chain(url, 20)  # sealed while running, not only at stop
+    # It yields the CPU to the server's requests (hub.sealer.NICENESS above the server's).
+    assert os.getpriority(os.PRIO_PROCESS, sealer._process.pid) == min(
+        19, os.getpriority(os.PRIO_PROCESS, 0) + NICENESS)
     sealer.stop()
     assert verified(url, settings)
 
