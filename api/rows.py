@@ -33,9 +33,9 @@ VERSION = ("select max(version) from hub.dataset_versions where dataset = %s"
 
 
 # Masks whose result does not depend on what the value says are applied by the warehouse:
-# the values never leave it, and a page needs no Python call per masked value (bench/api.py
-# found masking a third of a page's cost). The other masks (keyed hash, last 4, year only,
-# bucket) run in Python: access_policies.masking.
+# the values never leave it, and a page needs no Python call per masked value (in
+# bench/api.py those calls were about a tenth of a worker's time). The other masks (keyed
+# hash, last 4, year only, bucket) run in Python: access_policies.masking.
 IN_SQL: dict[str, Callable[[sql.Identifier], sql.Composable]] = {
     "redact": lambda column: sql.SQL("case when {} is null then null else {} end").format(
         column, sql.Literal(REDACTED)),
