@@ -116,17 +116,20 @@ class Revocations:
                     "asks the warehouse until it is back")
         self.forget()
         listener, self._listener = self._listener, None
-        self._closing = asyncio.get_running_loop().create_task(listener.close())  # kept: a
-        # task nobody references may be collected before it runs
+        # Kept in an attribute: a task nobody references may be collected before it runs.
+        self._closing = asyncio.get_running_loop().create_task(listener.close())
         if self._reconnect is None or self._reconnect.done():
             self._reconnect = asyncio.create_task(self._keep_trying())
 
     async def _listen(self) -> bool:
+        listener = None
         try:
             listener = await AsyncConnection.connect(self.url, autocommit=True, **self.options)
             await listener.execute(f"listen {CHANNEL}")
         except psycopg.Error as exc:
             log.warning("cannot listen for token revocations (%s); retrying", exc)
+            if listener is not None:
+                await listener.close()
             return False
         # libpq hands an error that arrives between queries (a terminated backend's FATAL)
         # to the notice handlers; the connection's close is only read on a later call.

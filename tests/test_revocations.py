@@ -7,8 +7,10 @@ another worker or `hub clients remove` would: only the notification tells this w
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
+import warnings
 
 import psycopg
 import pytest
@@ -64,7 +66,7 @@ def test_with_its_listener_gone_the_worker_asks_the_warehouse_then_listens_again
     _listener_pid(url)
 
 
-def test_a_warehouse_refusing_the_listener_leaves_every_check_to_the_warehouse(url):
+def test_a_warehouse_refusing_the_listener_leaves_every_check_to_the_warehouse(url, first_run):
     async def scenario() -> None:
         down = Revocations("postgresql://postgres@127.0.0.1:9/none", {}, retry_seconds=0.05)
         await down.start()
@@ -86,3 +88,26 @@ def test_removing_a_subject_notifies_the_workers(url, table):
         conn.execute(f"delete from hub.{table} where false")  # a statement, even of no rows
         notes = list(conn.notifies(timeout=5, stop_after=1))
     assert [n.payload for n in notes] == [table]
+
+
+def test_a_failed_listen_closes_its_connection(url, monkeypatch):
+    import api.revocations
+
+    monkeypatch.setattr(api.revocations, "CHANNEL", "not a channel")  # LISTEN fails: syntax
+    name = f"revocations-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> None:
+        listener = Revocations(url, {"application_name": name}, retry_seconds=0.05)
+        await listener.start()
+        await asyncio.sleep(0.3)  # a few more tries in the background
+        assert not listener.listening
+        await listener.stop()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(scenario())
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select count(*) from pg_stat_activity where application_name = %s",
+                            [name]).fetchone()[0] == 0
