@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 import psycopg
-from psycopg.types.json import Json, Jsonb
+from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool
 
 
@@ -47,24 +47,17 @@ class AuditEvent:
 COLUMNS = ("kind", "request_id", "decision", "reason", "status_code", "client_id", "role",
            "department", "purpose", "dataset", "dataset_version", "columns", "unmasked_personal",
            "filters", "rows_returned", "grant_id", "source_address", "detail")
+# Events in one statement, one or many: orjson writes them as one JSON array (AuditEvent is
+# a dataclass, so no per-value adaptation) and PostgreSQL reads it back as rows. For a
+# group-committed batch it is one round trip where a COPY took four, and a fifth of the
+# Python time per event (bench/api.py).
 INSERT = (f"insert into audit.events ({', '.join(COLUMNS)})"
-          f" values ({', '.join(['%s'] * len(COLUMNS))})")
-# Many events in one statement: orjson writes the batch as one JSON array (AuditEvent is a
-# dataclass, so no per-value adaptation) and PostgreSQL reads it back as rows. Against a
-# COPY of the same rows it is one round trip instead of four, and a fifth of the Python
-# time per event (bench/api.py).
-INSERT_MANY = (f"insert into audit.events ({', '.join(COLUMNS)})"
                f" select {', '.join(COLUMNS)}"
                " from json_populate_recordset(null::audit.events, %s)")
 
 
 def record(conn: psycopg.Connection, event: AuditEvent) -> None:
-    conn.execute(INSERT, _values(event))
-
-
-def _values(event: AuditEvent) -> list[Any]:
-    values = [getattr(event, c) for c in COLUMNS]
-    return [Jsonb(v, dumps=_json) if isinstance(v, dict) else v for v in values]
+    conn.execute(INSERT, [Json([event], dumps=_json)])
 
 
 def _json(value: Any) -> bytes:
@@ -135,7 +128,7 @@ class GroupCommit:
 
     async def _write(self, events: list[AuditEvent]) -> None:
         async with self.pool.connection() as conn:  # autocommit: the statement is atomic
-            await conn.execute(INSERT_MANY, [Json(events, dumps=_json)])
+            await conn.execute(INSERT, [Json(events, dumps=_json)])
 
 
 def _settle(batch: list[tuple[AuditEvent, asyncio.Future[None]]],

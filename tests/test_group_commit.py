@@ -56,7 +56,7 @@ def test_concurrent_records_land_once_each_in_fewer_commits(url):
 
 
 def test_every_field_lands_as_written(url):
-    # The batch travels as one JSON array (hub.audit.INSERT_MANY): arrays, JSON, nulls,
+    # The batch travels as one JSON array (hub.audit.INSERT): arrays, JSON, nulls,
     # quotes and non-ASCII text must come back as the event held them.
     marker = uuid.uuid4().hex
     full = event(marker, 0, decision="allow", reason="grant 'x'\t\"y\" ☃", status_code=200,
