@@ -171,10 +171,12 @@ async def token_revoked(state: AppState, jti: str, subject: str,
                         conn: AsyncConnection | None = None) -> bool:
     """True if the token was revoked or its subject removed (api/revocations.py): the
     worker's memory while it holds, else the warehouse on `conn` or a pooled connection."""
+    if state.revocations.known_good(jti, subject):  # the common case: no connection taken
+        return False
     if conn is None:
         async with state.apool.connection() as own:
-            return await state.revocations.revoked(own, jti, subject)
-    return await state.revocations.revoked(conn, jti, subject)
+            return await state.revocations.ask(own, jti, subject)
+    return await state.revocations.ask(conn, jti, subject)
 
 
 StateDep = Annotated[AppState, Depends(get_state)]

@@ -64,16 +64,18 @@ class Revocations:
         if self._listener is not None:
             await self._listener.close()
 
-    async def revoked(self, conn: AsyncConnection, jti: str, subject: str) -> bool:
-        key = (jti, subject)
+    def known_good(self, jti: str, subject: str) -> bool:
+        """True if this worker found the token good and nothing was revoked since: no I/O."""
         live = self._drain()
-        found = self._good.get(key)
-        if live and found is not None and time.monotonic() - found < self.ttl:
-            return False
-        generation = self._generation
+        found = self._good.get((jti, subject))
+        return live and found is not None and time.monotonic() - found < self.ttl
+
+    async def ask(self, conn: AsyncConnection, jti: str, subject: str) -> bool:
+        """The warehouse's answer (is_revoked), remembered if good and still current."""
+        listening, generation = self.listening, self._generation
         revoked = await is_revoked(conn, jti, subject)
-        if not revoked and live and generation == self._generation:
-            self._remember(key)
+        if not revoked and listening and generation == self._generation:
+            self._remember((jti, subject))
         return revoked
 
     def forget(self) -> None:

@@ -73,7 +73,8 @@ def test_a_warehouse_refusing_the_listener_leaves_every_check_to_the_warehouse(u
         assert not down.listening
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
             gone = f"user:nobody-{uuid.uuid4().hex}"  # no such client or user: refused
-            assert await down.revoked(conn, "some-jti", gone)
+            assert not down.known_good("some-jti", gone)
+            assert await down.ask(conn, "some-jti", gone)
             assert await is_revoked(conn, "some-jti", gone)
         assert down._reconnect is not None and not down._reconnect.done()  # still trying
         await down.stop()
