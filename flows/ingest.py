@@ -44,7 +44,8 @@ def ingest(warehouse_url: str, contract: Contract, source_url: str, settings: Se
         raise ValueError(f"{contract.dataset_id}: the contract has no hubSource to ingest from")
     result, delivery_id = LoadResult(), uuid.uuid4()
     label = f"{contract.source.kind}:{contract.source.table or urlsplit(source_url).path}"
-    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+    # UTF-8 like the PostgreSQL connector's COPY text, which reaches the warehouse as bytes.
+    with psycopg.connect(warehouse_url, autocommit=True, client_encoding="utf8") as conn:
         ensure_raw_table(conn, contract)
         batches = open_source(conn, contract, source_url, settings, result.warnings)
         # A PostgreSQL source's batches stream (their rows flow through while they load),

@@ -212,7 +212,7 @@ def test_dbt_model_enforces_contract_types_and_keys(contract):
 def test_raw_landing_keeps_every_column_as_text_with_load_metadata(contract):
     ddl = to_raw_ddl(contract)
     assert ddl.count(" text,") + ddl.count(" text\n") >= len(contract.columns)
-    for column in ("_batch_id uuid", "_loaded_at timestamptz", "_source text"):
+    for column in ("_load_id bigint not null", "_loaded_at timestamptz not null"):
         assert column in ddl
     source = to_dbt_sources(contract)["sources"][0]
     assert source["schema"] == "raw_public_works"

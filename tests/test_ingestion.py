@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from flows.ingest import ingest
 from flows.pipeline import run_all
 from flows.sources.guard import UnsafeSource
 from flows.sources.rest import SourceError
+from hub.bootstrap import bootstrap
 from tests.conftest import count, own_warehouse, report_of
 from tests.stand_ins import DATA
 
@@ -122,3 +124,40 @@ def test_untrusted_locations_in_a_contract_are_refused(scratch, settings, kind, 
         contract.source, url=location, connection_env=""))
     with pytest.raises(UnsafeSource, match=message):
         ingest(scratch, hostile, location, strict)
+
+
+def test_a_raw_table_from_before_load_ids_keeps_its_rows_batches_and_deliveries(
+        scratch, settings, source_url):
+    """Raw tables used to carry `_batch_id`, `_source` and `_delivery_id` on every row, and
+    hub.load_batches had no load id. Upgrading keeps every row, tied to its batch."""
+    batch, orphan, delivery = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    columns = ", ".join(f'"{c.name}" text' for c in REQUESTS.columns)
+    with psycopg.connect(scratch) as conn:
+        conn.execute("alter table hub.load_batches drop column load_id, drop column delivery_id")
+        conn.execute("create schema raw_public_works")
+        conn.execute(f"create table raw_public_works.service_requests ({columns},"
+                     " _batch_id uuid not null, _loaded_at timestamptz not null default now(),"
+                     " _source text not null, _delivery_id uuid)")
+        conn.execute("insert into raw_public_works.service_requests (sr_number, _batch_id,"
+                     " _source, _delivery_id) values ('old-1', %(b)s, 'sql:old', %(d)s),"
+                     " ('old-2', %(b)s, 'sql:old', %(d)s), ('lost', %(o)s, 'sql:lost', null)",
+                     {"b": batch, "d": delivery, "o": orphan})
+        conn.execute("insert into hub.load_batches (batch_id, dataset, source, rows)"
+                     " values (%s, 'public_works.service_requests', 'sql:old', 2)", [batch])
+    bootstrap(scratch)  # numbers the batches already recorded
+    ingest(scratch, REQUESTS, source_url, settings)  # moves the rows' metadata, then loads
+    with psycopg.connect(scratch) as conn:
+        landed = conn.execute(
+            "select r.sr_number, b.batch_id, b.source, b.delivery_id, b.rows"
+            " from raw_public_works.service_requests r join hub.load_batches b"
+            " on b.load_id = r._load_id where r.sr_number in ('old-1', 'old-2', 'lost')"
+            " order by 1").fetchall()
+        left = {name for [name] in conn.execute(
+            "select column_name from information_schema.columns where table_schema ="
+            " 'raw_public_works' and table_name = 'service_requests'")}
+    assert landed == [("lost", orphan, "sql:lost", None, 1),  # a batch with no record gets one
+                      ("old-1", batch, "sql:old", delivery, 2),
+                      ("old-2", batch, "sql:old", delivery, 2)]
+    assert {"_load_id", "_loaded_at"} <= left and not {"_batch_id", "_source"} & left
+    assert count(scratch, "select count(*) from raw_public_works.service_requests") == \
+        count(source_url, "select count(*) from service_requests") + 3

@@ -22,7 +22,7 @@ from flows.sources.base import Cursor, SchemaDrift
 from flows.sources.files import read_files
 from flows.sources.guard import UnsafeSource, check_url
 from flows.sources.mqtt import MqttSource, forget_session, read_messages, subscribe_once
-from flows.sources.pg_copy import copy_batches
+from flows.sources.pg_copy import CHUNK_ROWS, copy_batches
 from flows.sources.rest import Pagination, RestSource, SourceError, client_credentials, read_records
 from flows.sources.sql import read_batches
 from tests.stand_ins import DATA, REPO, publish
@@ -424,10 +424,29 @@ def test_copy_path_streams_a_batch_in_chunks_and_knows_its_cursor_at_the_end(pg_
     batch = next(batches)
     assert batch.cursor is None and batch.copy_rows == 0  # nothing read yet
     chunks = list(batch.copy_text)
-    assert [c.count(b"\n") for c in chunks] == [1000, 1000, 500]
+    full, rest = divmod(2500, CHUNK_ROWS)
+    assert [c.count(b"\n") for c in chunks] == [CHUNK_ROWS] * full + ([rest] if rest else [])
     last = chunks[-1].splitlines()[-1].decode().split("\t")
     assert batch.copy_rows == 2500 and batch.cursor == Cursor(last[1], last[0])
     batches.close()
+
+
+def test_copy_path_sends_utf8_from_a_latin1_source(server_url):
+    from hub.warehouse import drop_database, with_database
+
+    name = f"hub_test_latin1_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"create database {name} encoding 'LATIN1' lc_collate 'C' lc_ctype 'C'"
+                     " template template0")
+    url = with_database(server_url, name)
+    try:
+        with psycopg.connect(url) as conn:
+            conn.execute("create table readings (id bigint, at timestamp, note text)")
+            conn.execute("insert into readings values (1, '2024-01-01', %s)", ["Café Åland"])
+        [batch] = _copied(url)
+        assert batch.copy_text == "1\t2024-01-01 00:00:00\tCafé Åland\n".encode()
+    finally:
+        drop_database(server_url, name)
 
 
 def test_copy_path_catches_a_column_retyped_at_the_source(pg_table):

@@ -5,18 +5,24 @@
         single delivery are all kept, with `_key_copies` > 1, for the contract's built-in
         duplicate_key rule to quarantine: which copy is right cannot be known here.
         Rows without a key cannot be told apart either: all are kept.
+        Raw rows carry only their batch's `_load_id`: the batch's uuid and delivery come
+        from its load record (a batch from before deliveries is a delivery of its own).
     -#}
     select * from (
         select
-            *,
-            first_value(coalesce(_delivery_id, _batch_id)) over (
-                partition by {{ key }}
-                order by _loaded_at desc
+            landed.*,
+            loads.batch_id as _batch_id,
+            coalesce(loads.delivery_id, loads.batch_id) as _delivery_id,
+            first_value(coalesce(loads.delivery_id, loads.batch_id)) over (
+                partition by landed.{{ key }}
+                order by landed._loaded_at desc
             ) as _latest_delivery,
             count(*) over (
-                partition by {{ key }}, coalesce(_delivery_id, _batch_id)
+                partition by landed.{{ key }}, coalesce(loads.delivery_id, loads.batch_id)
             ) as _key_copies
-        from {{ relation }}
+        from {{ relation }} as landed
+        inner join {{ source('hub', 'load_batches') }} as loads
+            on loads.load_id = landed._load_id
     ) as ranked
-    where coalesce(_delivery_id, _batch_id) = _latest_delivery or {{ key }} is null
+    where _delivery_id = _latest_delivery or {{ key }} is null
 {%- endmacro %}

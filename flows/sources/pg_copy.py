@@ -18,7 +18,10 @@ from psycopg.abc import Buffer
 
 from flows.sources.base import Batch, Cursor, check_drift, pg_family, retyped
 
-CHUNK_ROWS = 1000  # rows handed to the warehouse at a time
+# Rows handed to the warehouse at a time. Each row waits in its own libpq buffer until its
+# chunk is joined: at 200 rows the relay used 0.33 s of CPU per million rows, at 1,000 rows
+# 0.56 s and at 4,000 0.84 s (measured in bench/ingest.py's full load).
+CHUNK_ROWS = 200
 # COPY text format escapes (PostgreSQL docs, "COPY: Text Format").
 ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
 
@@ -28,7 +31,9 @@ def copy_batches(url: str, *, table: str, columns: Sequence[str], cursor_column:
                  types: dict[str, str] | None = None) -> Iterator[Batch]:
     """Yield batches whose `copy_text` streams the rows in COPY text format. `types` maps
     columns to the contract's logical types, to catch a column retyped at the source."""
-    with psycopg.connect(url, autocommit=True) as conn:
+    # The rows pass through as bytes: they must leave the source in the encoding the
+    # warehouse reads them in (a LATIN1 database would otherwise send LATIN1).
+    with psycopg.connect(url, autocommit=True, client_encoding="utf8") as conn:
         found = dict(conn.execute(
             "select attname, format_type(atttypid, atttypmod) from pg_attribute"
             " where attrelid = %s::regclass and attnum > 0 and not attisdropped"

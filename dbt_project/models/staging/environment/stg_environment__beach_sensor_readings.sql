@@ -26,9 +26,8 @@ typed as (
         nullif(trim(measured_at_label), '') as measured_at_label,
 
         ---------- load metadata
-        _loaded_at,
-        _batch_id,
-        _delivery_id
+        _load_id,
+        _loaded_at
 
     from source
 

@@ -31,9 +31,8 @@ typed as (
         nullif(trim(risk_category), '') as risk_category,
 
         ---------- load metadata
-        _loaded_at,
-        _batch_id,
-        _delivery_id
+        _load_id,
+        _loaded_at
 
     from source
 

@@ -24,9 +24,8 @@ typed as (
         nullif(trim(updated_at), '')::timestamp as updated_at,
 
         ---------- load metadata
-        _loaded_at,
-        _batch_id,
-        _delivery_id
+        _load_id,
+        _loaded_at
 
     from source
 

@@ -60,9 +60,8 @@ typed as (
         nullif(police_precinct, '') as police_precinct,
 
         ---------- load metadata
-        _loaded_at,
-        _batch_id,
-        _delivery_id
+        _load_id,
+        _loaded_at
 
     from source
 

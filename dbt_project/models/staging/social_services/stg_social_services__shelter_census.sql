@@ -32,9 +32,8 @@ typed as (
             as individuals_in_adult_families,
 
         ---------- load metadata
-        _loaded_at,
-        _batch_id,
-        _delivery_id
+        _load_id,
+        _loaded_at
 
     from source
 

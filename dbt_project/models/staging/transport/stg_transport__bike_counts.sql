@@ -19,9 +19,8 @@ typed as (
         nullif(trim(total), '')::integer as total,
 
         ---------- load metadata
-        _loaded_at,
-        _batch_id,
-        _delivery_id
+        _load_id,
+        _loaded_at
 
     from source
 
