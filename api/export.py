@@ -8,17 +8,14 @@ the export ran to its end or stopped at a cap or an error).
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-import orjson
 import psycopg
 
 from access_policies.masking import as_records
 from api.deps import AppState
-from api.rows import Page, select_statement
+from api.rows import Page, csv_lines, ndjson, select_statement
 from contracts import Contract
 
 FETCH = 5000  # rows per round trip to the warehouse
@@ -55,10 +52,11 @@ async def _chunks(conn: psycopg.AsyncConnection, statement: bytes, params: list,
     async with conn.cursor(name="export") as cursor:  # server-side: memory stays flat
         await cursor.execute(statement, params)
         if fmt == "csv":
-            yield _count(sent, _csv([names]))
+            yield _count(sent, csv_lines([names]))
         while rows := await cursor.fetchmany(FETCH):
             records = as_records(names, rows, masks, state.pseudonym_key)
-            chunk = _ndjson(records) if fmt == "ndjson" else _csv(r.values() for r in records)
+            chunk = (ndjson(records) if fmt == "ndjson"
+                     else csv_lines(r.values() for r in records))
             if sent.bytes + len(chunk) > state.settings.max_export_bytes:
                 sent.outcome = "byte_cap"
                 return
@@ -71,13 +69,3 @@ async def _chunks(conn: psycopg.AsyncConnection, statement: bytes, params: list,
 def _count(sent: Sent, chunk: bytes) -> bytes:
     sent.bytes += len(chunk)
     return chunk
-
-
-def _ndjson(records: list[dict]) -> bytes:
-    return b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
-
-
-def _csv(rows: Iterable) -> bytes:
-    out = io.StringIO()
-    csv.writer(out).writerows(["" if v is None else v for v in row] for row in rows)
-    return out.getvalue().encode()

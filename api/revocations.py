@@ -25,6 +25,8 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.pq import ConnStatus
 
+from api.security import remember
+
 log = logging.getLogger(__name__)
 CHANNEL = "hub_revocations"
 REVOKED = ("select exists (select 1 from hub.revoked_tokens where jti = %s)"
@@ -87,9 +89,7 @@ class Revocations:
         return self._listener is not None
 
     def _remember(self, key: tuple[str, str]) -> None:
-        if len(self._good) >= self.size:  # drop the oldest: dicts keep insertion order
-            del self._good[next(iter(self._good))]
-        self._good[key] = time.monotonic()
+        remember(self._good, key, time.monotonic(), self.size)
 
     def _drain(self) -> bool:
         """Read the notifications that have arrived, without waiting; False (and forget

@@ -7,7 +7,7 @@ import binascii
 import csv
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -175,18 +175,26 @@ def render(fmt: str, dataset_id: str, version: int, page: Page, records: list[di
            contract: Contract) -> Response:
     """The page as JSON (with the next cursor), NDJSON or CSV; `records` are masked."""
     if fmt == "ndjson":
-        body = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
-        return Response(body, media_type="application/x-ndjson")
+        return Response(ndjson(records), media_type="application/x-ndjson")
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(page.query.select)
-        writer.writerows(["" if v is None else v for v in r.values()] for r in records)
-        return Response(out.getvalue(), media_type="text/csv")
+        body = csv_lines([page.query.select, *(r.values() for r in records)])
+        return Response(body, media_type="text/csv")
     return json_response({
         "dataset": dataset_id, "version": version, "columns": page.query.select,
         "rows": records, "next_cursor": _next_cursor(contract, page, records),
     })
+
+
+def ndjson(records: Iterable[dict]) -> bytes:
+    """Records as JSON lines (pages and exports alike)."""
+    return b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
+
+
+def csv_lines(rows: Iterable[Iterable]) -> bytes:
+    """Rows as CSV lines, a null as an empty field (pages and exports alike)."""
+    out = io.StringIO()
+    csv.writer(out).writerows(["" if v is None else v for v in row] for row in rows)
+    return out.getvalue().encode()
 
 
 def _next_cursor(contract: Contract, page: Page, records: list[dict]) -> str | None:

@@ -7,6 +7,7 @@ import os
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -94,10 +95,16 @@ class VerifiedTokens:
     def _verify_signature(self, token: str) -> dict:
         claims = jwt.decode(token, self.keys, algorithms=[ALGORITHM]).claims
         if self.size:
-            if len(self._known) >= self.size:  # drop the oldest: dicts keep insertion order
-                del self._known[next(iter(self._known))]
-            self._known[token] = claims
+            remember(self._known, token, claims, self.size)
         return claims
+
+
+def remember(memory: dict, key: Any, value: Any, size: int) -> None:
+    """Store in a memory of at most `size` entries, dropping the oldest (dicts keep
+    insertion order): the per-worker memories of good tokens share this bound."""
+    if len(memory) >= size:
+        del memory[next(iter(memory))]
+    memory[key] = value
 
 
 def load_pseudonym_key(settings: Settings) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from contracts.mapping import RULE_KINDS, Rule, pg_type, row_rules, rules
+from contracts.mapping import RULE_KINDS, Rule, pg_type, quote_literal, row_rules, rules
 from contracts.model import Contract
 
 # Load metadata every raw landing row carries: its batch's load id (hub.load_batches holds
@@ -147,7 +147,7 @@ def _per_row_metadata_migration(contract: Contract) -> str:
     """Raw tables from before the load id carried `_batch_id`, `_source` and `_delivery_id`
     on every row. Their batches move to hub.load_batches (a batch with no record there gets
     one) and each row gets its batch's load id: run once, when `_batch_id` is still there."""
-    table, dataset = f"{contract.raw_schema}.{contract.entity}", _literal(contract.dataset_id)
+    table, dataset = f"{contract.raw_schema}.{contract.entity}", quote_literal(contract.dataset_id)
     old = (f"exists (select from pg_attribute where attrelid = '{table}'::regclass"
            " and attname = '_batch_id' and not attisdropped)")
     return f"""do $migrate$ begin
@@ -169,7 +169,3 @@ if {old} then
         drop column _delivery_id, alter column _load_id set not null;
 end if;
 end $migrate$;"""
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -52,8 +52,8 @@ COLUMNS = ("kind", "request_id", "decision", "reason", "status_code", "client_id
 # group-committed batch it is one round trip where a COPY took four, and a fifth of the
 # Python time per event (bench/api.py).
 INSERT = (f"insert into audit.events ({', '.join(COLUMNS)})"
-               f" select {', '.join(COLUMNS)}"
-               " from json_populate_recordset(null::audit.events, %s)")
+          f" select {', '.join(COLUMNS)}"
+          " from json_populate_recordset(null::audit.events, %s)")
 
 
 def record(conn: psycopg.Connection, event: AuditEvent) -> None:
