@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from joserfc import jwt
@@ -16,39 +14,11 @@ from joserfc.jwk import ECKey, KeySet
 from api.errors import unauthorized
 from hub.keyfiles import read_or_create
 from hub.settings import Settings
+from hub.signing_keys import load_signing_key, rotate_signing_key, verification_keys
+
+__all__ = ["load_signing_key", "rotate_signing_key", "verification_keys"]
 
 ALGORITHM = "ES256"
-
-
-def load_signing_key(keys_dir: Path) -> ECKey:
-    """The hub's private signing key, created on first use and kept under HUB_HOME/keys."""
-    def make() -> bytes:
-        key = ECKey.generate_key("P-256", auto_kid=True)
-        return json.dumps(key.as_dict(private=True)).encode()
-
-    return ECKey.import_key(json.loads(read_or_create(keys_dir / "signing.jwk.json", make)))
-
-
-def rotate_signing_key(keys_dir: Path) -> ECKey:
-    """Retire the current key (kept for verification until its tokens expire); make a new one."""
-    current = keys_dir / "signing.jwk.json"
-    if current.exists():
-        old = json.loads(current.read_text())
-        retired = {"key": old, "retired_at": time.time()}
-        read_or_create(keys_dir / f"retired-{old['kid']}.jwk.json",
-                       lambda: json.dumps(retired).encode())
-        current.unlink()
-    return load_signing_key(keys_dir)
-
-
-def verification_keys(keys_dir: Path, current: ECKey, token_ttl: int) -> KeySet:
-    """The current key plus retired ones whose tokens may not have expired yet."""
-    keys = [current]
-    for path in sorted(keys_dir.glob("retired-*.jwk.json")):
-        retired = json.loads(path.read_text())
-        if time.time() - retired["retired_at"] <= token_ttl + 60:  # + clock leeway
-            keys.append(ECKey.import_key(retired["key"]))
-    return KeySet(keys)
 
 
 def issue_token(key: ECKey, settings: Settings, *, client_id: str, role: str,
@@ -56,7 +26,7 @@ def issue_token(key: ECKey, settings: Settings, *, client_id: str, role: str,
     """A signed access token and its claims."""
     now = int(time.time())
     claims = {
-        "iss": settings.issuer, "aud": settings.audience, "sub": client_id,
+        "iss": settings.token_issuer, "aud": settings.audience, "sub": client_id,
         "client_id": client_id, "iat": now, "nbf": now, "exp": now + settings.token_ttl_seconds,
         "jti": uuid.uuid4().hex, "scope": " ".join(scopes), "role": role,
         "department": department,
@@ -76,7 +46,7 @@ class VerifiedTokens:
     def __init__(self, keys: KeySet, settings: Settings, size: int = 10_000) -> None:
         self.keys, self.size = keys, size
         self._registry = jwt.JWTClaimsRegistry(
-            iss={"essential": True, "value": settings.issuer},
+            iss={"essential": True, "value": settings.token_issuer},
             aud={"essential": True, "value": settings.audience},
             exp={"essential": True}, sub={"essential": True}, jti={"essential": True},
             leeway=5,

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from contracts import load_all  # noqa: E402
-from flows.demo_sources import provision  # noqa: E402
+from demo.sources import provision  # noqa: E402
 from hub import clients  # noqa: E402
 from hub.runtime import configure  # noqa: E402
 from hub.settings import Settings  # noqa: E402

@@ -6,33 +6,13 @@ import os
 import re
 from pathlib import Path
 
-import yaml
-
 from contracts import Contract
-from contracts.targets import to_dbt_models, to_dbt_sources
+from contracts.dbt_files import generated_files
 from flows.checks import Failure, StepResult
 from hub.settings import Settings
 from hub.warehouse import connection_params
 
-HEADER = "# Generated from {source} by `hub contracts compile`: edit the contract, not this file.\n"
 NOT_NULL = re.compile(r'null value in column "(?P<column>[^"]+)".*violates not-null constraint')
-
-
-def generated_files(contracts: list[Contract], project_dir: Path) -> dict[Path, str]:
-    """Every dbt file compiled from contracts: sources per department, config per mart."""
-    files: dict[Path, str] = {}
-    for department in sorted({c.department for c in contracts}):
-        own = [c for c in contracts if c.department == department]
-        sources = to_dbt_sources(own[0])
-        for other in own[1:]:
-            sources["sources"][0]["tables"] += to_dbt_sources(other)["sources"][0]["tables"]
-        path = project_dir / "models" / "staging" / department / f"_{department}__sources.yml"
-        files[path] = _render(sources, ", ".join(_rel(c.path, project_dir) for c in own))
-    for contract in contracts:
-        path = (project_dir / "models" / "marts" / contract.department
-                / f"_{contract.relation_name}.yml")
-        files[path] = _render(to_dbt_models(contract), _rel(contract.path, project_dir))
-    return files
 
 
 def write_generated(contracts: list[Contract], project_dir: Path) -> list[Path]:
@@ -85,11 +65,3 @@ def _essential(message: str) -> str:
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
     kept = [ln for ln in lines[1:] if not ln.startswith("compiled code")]
     return " ".join(kept) or (lines[0] if lines else "failed")
-
-
-def _render(document: dict, source: str) -> str:
-    return HEADER.format(source=source) + yaml.safe_dump(document, sort_keys=False, width=100)
-
-
-def _rel(path: Path | None, project_dir: Path) -> str:
-    return os.path.relpath(path, project_dir.parent) if path else "a contract"

@@ -21,7 +21,15 @@ from contracts.diff import semver
 from flows import build
 from flows.checks import Failure
 from flows.report import gate_counts, store_report
-from flows.stages import build_flow, ingest_flow, publish_flow, source_system, validate_flow
+from flows.stages import (
+    StandIn,
+    build_flow,
+    ingest_flow,
+    publish_flow,
+    source_system,
+    use_stand_ins,
+    validate_flow,
+)
 from hub.audit import AuditEvent, record, record_file_changes
 from hub.bootstrap import bootstrap
 from hub.notifications import notify
@@ -115,9 +123,12 @@ def _record(warehouse_url: str, run_id: uuid.UUID, started: datetime, report: Ru
         )
 
 
-def run_all(dataset_id: str | None = None, settings: Settings | None = None) -> list[RunReport]:
-    """One pipeline pass over every dataset (or one); each dataset fails on its own."""
+def run_all(dataset_id: str | None = None, settings: Settings | None = None,
+            stand_in: StandIn | None = None) -> list[RunReport]:
+    """One pipeline pass over every dataset (or one); each dataset fails on its own.
+    `stand_in` provides demo systems for sources with a sample and no URL."""
     settings = settings or get_settings()
+    use_stand_ins(stand_in)
     contracts = load_all(settings.contracts_dir)
     wanted = [dataset_id] if dataset_id else sorted(contracts)
     unknown = [d for d in wanted if d not in contracts]

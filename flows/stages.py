@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -17,11 +18,20 @@ from prefect.concurrency.sync import concurrency
 from contracts import Contract
 from flows import build, progress, validate
 from flows.checks import Failure, StepResult
-from flows.demo_sources import stand_in
 from flows.ingest import LoadResult, ingest
 from flows.publish import Published, publish
 from flows.sql_rules import run_sql_rules
 from hub.settings import Settings
+
+# Stands up a department's system from its bundled sample (the demo's), given by whoever
+# starts the pass (the CLI passes `demo.sources.stand_in`); production code has none.
+StandIn = Callable[[str, Contract, Settings], str]
+_stand_in: StandIn | None = None
+
+
+def use_stand_ins(stand_in: StandIn | None) -> None:
+    global _stand_in
+    _stand_in = stand_in
 
 
 def source_url(contract: Contract, settings: Settings, warehouse_url: str) -> str:
@@ -31,8 +41,8 @@ def source_url(contract: Contract, settings: Settings, warehouse_url: str) -> st
     configured = os.environ.get(src.connection_env) if src.connection_env else None
     if configured:
         return configured
-    if settings.demo_sources and src.sample:
-        return stand_in(warehouse_url, contract, settings)
+    if _stand_in is not None and settings.demo_sources and src.sample:
+        return _stand_in(warehouse_url, contract, settings)
     if src.url:
         return src.url
     raise RuntimeError(f"{contract.dataset_id}: set {src.connection_env} to the department's "

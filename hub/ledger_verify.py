@@ -116,23 +116,6 @@ def _check_checkpoint(cp: Checkpoint, public_key: Ed25519PublicKey, heads: dict[
 # ---------- the database
 
 
-def verify_database(conn: psycopg.Connection, public_key: Ed25519PublicKey,
-                    archive_dir: Path | None = None) -> Verification:
-    """The database chain (from where archives end) and, given their folder, the archives."""
-    from hub.retention import chain_start, verify_archives
-
-    first_seq, first_prev = chain_start(conn)
-    checkpoints = [cp for cp in db_checkpoints(conn) if cp.last_seq >= first_seq]
-    result = verify_entries(db_entries(conn, first_seq), checkpoints, public_key,
-                            first_seq=first_seq, first_prev=first_prev)
-    if archive_dir is not None:
-        result.problems[:0] = verify_archives(conn, archive_dir, public_key)
-    result.unsealed = conn.execute(
-        "select count(*) from audit.events e where not exists"
-        " (select 1 from audit.chain c where c.event_id = e.event_id)").fetchone()[0]
-    return result
-
-
 def db_entries(conn: psycopg.Connection, first: int = 1,
                 last: int | None = None) -> Iterator[Entry]:
     columns = ", ".join(f"e.{c}" for c in EVENT_COLUMNS)

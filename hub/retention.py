@@ -16,7 +16,15 @@ import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from hub.ledger import GENESIS, public_pem_of
-from hub.ledger_verify import Problem, db_checkpoints, db_entries, verify_export, write_jsonl
+from hub.ledger_verify import (
+    Problem,
+    Verification,
+    db_checkpoints,
+    db_entries,
+    verify_entries,
+    verify_export,
+    write_jsonl,
+)
 
 
 @dataclass(frozen=True)
@@ -101,3 +109,18 @@ def _verify_file(path: Path, a: Archive, public_key: Ed25519PublicKey) -> list[P
         result.problems.append(Problem("edited", a.first_seq, f"archive file {path} differs "
                                        "from the one recorded when it was written"))
     return result.problems
+
+
+def verify_database(conn: psycopg.Connection, public_key: Ed25519PublicKey,
+                    archive_dir: Path | None = None) -> Verification:
+    """The database chain (from where archives end) and, given their folder, the archives."""
+    first_seq, first_prev = chain_start(conn)
+    checkpoints = [cp for cp in db_checkpoints(conn) if cp.last_seq >= first_seq]
+    result = verify_entries(db_entries(conn, first_seq), checkpoints, public_key,
+                            first_seq=first_seq, first_prev=first_prev)
+    if archive_dir is not None:
+        result.problems[:0] = verify_archives(conn, archive_dir, public_key)
+    result.unsealed = conn.execute(
+        "select count(*) from audit.events e where not exists"
+        " (select 1 from audit.chain c where c.event_id = e.event_id)").fetchone()[0]
+    return result

@@ -44,13 +44,13 @@ class Settings(BaseSettings):
     # ---------- API and OAuth2
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    issuer: str = "http://127.0.0.1:8000"
+    issuer: str | None = None  # unset: the address `hub serve` listens on (token_issuer)
     audience: str = "civic-data-hub"
     token_ttl_seconds: int = 900
     # The console: a public OAuth2 client (no secret) that signs people in with the
     # authorization code grant and PKCE, redirecting only to these URIs.
     console_client_id: str = "console"
-    console_redirect_uris: str = "http://127.0.0.1:8000/console/callback"
+    console_redirect_uris: str | None = None  # unset: <token_issuer>/console/callback
     auth_code_ttl_seconds: int = 60
     pseudonym_key: SecretStr | None = None  # unset: a random key kept under `home`
     max_rows_per_page: int = 1000
@@ -80,6 +80,15 @@ class Settings(BaseSettings):
 
     def drop_root(self) -> Path:
         return (self.drop_dir or self.home / "dropzone").resolve()
+
+    @property
+    def token_issuer(self) -> str:
+        """The issuer in tokens and metadata: HUB_ISSUER, else where the API listens."""
+        return self.issuer or f"http://{self.api_host}:{self.api_port}"
+
+    def redirect_uris(self) -> set[str]:
+        text = self.console_redirect_uris or f"{self.token_issuer}/console/callback"
+        return {u.strip() for u in text.split(",") if u.strip()}
 
     @property
     def keys_dir(self) -> Path:

@@ -59,7 +59,7 @@ def warehouse_url(server_url: str) -> Iterator[str]:
 def source_url(server_url: str, settings: Settings) -> Iterator[str]:
     """Public works' own system: a separate database holding the real LA 311 sample."""
     from contracts import load_all
-    from flows.demo_sources import provision
+    from demo.sources import provision
 
     contract = load_all(settings.contracts_dir)["public_works.service_requests"]
     name = f"hub_test_{RUN_TAG}_public_works"

@@ -14,8 +14,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from contracts import load_all
-from flows.demo_api import DemoApi
-from flows.demo_sources import provision
+from demo.api import DemoApi
+from demo.sources import provision
 from flows.ingest import mqtt_source
 from flows.sources.mqtt import MqttSource, forget_session, subscribe_once
 from hub.settings import Settings

@@ -93,7 +93,7 @@ def test_rows_without_token_is_401_and_audited(app_client, url):
 
 def test_rows_with_forged_token_is_401(app_client, settings):
     other_key = ECKey.generate_key("P-256", auto_kid=True)
-    claims = {"iss": settings.issuer, "aud": settings.audience, "sub": "x", "role": "x",
+    claims = {"iss": settings.token_issuer, "aud": settings.audience, "sub": "x", "role": "x",
               "scope": "datasets:read", "jti": "j1", "exp": int(time.time()) + 60}
     forged = jwt.encode({"alg": "ES256", "kid": other_key.kid}, claims, other_key)
     assert app_client.get(ROWS, headers=bearer(forged)).status_code == 401
@@ -101,7 +101,7 @@ def test_rows_with_forged_token_is_401(app_client, settings):
 
 def test_rows_with_expired_token_is_401(app_client, settings):
     key = app_client.app.state.hub.signing_key
-    claims = {"iss": settings.issuer, "aud": settings.audience, "sub": "x", "role": "x",
+    claims = {"iss": settings.token_issuer, "aud": settings.audience, "sub": "x", "role": "x",
               "scope": "datasets:read", "jti": "j2", "exp": int(time.time()) - 60}
     expired = jwt.encode({"alg": "ES256", "kid": key.kid}, claims, key)
     response = app_client.get(ROWS, headers=bearer(expired))

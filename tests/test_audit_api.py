@@ -15,7 +15,7 @@ import uvicorn
 from api.main import create_app
 from contracts import load_all
 from hub import anomalies, ledger
-from hub.ledger_verify import verify_database
+from hub.retention import verify_database
 from tests.conftest import REPO, bearer, count, own_warehouse, token_for
 
 ROWS = "/datasets/public_works.service_requests/rows"

@@ -15,7 +15,7 @@ import pytest
 from flows.checks import Failure
 from flows.pipeline import RunReport
 from hub import clients
-from hub.cli import format_reports
+from hub_cli.pipeline import format_reports
 from tests.conftest import REPO, own_warehouse
 from tests.stand_ins import forget_feed
 
@@ -25,7 +25,7 @@ CONTRACT = REPO / "contracts" / "public_works" / "service_requests.odcs.yaml"
 def hub(*args: str, env: dict[str, str] | None = None, timeout: int = 300):
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith(("HUB_", "PREFECT_"))}  # as on a fresh shell
-    return subprocess.run([sys.executable, "-m", "hub", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "hub_cli", *args], cwd=REPO,
                           env=clean | (env or {}), capture_output=True, text=True,
                           timeout=timeout)
 
@@ -149,7 +149,7 @@ def test_serve_seals_the_audit_log_while_it_runs(server_url, tmp_path):
     with own_warehouse(server_url, "hub_test_serve") as url:
         env = clean | {"HUB_HOME": str(tmp_path), "HUB_DATABASE_URL": url,
                        "HUB_AUDIT_SEAL_SECONDS": "0.2"}
-        server = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--port", str(port)],
+        server = subprocess.Popen([sys.executable, "-m", "hub_cli", "serve", "--port", str(port)],
                                   cwd=REPO, env=env)
         try:
             base = f"http://127.0.0.1:{port}"

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from contracts import load_all
-from flows.demo_api import DemoApi
+from demo.api import DemoApi
 from flows.ingest import ingest
 from flows.pipeline import run_all
 from flows.sources.guard import UnsafeSource

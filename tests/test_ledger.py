@@ -15,10 +15,11 @@ import pytest
 
 from hub import ledger
 from hub.audit import AuditEvent, record
-from hub.audit_cli import format_verification
 from hub.bootstrap import bootstrap
-from hub.ledger_verify import export, verify_database, verify_export
+from hub.ledger_verify import export, verify_export
+from hub.retention import verify_database
 from hub.warehouse import drop_database, ensure_database, with_database
+from hub_cli.audit import format_verification
 from tests.test_cli import hub
 
 EVENTS = 30  # sealed in three batches of ten: checkpoints at seq 10, 20 and 30

@@ -39,7 +39,7 @@ def real_subject(credentials):
 
 def claims_for(settings, **changes) -> dict:
     now = int(time.time())
-    base = {"iss": settings.issuer, "aud": settings.audience, "sub": SUBJECT["sub"],
+    base = {"iss": settings.token_issuer, "aud": settings.audience, "sub": SUBJECT["sub"],
             "client_id": SUBJECT["sub"], "iat": now, "nbf": now, "exp": now + 300,
             "jti": f"attack-{time.time_ns()}", "scope": "datasets:read",
             "role": "public_works_engineer", "department": "public_works"}
@@ -166,7 +166,7 @@ def test_introspection_reports_active_then_inactive(app_client, credentials):
 
 def test_metadata_lists_the_endpoints(app_client, settings):
     meta = app_client.get("/.well-known/oauth-authorization-server").json()
-    assert meta["issuer"] == settings.issuer
+    assert meta["issuer"] == settings.token_issuer
     assert meta["token_endpoint"].endswith("/oauth/token")
     assert "client_credentials" in meta["grant_types_supported"]
     keys = app_client.get("/.well-known/jwks.json").json()["keys"]

@@ -109,7 +109,7 @@ def test_compatible_change_needs_only_a_minor_bump(kind):
 def test_cli_diff_lists_breaks_and_fails_without_a_bump(tmp_path):
     new = tmp_path / "new.odcs.yaml"
     new.write_text(yaml.safe_dump(dict(_change("remove_column"), version="1.1.0")))
-    done = subprocess.run([sys.executable, "-m", "hub", "contracts", "diff", str(CONTRACT),
+    done = subprocess.run([sys.executable, "-m", "hub_cli", "contracts", "diff", str(CONTRACT),
                            str(new)], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 1
     assert "BREAKING  column nc_name removed" in done.stdout
@@ -232,7 +232,7 @@ def test_cli_register_stores_and_refuses_breaks(tmp_path, url, settings):
     def register(document: dict) -> subprocess.CompletedProcess:
         path = tmp_path / "lights.odcs.yaml"
         path.write_text(yaml.safe_dump(document))
-        return subprocess.run([sys.executable, "-m", "hub", "contracts", "register", str(path),
+        return subprocess.run([sys.executable, "-m", "hub_cli", "contracts", "register", str(path),
                                "--by", "pw-engineer"], capture_output=True, text=True,
                               cwd=REPO, env=env)
 

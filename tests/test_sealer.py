@@ -14,7 +14,7 @@ import pytest
 
 from hub import ledger
 from hub.audit import AuditEvent, record
-from hub.ledger_verify import verify_database
+from hub.retention import verify_database
 from hub.sealer import NICENESS, Sealer
 from hub.settings import Settings
 from tests.conftest import REPO, own_warehouse

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from psycopg.conninfo import make_conninfo
 
 from contracts import load_all
-from flows.demo_api import DemoApi
+from demo.api import DemoApi
 from flows.sources.base import Cursor, SchemaDrift
 from flows.sources.files import read_files
 from flows.sources.guard import UnsafeSource, check_url

@@ -107,7 +107,7 @@ def _checked(state: AppState, params: dict[str, str]) -> Response | None:
 
 
 def _redirect_uris(state: AppState) -> set[str]:
-    return {u.strip() for u in state.settings.console_redirect_uris.split(",") if u.strip()}
+    return state.settings.redirect_uris()
 
 
 def _error_redirect(params: dict[str, str], error: str, description: str) -> Response:

@@ -99,9 +99,9 @@ async def introspect(request: Request, state: StateDep, _rid: RequestIdDep) -> J
 @router.get("/.well-known/oauth-authorization-server")
 def metadata(state: StateDep) -> dict:
     """RFC 8414 authorization server metadata."""
-    base = state.settings.issuer.rstrip("/")
+    base = state.settings.token_issuer.rstrip("/")
     return {
-        "issuer": state.settings.issuer,
+        "issuer": state.settings.token_issuer,
         "token_endpoint": f"{base}/oauth/token",
         "authorization_endpoint": f"{base}/oauth/authorize",
         "jwks_uri": f"{base}/.well-known/jwks.json",

@@ -3,7 +3,7 @@
 In production each department's system already exists and its location is given in the
 variable the contract names. In demo mode the hub stands in for it, by source kind:
 - sql: a database `hub_demo_<department>` on the warehouse server, filled once;
-- rest: a loopback HTTP API serving the sample JSON as is (flows/demo_api.py);
+- rest: a loopback HTTP API serving the sample JSON as is (demo/api.py);
 - files: the sample files copied into the drop folder;
 - mqtt: the sample's rows replayed as JSON messages into the broker (HUB_MQTT_URL).
 """
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from contracts import Contract
-from flows.demo_api import DemoApi
+from demo.api import DemoApi
 from flows.sources.mqtt import subscribe_once
 from hub.settings import Settings
 from hub.warehouse import ensure_database

@@ -1,0 +1,97 @@
+"""`hub contracts ...`: lint, compile, diff (offline) and register (in the warehouse)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from contracts import ContractError, load_all, load_contract
+from contracts.dbt_files import generated_files
+from contracts.diff import diff as changes_between
+from contracts.diff import version_problem
+from hub.settings import get_settings
+from hub_cli.common import warehouse
+
+app = typer.Typer(help="data contracts", no_args_is_help=True)
+Existing = Annotated[Path, typer.Argument(help="an ODCS contract file")]
+
+
+@app.command("lint")
+def lint(files: Annotated[list[Path], typer.Argument(help="ODCS contract files")]) -> int:
+    """Check contract files (offline); each problem names its field and the fix."""
+    failed = 0
+    for path in files:
+        try:
+            contract = load_contract(path)
+        except (ContractError, OSError) as exc:
+            print(str(exc), file=sys.stderr)
+            failed += 1
+        else:
+            print(f"{path}: ok ({contract.dataset_id} {contract.version}, "
+                  f"{len(contract.columns)} columns)")
+    return 1 if failed else 0
+
+
+@app.command("compile")
+def compile_(check: Annotated[bool, typer.Option(
+        "--check", help="fail if a file is out of date")] = False) -> int:
+    """Write the dbt files compiled from contracts."""
+    settings = get_settings()
+    contracts = list(load_all(settings.contracts_dir).values())
+    files = generated_files(contracts, settings.dbt_project_dir)
+    stale = {p: text for p, text in files.items() if not p.exists() or p.read_text() != text}
+    for path, text in stale.items():
+        if check:
+            print(f"out of date: {path} (run `hub contracts compile`)", file=sys.stderr)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path}")
+    return 1 if check and stale else 0
+
+
+@app.command("diff")
+def diff(old: Existing, new: Existing) -> int:
+    """List the changes from OLD to NEW, breaking ones first (offline); exit 1 when NEW's
+    version number does not fit its changes."""
+    before, after = load_contract(old), load_contract(new)
+    if before.dataset_id != after.dataset_id:
+        print(f"{new}: describes {after.dataset_id}, not {before.dataset_id}", file=sys.stderr)
+        return 1
+    changes = changes_between(before, after)
+    for line in changes.breaking:
+        print(f"BREAKING  {line}")
+    for line in changes.other:
+        print(f"ok        {line}")
+    problem = version_problem(before, after, changes)
+    print(f"{before.version} -> {after.version}: " + (problem or "the version fits the changes"))
+    return 1 if problem else 0
+
+
+@app.command("register")
+def register(file: Existing, by: Annotated[str, typer.Option(
+        help="who registers it (recorded)")] = "hub-cli") -> int:
+    """Store a contract version in the registry."""
+    from access_policies import load_policies
+    from hub.registry import RegistrationRefused
+    from hub.registry import register as store
+
+    settings = get_settings()
+    contract = load_contract(file)
+    policy = load_policies(settings.policies_dir, load_all(settings.contracts_dir))
+    try:
+        with warehouse(settings) as conn:
+            done = store(conn, contract, file.read_text(), by, policy)
+    except RegistrationRefused as exc:
+        print(f"{file}: refused: {exc}", file=sys.stderr)
+        return 1
+    print(f"{done.dataset} {done.version}: {done.status}")
+    for line in done.breaking_changes:
+        print(f"  breaking: {line}")
+    if done.notified:
+        print(f"  notified: {', '.join(done.notified)}; older majors served until "
+              f"{done.deprecated_after}")
+    return 0

@@ -1,0 +1,44 @@
+"""`hub`: the command line. Exit codes: 0 done, 1 a dataset did not publish or a check
+failed, 2 bad input (the message says what to fix)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from contracts import ContractError
+from hub.runtime import configure
+from hub.settings import get_settings
+from hub_cli import audit, clients, contracts, pipeline, users
+from hub_cli.common import UsageError
+
+app = typer.Typer(name="hub", help="Civic Data Hub", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+pipeline.register(app)
+app.add_typer(clients.app, name="clients")
+app.add_typer(clients.keys, name="keys")
+app.add_typer(audit.app, name="audit")
+app.add_typer(contracts.app, name="contracts")
+app.add_typer(users.app, name="users")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit code. Mistakes of the caller's print one line."""
+    configure(get_settings())
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="hub", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.ClickException as exc:  # a usage mistake Click found: it says which
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("stopped", file=sys.stderr)
+        return 130
+    except (UsageError, ContractError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return code if isinstance(code, int) else 0

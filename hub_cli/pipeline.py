@@ -1,0 +1,125 @@
+"""`hub run`, `hub serve`, `hub demo`: a pipeline pass, the API, or both with a demo client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+
+from hub.settings import Settings, get_settings
+from hub_cli.common import UsageError
+
+Host = Annotated[str | None, typer.Option(help="address to listen on (default HUB_API_HOST)")]
+Port = Annotated[int | None, typer.Option(help="port to listen on (default HUB_API_PORT)")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("serve")(serve)
+    app.command("demo")(demo)
+
+
+def run(dataset: Annotated[str | None, typer.Option(
+        help="only this dataset, e.g. public_works.service_requests")] = None) -> int:
+    """One pipeline pass: ingest, build, validate, publish."""
+    reports = run_pipeline(get_settings(), dataset)
+    print(format_reports(reports))
+    return 0 if all(r.status == "published" for r in reports) else 1
+
+
+def serve(host: Host = None, port: Port = None) -> int:
+    """Serve the API."""
+    _serve(listening(get_settings(), host, port), on_ready=None)
+    return 0
+
+
+def demo(host: Host = None, port: Port = None) -> int:
+    """Run the pipeline, then serve with a demo client."""
+    settings = listening(get_settings(), host, port)
+    print(format_reports(run_pipeline(settings, None)))
+    client_id, secret = _demo_client(settings)
+    _serve(settings, on_ready=lambda: print(_demo_instructions(
+        settings.api_host, settings.api_port, client_id, secret), flush=True))
+    return 0
+
+
+def listening(settings: Settings, host: str | None, port: int | None) -> Settings:
+    """The settings with the address the API will listen on (the issuer follows it)."""
+    return settings.model_copy(update={"api_host": host or settings.api_host,
+                                       "api_port": port or settings.api_port})
+
+
+def run_pipeline(settings: Settings, dataset: str | None) -> list:
+    from demo.sources import stand_in
+    from flows import progress
+    from flows.pipeline import run_all
+    from hub_cli.progress_bars import ProgressBars
+
+    try:
+        with ProgressBars() as bars:
+            progress.use(bars)
+            return run_all(dataset, settings, stand_in if settings.demo_sources else None)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+    except ValueError as exc:  # ContractError / PolicyError: a file to fix
+        raise UsageError(str(exc)) from None
+    finally:
+        progress.use(None)
+
+
+def format_reports(reports: list) -> str:
+    lines = [f"{'dataset':<34} {'status':<10} {'loaded':>7} {'version':>7} {'rows':>7}"]
+    for r in reports:
+        version = "-" if r.version is None else str(r.version)
+        rows = "-" if r.row_count is None else str(r.row_count)
+        lines.append(f"{r.dataset:<34} {r.status:<10} {r.rows_loaded:>7} {version:>7} {rows:>7}")
+        lines += [f"    {f.rule} [{f.engine}]: {f.message}" for f in r.failures]
+        lines += [f"    warning: {w}" for w in r.warnings]
+    failed = [r for r in reports if r.status != "published"]
+    if failed:
+        lines.append(f"{len(failed)} of {len(reports)} dataset(s) not published: the rules above "
+                     "failed; the last good version stays served.")
+    return "\n".join(lines)
+
+
+def _serve(settings: Settings, on_ready: Callable[[], None] | None) -> None:
+    import uvicorn
+
+    from api.main import create_app
+    from hub.bootstrap import bootstrap
+    from hub.warehouse import resolve_url
+
+    url = resolve_url(settings)
+    bootstrap(url)
+    app = create_app(settings, url, on_ready=on_ready)
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+
+
+def _demo_client(settings: Settings) -> tuple[str, str]:
+    from hub import clients
+    from hub.warehouse import resolve_url, transaction
+
+    with transaction(resolve_url(settings)) as conn:
+        if clients.find_by_name(conn, "demo-transport") is None:
+            client, secret = clients.add_client(conn, name="demo-transport",
+                                                role="transport_analyst")
+        else:  # secrets are stored hashed: a new one is the only way to show one
+            client, secret = clients.rotate_secret(conn, "demo-transport")
+    return client.client_id, secret
+
+
+def _demo_instructions(host: str, port: int, client_id: str, secret: str) -> str:
+    base = f"http://{host}:{port}"
+    return "\n".join([
+        f"serving the Civic Data Hub API on {base} (OpenAPI docs: {base}/docs)",
+        "Paste into another shell to get a token and read masked rows as a transport analyst:",
+        "",
+        f"  TOKEN=$(curl -s -u '{client_id}:{secret}' -d grant_type=client_credentials "
+        f"{base}/oauth/token | python3 -c 'import json,sys; print(json.load(sys.stdin)"
+        "[\"access_token\"])')",
+        f"  curl -s -H \"Authorization: Bearer $TOKEN\" "
+        f"'{base}/datasets/public_works.service_requests/rows?limit=3' | python3 -m json.tool",
+        "",
+        "Press Ctrl+C to stop.",
+    ])
