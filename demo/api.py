@@ -51,68 +51,72 @@ class DemoApi:
 
 
 def _handler(api: DemoApi) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:  # quiet: tests and demo own the console
-            pass
+    """A handler class bound to one stand-in API (the server makes one per request)."""
+    return type("Handler", (_Handler,), {"api": api})
 
-        def do_POST(self) -> None:  # OAuth2 token endpoint (client credentials)
-            length = int(self.headers.get("content-length") or 0)
-            form = parse_qs(self.rfile.read(length).decode())
-            given = (form.get("client_id", [""])[0], form.get("client_secret", [""])[0])
-            if api.client is None or given != api.client:
-                return self._send(401, {"error": "invalid_client"})
-            token = secrets.token_urlsafe(16)
-            api.tokens.add(token)
-            self._send(200, {"access_token": token, "token_type": "Bearer", "expires_in": 60})
 
-        def do_GET(self) -> None:
-            api.requests += 1
-            if api.fail_next:
-                status = api.fail_next.pop(0)
-                return self._send(status, {"error": "try later"}, {"Retry-After": "1"})
-            if api.fail_after is not None and api.requests > api.fail_after:
-                return self._send(500, {"error": "the department's API is down"})
-            if not self._authorised():
-                return self._send(401, {"error": "unauthorised"})
-            parts = urlsplit(self.path)
-            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-            style = parts.path.strip("/").split("/")[0]
-            self._paged(style, api.page(query), query)
+class _Handler(BaseHTTPRequestHandler):
+    api: DemoApi
 
-        def _authorised(self) -> bool:
-            if api.api_key is not None:
-                return self.headers.get("X-Api-Key") == api.api_key
-            if api.client is not None:
-                return self.headers.get("Authorization", "")[7:] in api.tokens
-            return True
+    def log_message(self, *args: Any) -> None:  # quiet: tests and demo own the console
+        pass
 
-        def _paged(self, style: str, found: list, query: dict[str, str]) -> None:
-            limit = int(query.get("$limit") or query.get("limit") or 1000)
-            if style == "page" or style == "link":
-                start = (int(query.get("page") or 1) - 1) * limit
-            elif style == "cursor":
-                start = int(query.get("cursor") or 0)
-            else:
-                start = int(query.get("$offset") or 0)
-            chunk = found[start:start + limit]
-            more = start + limit < len(found)
-            if style == "cursor":
-                return self._send(200, {"data": chunk, "next_cursor": str(start + limit)
-                                        if more else None})
-            headers = {}
-            if style == "link" and more:
-                page = int(query.get("page") or 1) + 1
-                headers["Link"] = f'</link/data.json?limit={limit}&page={page}>; rel="next"'
-            self._send(200, chunk, headers)
+    def do_POST(self) -> None:  # OAuth2 token endpoint (client credentials)
+        length = int(self.headers.get("content-length") or 0)
+        form = parse_qs(self.rfile.read(length).decode())
+        given = (form.get("client_id", [""])[0], form.get("client_secret", [""])[0])
+        if self.api.client is None or given != self.api.client:
+            return self._send(401, {"error": "invalid_client"})
+        token = secrets.token_urlsafe(16)
+        self.api.tokens.add(token)
+        self._send(200, {"access_token": token, "token_type": "Bearer", "expires_in": 60})
 
-        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
+    def do_GET(self) -> None:
+        self.api.requests += 1
+        if self.api.fail_next:
+            status = self.api.fail_next.pop(0)
+            return self._send(status, {"error": "try later"}, {"Retry-After": "1"})
+        if self.api.fail_after is not None and self.api.requests > self.api.fail_after:
+            return self._send(500, {"error": "the department's API is down"})
+        if not self._authorised():
+            return self._send(401, {"error": "unauthorised"})
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        style = parts.path.strip("/").split("/")[0]
+        self._paged(style, self.api.page(query), query)
 
-    return Handler
+    def _authorised(self) -> bool:
+        if self.api.api_key is not None:
+            return self.headers.get("X-Api-Key") == self.api.api_key
+        if self.api.client is not None:
+            return self.headers.get("Authorization", "")[7:] in self.api.tokens
+        return True
+
+    def _paged(self, style: str, found: list, query: dict[str, str]) -> None:
+        limit = int(query.get("$limit") or query.get("limit") or 1000)
+        if style == "page" or style == "link":
+            start = (int(query.get("page") or 1) - 1) * limit
+        elif style == "cursor":
+            start = int(query.get("cursor") or 0)
+        else:
+            start = int(query.get("$offset") or 0)
+        chunk = found[start:start + limit]
+        more = start + limit < len(found)
+        if style == "cursor":
+            return self._send(200, {"data": chunk, "next_cursor": str(start + limit)
+                                    if more else None})
+        headers = {}
+        if style == "link" and more:
+            page = int(query.get("page") or 1) + 1
+            headers["Link"] = f'</link/data.json?limit={limit}&page={page}>; rel="next"'
+        self._send(200, chunk, headers)
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
