@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from contracts.mapping import RULE_KINDS, Rule, pg_type, quote_literal, row_rules, rules
+from contracts.mapping import RULE_KINDS, Rule, pg_type, row_rules, rules
 from contracts.model import Contract
 
 # Load metadata every raw landing row carries: its batch's load id (hub.load_batches holds
@@ -133,39 +133,11 @@ def to_json_schema(contract: Contract) -> dict[str, Any]:
 
 
 def to_raw_ddl(contract: Contract) -> str:
-    """DDL of the raw landing table: contract columns as text, plus load metadata."""
+    """DDL of the raw landing table: contract columns as text, plus load metadata. Tables
+    from an older layout are upgraded by the hub (hub/migrations/raw_tables.py), not here."""
     table = f"{contract.raw_schema}.{contract.entity}"
     columns = [f'    "{c.name}" text' for c in contract.columns]
     columns += [f"    {name} {definition}" for name, definition in LOAD_COLUMNS]
     body = ",\n".join(columns)
     return "\n".join([f"create schema if not exists {contract.raw_schema};",
-                      f"create table if not exists {table} (\n{body}\n);",
-                      _per_row_metadata_migration(contract)])
-
-
-def _per_row_metadata_migration(contract: Contract) -> str:
-    """Raw tables from before the load id carried `_batch_id`, `_source` and `_delivery_id`
-    on every row. Their batches move to hub.load_batches (a batch with no record there gets
-    one) and each row gets its batch's load id: run once, when `_batch_id` is still there."""
-    table, dataset = f"{contract.raw_schema}.{contract.entity}", quote_literal(contract.dataset_id)
-    old = (f"exists (select from pg_attribute where attrelid = '{table}'::regclass"
-           " and attname = '_batch_id' and not attisdropped)")
-    return f"""do $migrate$ begin
-if {old} then
-    lock table {table} in access exclusive mode;  -- two ingests starting at once migrate once
-end if;
-if {old} then
-    alter table {table} add column if not exists _delivery_id uuid;  -- from before deliveries
-    insert into hub.load_batches (batch_id, dataset, source, rows, loaded_at)
-    select _batch_id, {dataset}, min(_source), count(*), min(_loaded_at) from {table}
-    group by _batch_id on conflict (batch_id) do nothing;
-    update hub.load_batches b set delivery_id = d._delivery_id
-    from (select distinct _batch_id, _delivery_id from {table}) d
-    where b.batch_id = d._batch_id and b.delivery_id is null;
-    alter table {table} add column _load_id bigint;
-    update {table} r set _load_id = b.load_id from hub.load_batches b
-    where b.batch_id = r._batch_id;
-    alter table {table} drop column _batch_id, drop column _source,
-        drop column _delivery_id, alter column _load_id set not null;
-end if;
-end $migrate$;"""
+                      f"create table if not exists {table} (\n{body}\n);"])

@@ -16,6 +16,7 @@ from psycopg import sql
 from contracts import Contract
 from contracts.targets import to_raw_ddl
 from flows.sources.base import Batch, Cursor
+from hub.migrations.raw_tables import upgrade_raw_table
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,9 @@ class LoadResult:
 
 
 def ensure_raw_table(conn: psycopg.Connection, contract: Contract) -> None:
+    """The contract's raw landing table: created, or upgraded if it is from before load ids."""
     conn.execute(to_raw_ddl(contract))
+    upgrade_raw_table(conn, contract)
 
 
 def read_cursor(conn: psycopg.Connection, dataset: str) -> Cursor | None:

@@ -1,14 +1,16 @@
-"""Create the warehouse's schemas, tables and the application role (idempotent)."""
+"""Bring the warehouse's schema up to date (hub/migrations) and grant the application role."""
 
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
+import logging
 
 import psycopg
 from psycopg import sql
 
-SCHEMA_SQL = Path(__file__).with_name("schema.sql")
+from hub.migrations import migrate
+
+log = logging.getLogger(__name__)
 
 # What the API may do once it has switched to the application role: read what it serves,
 # append audit events. No UPDATE or DELETE anywhere in `audit`.
@@ -31,11 +33,16 @@ grant select on audit.chain, audit.checkpoints, audit.archives to {role};
 
 
 def bootstrap(url: str, app_role: str = "hub_app") -> None:
-    """Apply `schema.sql` and the application role's grants; safe to run on every start."""
+    """Apply the migrations not yet applied and the application role's grants, in one
+    transaction; safe to run on every start. Raises MigrationError when the warehouse's
+    record disagrees with the migration files."""
     with psycopg.connect(url) as conn:
         # Serialise concurrent first starts (hub serve + hub run) on one advisory lock.
         conn.execute("select pg_advisory_xact_lock(hashtext('civic-data-hub bootstrap'))")
-        conn.execute(SCHEMA_SQL.read_text())
+        outcome = migrate(conn)
+        if outcome.adopted:
+            log.warning("adopted a warehouse made before migrations were recorded: %s",
+                        ", ".join(m.path.name for m in outcome.applied))
         _ensure_role(conn, app_role)
         conn.execute(sql.SQL(APP_GRANTS).format(role=sql.Identifier(app_role)))
 

@@ -9,6 +9,7 @@ import click
 import typer
 
 from contracts import ContractError
+from hub.migrations import MigrationError
 from hub.runtime import configure
 from hub.settings import get_settings
 from hub_cli import audit, clients, contracts, pipeline, users
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         print("stopped", file=sys.stderr)
         return 130
-    except (UsageError, ContractError, FileNotFoundError) as exc:
+    except (UsageError, ContractError, MigrationError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return code if isinstance(code, int) else 0

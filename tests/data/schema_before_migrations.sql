@@ -1,3 +1,5 @@
+-- hub/schema.sql as it stood before hub/migrations replaced it (git show eb196ca:hub/schema.sql),
+-- run on every start: a warehouse it made has no hub.schema_migrations and must be adopted.
 -- The warehouse's fixed layout. Schemas are named for their role; each department's
 -- landing schema (raw_<department>) is created from its contracts at ingest time.
 create schema if not exists hub;         -- the hub's own bookkeeping
