@@ -4,7 +4,7 @@ Every authenticated request must refuse a token whose `jti` was revoked, or whos
 or user was removed. Asking the warehouse each time cost a round trip on every request
 (bench/api.py). Instead each worker remembers the tokens it found good and forgets them
 all as soon as anything is revoked or removed: triggers on hub.revoked_tokens, hub.clients
-and hub.users notify channel `hub_revocations` (hub/schema.sql), each worker LISTENs on a
+and hub.users notify channel `hub_revocations` (hub/migrations/), each worker LISTENs on a
 connection of its own, and every check first reads what has arrived there.
 
 So a revocation takes effect in every worker once PostgreSQL has delivered its
