@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
+
+# Typer 0.29 vendors its own Click (pinned in pyproject.toml): its exceptions live there.
+from typer._click import exceptions as click_errors
 
 from contracts import ContractError
 from hub.migrations import MigrationError
@@ -31,12 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="hub", standalone_mode=False)
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         return done.exit_code
-    except click.ClickException as exc:  # a usage mistake Click found: it says which
+    except click_errors.ClickException as exc:  # a usage mistake Click found: it says which
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("stopped", file=sys.stderr)
         return 130
     except (UsageError, ContractError, MigrationError, FileNotFoundError) as exc:

@@ -58,6 +58,17 @@ def test_run_unknown_dataset_exits_2_naming_the_known_ones(tmp_path):
             "transport.bike_counts") in result.stderr
 
 
+@pytest.mark.parametrize(("args", "says"), [
+    (["nope"], "No such command 'nope'"),
+    (["clients", "add"], "Missing argument 'NAME'"),
+    (["audit", "export", "--since", "2026-01-01"], "Missing option '--until'"),
+])
+def test_usage_mistakes_exit_2_with_one_message_and_no_traceback(tmp_path, args, says):
+    result = hub(*args, env={"HUB_HOME": str(tmp_path)})
+    assert result.returncode == 2
+    assert says.lower() in result.stderr.lower() and "Traceback" not in result.stderr
+
+
 def test_clients_add_unknown_role_exits_2(tmp_path):
     result = hub("clients", "add", "x", "--role", "mayor", env={"HUB_HOME": str(tmp_path)})
     assert result.returncode == 2 and "unknown role 'mayor'" in result.stderr
