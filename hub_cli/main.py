@@ -8,6 +8,7 @@ import sys
 import click
 import typer
 
+from access_policies import PolicyError
 from contracts import ContractError
 from hub.runtime import configure
 from hub.settings import get_settings
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         print("stopped", file=sys.stderr)
         return 130
-    except (UsageError, ContractError, FileNotFoundError) as exc:
+    except (UsageError, ContractError, PolicyError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return code if isinstance(code, int) else 0
