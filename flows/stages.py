@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
 from contracts import Contract
+from contracts.source_config import SqlConfig
 from flows import build, progress, validate
 from flows.checks import Failure, StepResult
 from flows.ingest import LoadResult, ingest
@@ -43,7 +44,7 @@ def source_url(contract: Contract, settings: Settings, warehouse_url: str) -> st
         return configured
     if _stand_in is not None and settings.demo_sources and src.sample:
         return _stand_in(warehouse_url, contract, settings)
-    if src.url:
+    if not isinstance(src, SqlConfig) and src.url:  # a database's URL is always secret
         return src.url
     raise RuntimeError(f"{contract.dataset_id}: set {src.connection_env} to the department's "
                        "source URL (HUB_DEMO_SOURCES is off)")

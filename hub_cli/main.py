@@ -10,6 +10,7 @@ import typer
 # Typer 0.29 vendors its own Click (pinned in pyproject.toml): its exceptions live there.
 from typer._click import exceptions as click_errors
 
+from access_policies import PolicyError
 from contracts import ContractError
 from hub.migrations import MigrationError
 from hub.runtime import configure
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("stopped", file=sys.stderr)
         return 130
-    except (UsageError, ContractError, MigrationError, FileNotFoundError) as exc:
+    except (UsageError, ContractError, PolicyError, MigrationError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return code if isinstance(code, int) else 0

@@ -120,8 +120,8 @@ def test_untrusted_locations_in_a_contract_are_refused(scratch, settings, kind, 
                                                        message):
     contract = BIKES if kind == "rest" else SHELTER
     strict = settings.model_copy(update={"source_allowed_hosts": ""})
-    hostile = dataclasses.replace(contract, source=dataclasses.replace(
-        contract.source, url=location, connection_env=""))
+    hostile = dataclasses.replace(contract, source=contract.source.model_copy(
+        update={"url": location, "connection_env": ""}))
     with pytest.raises(UnsafeSource, match=message):
         ingest(scratch, hostile, location, strict)
 

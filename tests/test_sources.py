@@ -148,7 +148,7 @@ def test_redirects_are_not_followed():
 
 # ---------- file drops
 
-SHELTER_FIELDS = load_all(REPO / "contracts")["social_services.shelter_census"].source.field_map
+SHELTER_FIELDS = load_all(REPO / "contracts")["social_services.shelter_census"].field_map
 
 
 def _drop(folder, name: str) -> None:
