@@ -3,10 +3,47 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ErrorBody(BaseModel):
+    """Every error: an OAuth2 error code, what to fix, and the id to quote when asking."""
+
+    error: str = Field(description="e.g. invalid_request, invalid_token, insufficient_scope,"
+                       " access_denied, not_found, rate_limited")
+    error_description: str = Field(description="what went wrong and what to change")
+    request_id: str = Field(description="X-Request-Id, or the id the hub gave the request")
+
+
+# The documented error responses of every route, built by the handlers below. Their body
+# is JSON even where the route's own answer is HTML; api/openapi.py adds the ErrorBody
+# schema. "4XX" also stands in for FastAPI's default 422: parameter errors are 400 here.
+ERROR_SCHEMA = f"#/components/schemas/{ErrorBody.__name__}"
+
+
+def _documented(description: str, **extra: Any) -> dict[str, Any]:
+    return {"description": description, **extra,
+            "content": {"application/json": {"schema": {"$ref": ERROR_SCHEMA}}}}
+
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": _documented("The request cannot be served as sent"),
+    "5XX": _documented("The hub cannot serve it now"),
+}
+# ...and of the routes that need an access token.
+TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _documented("No access token, or not a valid one", headers={"WWW-Authenticate": {
+        "description": "Bearer challenge (RFC 6750 3)", "schema": {"type": "string"}}}),
+    403: _documented("The token lacks the scope, or the role the grant, the route needs"),
+    429: _documented("Too many requests from this client", headers={"Retry-After": {
+        "description": "seconds to wait", "schema": {"type": "integer"}}}),
+}
 
 
 class ApiError(Exception):

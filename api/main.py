@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from access_policies import load_policies
-from api import errors
+from api import errors, openapi
 from api.deps import AppState, RequestGrants
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
@@ -103,15 +103,18 @@ def create_app(settings: Settings, warehouse_url: str,
     app = FastAPI(title="Civic Data Hub", version="0.1.0", lifespan=lifespan,
                   description="Shared city datasets under data contracts and access policies.")
     errors.install(app)
-    app.include_router(oauth.router)
-    app.include_router(authorize.router)
-    app.include_router(datasets.router)
-    app.include_router(access_requests.router)
-    app.include_router(contract_routes.router)
-    app.include_router(notifications.router)
-    app.include_router(audit.router)
-    app.include_router(transparency.router)
+    openapi.install(app)
+    _include_routes(app)
     return app
+
+
+def _include_routes(app: FastAPI) -> None:
+    # The error responses are documented per router: those needing a token add 401/403/429.
+    for public in (oauth.router, authorize.router, transparency.router):
+        app.include_router(public, responses=errors.RESPONSES)
+    for needs_token in (datasets.router, access_requests.router, contract_routes.router,
+                        notifications.router, audit.router):
+        app.include_router(needs_token, responses=errors.RESPONSES | errors.TOKEN_RESPONSES)
 
 
 def _record_startup(pool: ConnectionPool, settings: Settings) -> None:

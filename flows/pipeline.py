@@ -165,7 +165,7 @@ def register_files(warehouse_url: str, contracts: dict[str, Contract], wanted: l
     for contract in (contracts[d] for d in wanted):
         with psycopg.connect(warehouse_url) as conn:
             latest = latest_version(conn, contract.dataset_id)
-            if latest and semver(latest[0]) > semver(contract.version):
+            if latest and semver(latest.version) > semver(contract.version):
                 continue  # the registry is ahead: a department registered a newer version
             try:
                 register(conn, contract, contract.path.read_text(), "hub run", policy)

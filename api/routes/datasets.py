@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 from starlette.concurrency import run_in_threadpool
 
 from access_policies import Decision, Grant, decide
@@ -28,21 +29,32 @@ from api.deps import (
     RequestIdDep,
     StateDep,
     authenticate,
-    json_response,
     record_now,
     request_event,
 )
 from api.errors import ApiError, forbidden
+from api.models import Catalog, DatasetDetail, DatasetSummary, RowsPage, ValidationReports
+from api.openapi import token_scopes
 from contracts import Contract, load_contract_text
 from contracts.targets import to_json_schema
 from hub.audit import AuditEvent
-from hub.registry import newest_of_major
+from hub.registry import StoredVersion, newest_of_major
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
+READ = token_scopes("datasets:read")
+NDJSON = "application/x-ndjson"
+# The rows page and the export build their bodies themselves (orjson, streaming): their
+# bodies are documented here, and FastAPI neither validates nor serialises them.
+ROWS_AS_TEXT = {
+    NDJSON: {"schema": {"type": "string", "description": "one JSON object per row and line, "
+                        "keyed by column"}},
+    "text/csv": {"schema": {"type": "string", "description": "a header line of column "
+                            "names, then one line per row (a null as an empty field)"}},
+}
 
 
-@router.get("")
-async def list_datasets(request: Request, state: StateDep, _rid: RequestIdDep) -> Response:
+@router.get("", openapi_extra=READ)
+async def list_datasets(request: Request, state: StateDep, _rid: RequestIdDep) -> Catalog:
     """The datasets the caller may read, with owner, description and schema."""
     async with state.apool.connection() as conn:
         principal = await _authorize(request, state, conn, dataset=None)
@@ -52,43 +64,44 @@ async def list_datasets(request: Request, state: StateDep, _rid: RequestIdDep) -
         status = await rows.quality_status(conn)
     await record_now(state, _event(request, "catalog.read", principal, None, "allow", "catalog",
                                    200))
-    return json_response({"datasets": [_summary(c, status.get(c.dataset_id)) for c in visible]})
+    return Catalog(datasets=[DatasetSummary.model_validate(_summary(c, status.get(c.dataset_id)))
+                             for c in visible])
 
 
-@router.get("/{dataset_id}")
+@router.get("/{dataset_id}", openapi_extra=READ)
 async def get_dataset(dataset_id: str, request: Request, state: StateDep,
-                      _rid: RequestIdDep) -> Response:
+                      _rid: RequestIdDep) -> DatasetDetail:
     """One dataset's description and the columns the caller will see (and how masked)."""
     async with state.apool.connection() as conn:
         principal, contract, decision = await _admit(request, state, conn, dataset_id)
         status = (await rows.quality_status(conn)).get(dataset_id)
     await record_now(state, _event(request, "catalog.read", principal, dataset_id, "allow",
                                    decision.reason, 200, decision=decision))
-    body = _summary(contract, status)
-    body["columns"] = [{"name": c.name, "mask": c.mask} for c in decision.columns]
-    body["row_schema"] = to_json_schema(contract)
-    return json_response(body)
+    return DatasetDetail.model_validate({
+        **_summary(contract, status), "row_schema": to_json_schema(contract),
+        "columns": [{"name": c.name, "mask": c.mask} for c in decision.columns]})
 
 
-@router.get("/{dataset_id}/validations")
+@router.get("/{dataset_id}/validations", openapi_extra=READ)
 async def list_validations(dataset_id: str, request: Request, state: StateDep,
                            _rid: RequestIdDep,
-                           limit: Annotated[int, Query(ge=1, le=100)] = 20) -> Response:
+                           limit: Annotated[int, Query(ge=1, le=100)] = 20) -> ValidationReports:
     """The dataset's latest validation reports: every rule, held or not, and the counts of
     the gate (rows in, published, quarantined). Visible to whoever may read the dataset."""
     async with state.apool.connection() as conn:
         await _admit(request, state, conn, dataset_id)
-        found = await (await conn.execute(
-            "select run_id, contract_version, passed, rows_in, rows_passed, rows_quarantined,"
-            " rules, created_at from hub.validation_reports where dataset = %s"
-            " order by created_at desc limit %s", [dataset_id, limit])).fetchall()
-    keys = ("run_id", "contract_version", "passed", "rows_in", "rows_published",
-            "rows_quarantined", "rules", "created_at")
-    return json_response({"dataset": dataset_id,
-                          "reports": [dict(zip(keys, r, strict=True)) for r in found]})
+        async with conn.cursor(row_factory=dict_row) as cur:
+            found = await (await cur.execute(
+                "select run_id, contract_version, passed, rows_in,"
+                " rows_passed as rows_published, rows_quarantined, rules, created_at"
+                " from hub.validation_reports where dataset = %s"
+                " order by created_at desc limit %s", [dataset_id, limit])).fetchall()
+    return ValidationReports.model_validate({"dataset": dataset_id, "reports": found})
 
 
-@router.get("/{dataset_id}/rows")
+@router.get("/{dataset_id}/rows", openapi_extra=READ, responses={
+    200: {"model": RowsPage, "description": "A page of rows: JSON by default, or NDJSON or "
+          "CSV (format=)", "content": ROWS_AS_TEXT}})
 async def read_rows(
     dataset_id: str, request: Request, state: StateDep, _rid: RequestIdDep,
     limit: Annotated[int, Query(ge=1, description="rows per page")] = 100,
@@ -123,7 +136,9 @@ async def read_rows(
     return rows.render(format, dataset_id, version, page, records, contract)
 
 
-@router.get("/{dataset_id}/export")
+@router.get("/{dataset_id}/export", openapi_extra=READ, response_class=StreamingResponse,
+            responses={200: {"description": "Every matching row, streamed (format=)",
+                             "content": ROWS_AS_TEXT}})
 async def export_rows(
     dataset_id: str, request: Request, state: StateDep, _rid: RequestIdDep,
     select: Annotated[str | None, Query(description="columns, e.g. sr_number,status")] = None,
@@ -150,7 +165,7 @@ async def export_rows(
             started, kind="data.export.completed", rows_returned=sent.rows,
             detail={**started.detail, "bytes": sent.bytes, "outcome": sent.outcome}))
 
-    media = "application/x-ndjson" if format == "ndjson" else "text/csv"
+    media = NDJSON if format == "ndjson" else "text/csv"
     return StreamingResponse(
         export.stream(state, contract, page, format, None, done),
         media_type=media)
@@ -159,13 +174,13 @@ async def export_rows(
 async def _older_major(state: AppState, dataset_id: str, major: int) -> tuple[Contract, str]:
     """The contract and table of an older major version still within its notice period."""
     found = await run_in_threadpool(_newest_of_major, state, dataset_id, major)
-    if found is None or found[1] is None:
+    if found is None or found.deprecated_after is None:
         raise ApiError(404, "not_found", f"major: {dataset_id} has no older major version "
                        f"{major}; omit major= for the current one")
-    if found[1] < datetime.now(UTC).date():
+    if found.deprecated_after < datetime.now(UTC).date():
         raise ApiError(410, "gone", f"major: version {major} of {dataset_id} was served until "
-                       f"{found[1]}; move to the current major version")
-    older = load_contract_text(found[0], f"{dataset_id} v{major}")
+                       f"{found.deprecated_after}; move to the current major version")
+    older = load_contract_text(found.source_text, f"{dataset_id} v{major}")
     return older, f"{older.relation_name}__v{major}"
 
 
@@ -241,8 +256,7 @@ def _unmasked_personal(decision: Decision | None, contract: Contract | None) -> 
     return [c.name for c in decision.columns if c.mask is None and c.name in personal]
 
 
-def _newest_of_major(state: AppState, dataset_id: str,
-                     major: int) -> tuple[str, Any] | None:
+def _newest_of_major(state: AppState, dataset_id: str, major: int) -> StoredVersion | None:
     with state.pool.connection() as conn:  # rare: the registry's queries stay sync
         return newest_of_major(conn, dataset_id, major)
 

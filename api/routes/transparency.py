@@ -8,26 +8,28 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
+from psycopg.rows import dict_row
 
-from api.deps import StateDep, json_response
+from api.deps import StateDep
+from api.models import TransparencyReport
 
 router = APIRouter(prefix="/transparency", tags=["transparency"])
 
 READS_BY_MONTH = """
 select to_char(date_trunc('month', occurred_at at time zone 'UTC'), 'YYYY-MM') as month,
        dataset, department as consuming_department, count(*) as reads,
-       sum(rows_returned) as rows
+       coalesce(sum(rows_returned), 0)::bigint as rows
 from audit.events where kind = 'data.read' and decision = 'allow'
 group by 1, 2, 3 order by 1 desc, 2, 3
 """
 
 
 @router.get("/report")
-def report(state: StateDep) -> Response:
+def report(state: StateDep) -> TransparencyReport:
     """Monthly reads per dataset and consuming department, and the grants in force."""
-    with state.pool.connection() as conn:
-        reads = conn.execute(READS_BY_MONTH).fetchall()
+    with state.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        reads = cur.execute(READS_BY_MONTH).fetchall()
     today = datetime.now(UTC).date()
     roles = state.policy.roles
     grants = [{
@@ -37,9 +39,5 @@ def report(state: StateDep) -> Response:
     } for g in state.policy.grants
         if (g.valid_from is None or g.valid_from <= today)
         and (g.valid_until is None or today <= g.valid_until)]
-    return json_response({
-        "generated_at": datetime.now(UTC),
-        "reads_by_month": [{"month": m, "dataset": d, "consuming_department": dep,
-                            "reads": n, "rows": int(r or 0)} for m, d, dep, n, r in reads],
-        "active_grants": grants,
-    })
+    return TransparencyReport.model_validate({
+        "generated_at": datetime.now(UTC), "reads_by_month": reads, "active_grants": grants})
