@@ -313,7 +313,19 @@ class ActiveGrant(BaseModel):
     valid_until: date | None
 
 
+class LedgerCheckpoint(BaseModel):
+    """The ledger's newest signed checkpoint: save it, and `hub audit verify --checkpoint`
+    later refuses a ledger that ends before it."""
+    last_seq: int
+    head_hash: str
+    signed_at: datetime
+    key_id: str
+    signature: str
+    public_key_sha256: str
+
+
 class TransparencyReport(BaseModel):
     generated_at: datetime
     reads_by_month: list[MonthlyReads]
     active_grants: list[ActiveGrant]
+    ledger_checkpoint: LedgerCheckpoint | None
