@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
+
+# Typer 0.29 carries its own copy of Click: its usage errors are not the click package's.
+from typer._click.exceptions import ClickException
 
 from contracts import ContractError
 from hub.runtime import configure
 from hub.settings import get_settings
-from hub_cli import audit, clients, contracts, pipeline, users
+from hub_cli import audit, clients, contracts, pipeline, policies, users
 from hub_cli.common import UsageError
 
 app = typer.Typer(name="hub", help="Civic Data Hub", no_args_is_help=True,
@@ -22,6 +24,7 @@ app.add_typer(clients.keys, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(contracts.app, name="contracts")
 app.add_typer(users.app, name="users")
+app.add_typer(policies.app, name="policies")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,12 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="hub", standalone_mode=False)
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         return done.exit_code
-    except click.ClickException as exc:  # a usage mistake Click found: it says which
+    except ClickException as exc:  # a usage mistake Click found: it says which
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("stopped", file=sys.stderr)
         return 130
     except (UsageError, ContractError, FileNotFoundError) as exc:
