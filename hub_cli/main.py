@@ -15,7 +15,7 @@ from contracts import ContractError
 from hub.migrations import MigrationError
 from hub.runtime import configure
 from hub.settings import get_settings
-from hub_cli import audit, clients, contracts, pipeline, users
+from hub_cli import audit, clients, contracts, pipeline, policies, users
 from hub_cli.common import UsageError
 
 app = typer.Typer(name="hub", help="Civic Data Hub", no_args_is_help=True,
@@ -26,6 +26,7 @@ app.add_typer(clients.keys, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(contracts.app, name="contracts")
 app.add_typer(users.app, name="users")
+app.add_typer(policies.app, name="policies")
 
 
 def main(argv: list[str] | None = None) -> int:

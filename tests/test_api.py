@@ -189,6 +189,22 @@ def test_cursor_pages_continue_without_overlap(app_client, credentials):
     assert second["rows"] == by_offset["rows"]
 
 
+@pytest.mark.parametrize("role, dataset, key", [
+    ("social_services_analyst", "social_services.shelter_census", "census_date"),  # a date
+    ("transport_analyst", "transport.bike_counts", "counted_at"),  # a timestamp
+])
+def test_cursor_pages_continue_on_date_and_timestamp_keys(app_client, credentials, role,
+                                                          dataset, key):
+    headers = bearer(token_for(app_client, credentials, role))
+    rows = f"/datasets/{dataset}/rows"
+    first = app_client.get(rows, params={"limit": 5}, headers=headers)
+    assert first.status_code == 200, first.text
+    second = app_client.get(rows, params={"limit": 5, "cursor": first.json()["next_cursor"]},
+                            headers=headers).json()
+    by_offset = app_client.get(rows, params={"limit": 5, "offset": 5}, headers=headers).json()
+    assert [r[key] for r in second["rows"]] == [r[key] for r in by_offset["rows"]]
+
+
 @pytest.mark.parametrize("params, fragment", [
     ({"limit": 100000}, "limit: at most 1000"),
     ({"limit": 0}, "limit"),
@@ -207,7 +223,8 @@ def test_catalog_lists_only_granted_datasets(app_client, credentials):
         token_for(app_client, credentials, "transport_analyst"))).json()
     inspector = app_client.get("/datasets", headers=bearer(
         token_for(app_client, credentials, "health_inspector"))).json()
-    assert [d["id"] for d in analyst["datasets"]] == ["public_works.service_requests"]
+    assert [d["id"] for d in analyst["datasets"]] == ["public_works.service_requests",
+                                                      "transport.bike_counts"]
     assert analyst["datasets"][0]["owner"] == "public-works-data"
     # The health inspector sees health's own dataset, and none of public works'.
     assert [d["id"] for d in inspector["datasets"]] == ["health.restaurant_inspections"]
