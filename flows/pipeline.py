@@ -180,7 +180,7 @@ def _one(dataset_id: str, warehouse_url: str, settings: Settings) -> RunReport:
     try:
         return dataset_pipeline(dataset_id, warehouse_url, settings)
     except Exception as exc:  # outside the stages (its bookkeeping): this dataset only
-        return RunReport(dataset_id, failures=problems_of(exc, "record", dataset_id))
+        return RunReport(dataset_id, failures=problems_of(exc, "pipeline", dataset_id))
 
 
 def not_run(broken: dict[str, ContractError], wanted: list[str]) -> list[RunReport]:

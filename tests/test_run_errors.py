@@ -19,8 +19,10 @@ import pytest
 from prefect.states import Failed
 
 from contracts import ContractError, load_contract, load_each
+from flows.checks import Failure
 from flows.ingest import _secret, ingest
-from flows.problems import MissingSetting, kind_of, problems_of, worth_retrying
+from flows.pipeline import _one
+from flows.problems import MissingSetting, explain_build, kind_of, problems_of, worth_retrying
 from flows.sources.base import SchemaDrift
 from hub.settings import Settings
 from tests.conftest import REPO, own_warehouse
@@ -226,3 +228,24 @@ def test_a_missing_credential_names_its_variable(monkeypatch):
     monkeypatch.delenv("HUB_SOURCE_NOPE_KEY", raising=False)
     with pytest.raises(MissingSetting, match="HUB_SOURCE_NOPE_KEY is not set"):
         _secret("HUB_SOURCE_NOPE_KEY")
+
+
+def test_a_bug_outside_the_stages_fails_only_its_dataset(settings, prefect_harness):
+    # The pass's bookkeeping around the stages, failing: the dataset reports it, and the
+    # pass (here, the caller) carries on.
+    report = _one("nowhere.to_be_found", settings.database_url.get_secret_value(), settings)
+    [failure] = report.failures
+    assert (report.status, failure.rule, failure.engine) == ("failed", "pipeline", "hub")
+    assert "KeyError: 'nowhere.to_be_found'" in failure.message
+
+
+def test_a_model_that_breaks_otherwise_points_to_its_sql_and_dbts_log():
+    contract = load_contract(SHELTER)
+    broken = Failure("model stg_social_services__shelter_census", "dbt",
+                     'syntax error at or near "form"')
+    [said] = explain_build((broken, broken), contract, "postgresql://unused", "/h/dbt.log")
+    assert (said.rule, said.engine) == (broken.rule, "dbt")
+    assert said.message == ('syntax error at or near "form" (fix the model\'s SQL; '
+                            "dbt's log: /h/dbt.log)")
+    test_failure = Failure("not_null(census_date)", "dbt", "1 row(s) failed")
+    assert explain_build((test_failure,), contract, "postgresql://unused", "x") == [test_failure]
