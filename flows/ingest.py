@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from contracts import Contract
+from contracts import Contract, ContractError
 from contracts.source_config import ApiKeyAuth, FilesConfig, OAuth2Auth, RestConfig, SqlConfig
 from flows.load import ensure_raw_table, load_batch, read_cursor, read_manifest
+from flows.problems import MissingSetting
 from flows.sources.base import Batch
 from flows.sources.files import ChangedFile, read_files
 from flows.sources.guard import UnsafeSource, check_url
@@ -41,8 +42,7 @@ class LoadResult:
 def ingest(warehouse_url: str, contract: Contract, source_url: str, settings: Settings,
            progress: Callable[[int], None] | None = None) -> LoadResult:
     """Load everything new since the last committed position; return what was loaded."""
-    if contract.source is None:
-        raise ValueError(f"{contract.dataset_id}: the contract has no hubSource to ingest from")
+    check_source(contract)
     result, delivery_id = LoadResult(), uuid.uuid4()
     src = contract.source
     label = f"{src.kind}:{src.table if isinstance(src, SqlConfig) else urlsplit(source_url).path}"
@@ -61,6 +61,14 @@ def ingest(warehouse_url: str, contract: Contract, source_url: str, settings: Se
             if progress is not None:
                 progress(loaded)
     return result
+
+
+def check_source(contract: Contract) -> None:
+    """A contract without hubSource names nothing to ingest: its file must say where from."""
+    if contract.source is None:
+        raise ContractError(str(contract.path or contract.dataset_id), [(
+            "customProperties.hubSource", "missing: add it to say where the hub pulls the "
+            "dataset from (kind: sql, rest, files or mqtt)")])
 
 
 def read_ahead(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
@@ -164,7 +172,8 @@ def _copies(contract: Contract, url: str) -> bool:
 def _secret(name: str) -> str:
     value = os.environ.get(name)
     if not value:
-        raise RuntimeError(f"set {name}: the source's contract names it for its credentials")
+        raise MissingSetting(f"{name} is not set: set it to the credential the contract's "
+                             "hubSource.auth names it for")
     return value
 
 

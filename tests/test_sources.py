@@ -207,7 +207,7 @@ def test_a_header_fixed_upstream_is_drift_naming_the_near_match(tmp_path):
 
 def test_a_file_of_unknown_format_is_refused_by_name(tmp_path):
     (tmp_path / "census.xlsx").write_bytes(b"PK")
-    with pytest.raises(SchemaDrift, match="not .csv, .jsonl, .ndjson or .parquet"):
+    with pytest.raises(SchemaDrift, match="not .csv, .jsonl, .ndjson, .json or .parquet"):
         _files(tmp_path)
 
 
