@@ -62,34 +62,16 @@ def create_app(settings: Settings, warehouse_url: str,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Pools belong to the event loop that serves: built here, not at import.
-        options = _connection_options(settings)
-        pool = ConnectionPool(warehouse_url, min_size=1, max_size=10, kwargs=options, open=False)
-        # Autocommit: a lone statement (a revocation check, an audit insert) needs no
-        # BEGIN/COMMIT round trips; routes open a transaction where they need one.
-        apool = AsyncConnectionPool(warehouse_url, min_size=2, max_size=10,
-                                    kwargs=options | {"autocommit": True}, open=False)
-        audit_pool = AsyncConnectionPool(warehouse_url, min_size=1, max_size=1,
-                                         kwargs=options | {"autocommit": True}, open=False)
-        pool.open(wait=True)
-        await apool.open(wait=True)
-        await audit_pool.open(wait=True)
-        revocations = Revocations(warehouse_url, options)
+        pool, apool, audit_pool = await _open_pools(warehouse_url, settings)
+        revocations = Revocations(warehouse_url, _connection_options(settings))
         await revocations.start()
         app.state.hub = AppState(
             settings, pool, apool, GroupCommit(audit_pool), contracts, policy, key, tokens,
-            revocations,
-            load_pseudonym_key(settings),
+            revocations, load_pseudonym_key(settings),
             RateLimiter(settings.rate_limit_per_minute), RequestGrants(),
             ExternalIdP(settings) if settings.idp_issuer else None)
         _record_startup(pool, settings)
-        # What startup loaded (~100k objects) lives as long as the app: keep it out of the
-        # cyclic GC, whose full passes over it stalled every request in flight (~20 ms).
-        gc.freeze()
-        # A page of rows allocates thousands of containers: at the default threshold (700)
-        # a collection ran every few requests, ~4% of a worker's time. Cycles are rare
-        # here (most garbage goes by reference counting), so collect far less often.
-        gc.set_threshold(20_000, 10, 10)
+        _tune_gc()
         sealer.start()
         if on_ready:
             on_ready()
@@ -106,6 +88,34 @@ def create_app(settings: Settings, warehouse_url: str,
     openapi.install(app)
     _include_routes(app)
     return app
+
+
+async def _open_pools(warehouse_url: str, settings: Settings,
+                      ) -> tuple[ConnectionPool, AsyncConnectionPool, AsyncConnectionPool]:
+    """The sync pool, the async pool for routes, and the audit writer's own connection.
+    Pools belong to the event loop that serves: built in the lifespan, not at import."""
+    options = _connection_options(settings)
+    pool = ConnectionPool(warehouse_url, min_size=1, max_size=10, kwargs=options, open=False)
+    # Autocommit: a lone statement (a revocation check, an audit insert) needs no
+    # BEGIN/COMMIT round trips; routes open a transaction where they need one.
+    apool = AsyncConnectionPool(warehouse_url, min_size=2, max_size=10,
+                                kwargs=options | {"autocommit": True}, open=False)
+    audit_pool = AsyncConnectionPool(warehouse_url, min_size=1, max_size=1,
+                                     kwargs=options | {"autocommit": True}, open=False)
+    pool.open(wait=True)
+    await apool.open(wait=True)
+    await audit_pool.open(wait=True)
+    return pool, apool, audit_pool
+
+
+def _tune_gc() -> None:
+    # What startup loaded (~100k objects) lives as long as the app: keep it out of the
+    # cyclic GC, whose full passes over it stalled every request in flight (~20 ms).
+    gc.freeze()
+    # A page of rows allocates thousands of containers: at the default threshold (700)
+    # a collection ran every few requests, ~4% of a worker's time. Cycles are rare
+    # here (most garbage goes by reference counting), so collect far less often.
+    gc.set_threshold(20_000, 10, 10)
 
 
 def _include_routes(app: FastAPI) -> None:

@@ -212,7 +212,9 @@ def _next_cursor(contract: Contract, page: Page, records: list[dict]) -> str | N
     if len(records) < page.limit or not page.keyset or key not in page.query.select \
             or page.query.order:
         return None
-    return base64.urlsafe_b64encode(json.dumps([records[-1][key]]).encode()).decode()
+    # Dates and times travel as ISO text; the warehouse casts it back to the key's type.
+    last = json.dumps([records[-1][key]], default=lambda v: v.isoformat())
+    return base64.urlsafe_b64encode(last.encode()).decode()
 
 
 def decode_cursor(cursor: str) -> Any:
