@@ -239,12 +239,12 @@ def test_a_command_left_out_of_the_docs_is_caught():
 
 
 def test_a_command_or_option_that_does_not_exist_is_caught():
-    text = "`hub clients frobnicate NAME`, `hub audit verify --checkpoint FILE`, " \
+    text = "`hub clients frobnicate NAME`, `hub audit verify --since T`, " \
            "`hub contracts`\n```sh\nhub nope\n```\n"
     wrong = command_problems(text)[1]
     assert wrong == ["`hub clients frobnicate NAME`: there is no command "
                      "`hub clients frobnicate`",
-                     "`hub audit verify --checkpoint FILE`: no option --checkpoint",
+                     "`hub audit verify --since T`: no option --since",
                      "`hub nope`: there is no command `hub nope`"]
 
 
