@@ -14,6 +14,7 @@ from api import errors
 from api.deps import AppState, RequestGrants
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
+from api.request_ids import RequestIds
 from api.revocations import Revocations
 from api.routes import (
     access_requests,
@@ -64,54 +65,63 @@ def create_app(settings: Settings, warehouse_url: str,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Pools belong to the event loop that serves: built here, not at import.
         options = _connection_options(settings)
-        pool = ConnectionPool(warehouse_url, min_size=1, max_size=10, kwargs=options, open=False)
-        # Autocommit: a lone statement (a revocation check, an audit insert) needs no
-        # BEGIN/COMMIT round trips; routes open a transaction where they need one.
-        apool = AsyncConnectionPool(warehouse_url, min_size=2, max_size=10,
-                                    kwargs=options | {"autocommit": True}, open=False)
-        audit_pool = AsyncConnectionPool(warehouse_url, min_size=1, max_size=1,
-                                         kwargs=options | {"autocommit": True}, open=False)
-        pool.open(wait=True)
-        await apool.open(wait=True)
-        await audit_pool.open(wait=True)
+        pool, apool, audit_pool = await _open_pools(warehouse_url, options)
         revocations = Revocations(warehouse_url, options)
         await revocations.start()
         app.state.hub = AppState(
             settings, pool, apool, GroupCommit(audit_pool), contracts, policy, key, tokens,
-            revocations,
-            load_pseudonym_key(settings),
-            RateLimiter(settings.rate_limit_per_minute), RequestGrants(),
-            ExternalIdP(settings) if settings.idp_issuer else None)
+            revocations, load_pseudonym_key(settings), RateLimiter(settings.rate_limit_per_minute),
+            RequestGrants(), ExternalIdP(settings) if settings.idp_issuer else None)
         _record_startup(pool, settings)
-        # What startup loaded (~100k objects) lives as long as the app: keep it out of the
-        # cyclic GC, whose full passes over it stalled every request in flight (~20 ms).
-        gc.freeze()
-        # A page of rows allocates thousands of containers: at the default threshold (700)
-        # a collection ran every few requests, ~4% of a worker's time. Cycles are rare
-        # here (most garbage goes by reference counting), so collect far less often.
-        gc.set_threshold(20_000, 10, 10)
+        _tune_gc()
         sealer.start()
         if on_ready:
             on_ready()
         yield
         sealer.stop()
         await revocations.stop()
-        await audit_pool.close()
-        await apool.close()
-        pool.close()
+        await _close_pools(pool, apool, audit_pool)
 
     app = FastAPI(title="Civic Data Hub", version="0.1.0", lifespan=lifespan,
                   description="Shared city datasets under data contracts and access policies.")
     errors.install(app)
-    app.include_router(oauth.router)
-    app.include_router(authorize.router)
-    app.include_router(datasets.router)
-    app.include_router(access_requests.router)
-    app.include_router(contract_routes.router)
-    app.include_router(notifications.router)
-    app.include_router(audit.router)
-    app.include_router(transparency.router)
+    app.add_middleware(RequestIds)  # before anything can fail: every error carries the id
+    for module in (oauth, authorize, datasets, access_requests, contract_routes, notifications,
+                   audit, transparency):
+        app.include_router(module.router)
     return app
+
+
+async def _open_pools(warehouse_url: str, options: dict[str, str]
+                      ) -> tuple[ConnectionPool, AsyncConnectionPool, AsyncConnectionPool]:
+    """The admin routes' pool, the async routes' pool and the audit writer's own."""
+    pool = ConnectionPool(warehouse_url, min_size=1, max_size=10, kwargs=options, open=False)
+    # Autocommit: a lone statement (a revocation check, an audit insert) needs no
+    # BEGIN/COMMIT round trips; routes open a transaction where they need one.
+    apool = AsyncConnectionPool(warehouse_url, min_size=2, max_size=10,
+                                kwargs=options | {"autocommit": True}, open=False)
+    audit_pool = AsyncConnectionPool(warehouse_url, min_size=1, max_size=1,
+                                     kwargs=options | {"autocommit": True}, open=False)
+    pool.open(wait=True)
+    await apool.open(wait=True)
+    await audit_pool.open(wait=True)
+    return pool, apool, audit_pool
+
+
+async def _close_pools(pool: ConnectionPool, *pools: AsyncConnectionPool) -> None:
+    for each in pools:
+        await each.close()
+    pool.close()
+
+
+def _tune_gc() -> None:
+    # What startup loaded (~100k objects) lives as long as the app: keep it out of the
+    # cyclic GC, whose full passes over it stalled every request in flight (~20 ms).
+    gc.freeze()
+    # A page of rows allocates thousands of containers: at the default threshold (700)
+    # a collection ran every few requests, ~4% of a worker's time. Cycles are rare
+    # here (most garbage goes by reference counting), so collect far less often.
+    gc.set_threshold(20_000, 10, 10)
 
 
 def _record_startup(pool: ConnectionPool, settings: Settings) -> None:
