@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
+import psycopg
 from fastapi import Depends, Request, Response
 from joserfc.jwk import ECKey, KeySet
 from psycopg import AsyncConnection
@@ -26,6 +28,8 @@ from contracts import Contract
 from hub.access_requests import approved_grants
 from hub.audit import AuditEvent, GroupCommit
 from hub.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -115,8 +119,15 @@ def request_event(request: Request, kind: str, principal: Principal | None = Non
 
 
 async def record_now(state: AppState, event: AuditEvent) -> None:
-    """Write one audit event; return once it is committed."""
-    await state.audit.write(event)
+    """Write one audit event; return once it is committed. If it cannot be written, the
+    request ends here with 503: what it was about to send never leaves unrecorded."""
+    try:
+        await state.audit.write(event)
+    except psycopg.Error as exc:
+        log.error("audit record of request %s not written: %s", event.request_id, exc)
+        raise ApiError(503, "audit_unavailable", "the hub could not record this request in "
+                       "its audit log, so it sent nothing; try again shortly, and if it keeps "
+                       "failing quote the request_id to the hub's operators") from None
 
 
 async def request_id(request: Request) -> str:

@@ -14,6 +14,7 @@ from api import errors, openapi
 from api.deps import AppState, RequestGrants
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
+from api.request_ids import RequestIds
 from api.revocations import Revocations
 from api.routes import (
     access_requests,
@@ -78,13 +79,12 @@ def create_app(settings: Settings, warehouse_url: str,
         yield
         sealer.stop()
         await revocations.stop()
-        await audit_pool.close()
-        await apool.close()
-        pool.close()
+        await _close_pools(pool, apool, audit_pool)
 
     app = FastAPI(title="Civic Data Hub", version="0.1.0", lifespan=lifespan,
                   description="Shared city datasets under data contracts and access policies.")
     errors.install(app)
+    app.add_middleware(RequestIds)  # before anything can fail: every error carries the id
     openapi.install(app)
     _include_routes(app)
     return app
@@ -106,6 +106,12 @@ async def _open_pools(warehouse_url: str, settings: Settings,
     await apool.open(wait=True)
     await audit_pool.open(wait=True)
     return pool, apool, audit_pool
+
+
+async def _close_pools(pool: ConnectionPool, *pools: AsyncConnectionPool) -> None:
+    for each in pools:
+        await each.close()
+    pool.close()
 
 
 def _tune_gc() -> None:
