@@ -318,7 +318,7 @@ class LedgerCheckpoint(BaseModel):
     later refuses a ledger that ends before it."""
     last_seq: int
     head_hash: str
-    signed_at: datetime
+    signed_at: str  # the text that was signed: re-rendering it would break the signature
     key_id: str
     signature: str
     public_key_sha256: str

@@ -198,4 +198,4 @@ def test_cli_reports_a_broken_policy_file_and_exits_2(tmp_path, home):
     (policies / "p.yaml").write_text("roles: {r: {department: x, scopes: [rows:write]}}")
     result = hub("policies", "test", str(SHIPPED), env=home | {"HUB_POLICIES_DIR": str(policies)})
     assert result.returncode == 2
-    assert "p.yaml: roles.r.scopes: unknown scope 'rows:write'" in result.stderr
+    assert "p.yaml: roles.r.scopes[0]: unknown scope 'rows:write'" in result.stderr
