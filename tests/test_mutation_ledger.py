@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hub.ledger import EVENT_COLUMNS, GENESIS, Checkpoint, entry_hash, sign
+from hub.ledger import EVENT_COLUMNS, GENESIS, entry_hash, sign
 from hub.ledger_verify import Entry, Problem, check_known, signed, verify_entries
 
 KEY = Ed25519PrivateKey.generate()
@@ -271,7 +271,9 @@ def test_an_edited_export_is_located(tmp_path, fmt, name):
     path = write_export(tmp_path / name, entries, [checkpoint(entries, 4)], later(), fmt)
     path.write_text(path.read_text().replace('"rows_returned": 102', '"rows_returned": 9')
                     .replace('""rows_returned"": 102', '""rows_returned"": 9'))
-    assert [p[:2] for p in export_problems(path)] == [("edited", 2)]
+    assert export_problems(path) == [("edited", 2, "entry seq 2 (event 102) does not match "
+                                                   "its hash: edited, or swapped with another "
+                                                   "entry")]
 
 
 def test_an_export_without_entries_says_so(tmp_path):
@@ -319,6 +321,38 @@ def test_a_known_checkpoint_is_checked_against_the_export(tmp_path):
         ("rewritten", 3), ("deleted", 3)]
 
 
+def resigned(cp, signed_at: str):
+    """`cp` signed again, as of `signed_at`."""
+    unsigned = replace(cp, signed_at=signed_at, signature="")
+    return replace(unsigned, signature=base64.b64encode(KEY.sign(unsigned.payload())).decode())
+
+
+def test_the_export_keeps_its_own_problems_beside_the_known_checkpoints(tmp_path):
+    entries = chain(4)
+    cp = checkpoint(entries, 4)
+    path = write_export(tmp_path / "e.jsonl", entries, [cp], later())
+    path.write_text(path.read_text().replace('"rows_returned": 102', '"rows_returned": 9'))
+    assert [p[:2] for p in export_problems(path, known=cp)] == [("edited", 2)]
+
+
+def test_only_seqs_inside_the_export_must_still_hold_the_known_checkpoint(tmp_path):
+    whole = chain(9)
+    path = write_export(tmp_path / "e.jsonl", whole[3:6],
+                        [checkpoint(whole, 6), checkpoint(whole, 9)], later())
+    assert export_problems(path, known=checkpoint(whole, 3)) == []  # before the export
+    assert export_problems(path, known=checkpoint(whole, 7)) == []  # after its entries
+    assert [p[:2] for p in export_problems(path, known=checkpoint(whole, 4))] == [
+        ("deleted", 4)]  # its first entry: the file should carry it
+
+
+def test_a_known_checkpoint_time_with_a_zone_is_compared_as_that_instant(tmp_path):
+    entries = chain(4)
+    known = resigned(checkpoint(entries, 4), "2026-01-01T13:00:00+02:00")  # 11:00 UTC
+    path = write_export(tmp_path / "e.jsonl", entries, [known],
+                        datetime(2026, 1, 1, 12, 0, tzinfo=UTC))
+    assert export_problems(path, known=known) == []
+
+
 def test_a_known_checkpoint_newer_than_the_export_is_a_usage_mistake(tmp_path):
     entries = chain(4)
     exported = datetime(2026, 1, 1, tzinfo=UTC)
@@ -341,8 +375,7 @@ def test_a_known_checkpoint_signed_at_the_export_time_is_not_newer(tmp_path):
 
 def test_a_known_checkpoint_time_without_a_zone_is_read_as_utc(tmp_path):
     entries = chain(4)
-    unsigned = Checkpoint(None, 4, entries[3].hash, "2026-01-01T12:00:00", "k", "")
-    known = replace(unsigned, signature=base64.b64encode(KEY.sign(unsigned.payload())).decode())
+    known = resigned(checkpoint(entries, 4), "2026-01-01T12:00:00")
     path = write_export(tmp_path / "e.jsonl", entries, [known],
                         datetime(2026, 1, 1, 12, 30, tzinfo=UTC))
     assert export_problems(path, known=known) == []  # 12:00 is read as 12:00 UTC
@@ -422,6 +455,16 @@ def test_a_report_or_a_single_checkpoint_is_read(tmp_path, wrap):
     cp = checkpoint(chain(3), 3)
     (tmp_path / "c.json").write_text(json.dumps(wrap(cp), indent=2))
     assert read_checkpoint_file(tmp_path / "c.json").public_record() == cp.public_record()
+
+
+def test_a_record_of_another_type_is_no_checkpoint(tmp_path):
+    from hub.ledger_verify import read_checkpoint_file
+
+    cp = checkpoint(chain(5), 5)
+    other = {"type": "summary", **replace(cp, last_seq=99).public_record()}
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps(other) + "\n" + json.dumps({"type": "checkpoint", **cp.__dict__}))
+    assert read_checkpoint_file(path) == cp
 
 
 @pytest.mark.parametrize("content, message", [

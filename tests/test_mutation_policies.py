@@ -74,7 +74,7 @@ def test_a_role_without_a_grant_of_this_dataset_is_denied():
     other = grant(dataset="health.visits")
     decision = decide(policy(other, grant(roles=frozenset({"clerk"}))), role="analyst",
                       contract=CONTRACT, today=DAY)
-    assert not decision.allowed
+    assert decision.allowed is False
     assert decision.reason == "no grant of works.requests to role analyst"
 
 
@@ -95,6 +95,7 @@ def test_grant_window_is_inclusive_at_both_ends(valid_from, valid_until, allowed
 def test_an_expired_grant_is_denied_naming_it_and_the_day():
     g = grant("old", valid_until=date(2026, 6, 14))
     decision = decide(policy(g), role="analyst", contract=CONTRACT, today=DAY)
+    assert decision.allowed is False
     assert decision.reason == "grant old is not valid on 2026-06-15"
     assert decision.columns == () and decision.grant is None
 
