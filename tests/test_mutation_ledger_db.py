@@ -53,9 +53,9 @@ def times(url: str) -> dict[int, datetime]:
                                  " join audit.events e using (event_id)").fetchall())
 
 
-def export_of(url: str, path, since, until, fmt="jsonl") -> int:
-    with psycopg.connect(url) as conn:
-        return export(conn, path, since, until, fmt)
+def export_of(url: str, path, since, until, fmt=None) -> int:
+    with psycopg.connect(url) as conn:  # no fmt: the default, JSON lines
+        return export(conn, path, since, until, *([fmt] if fmt else []))
 
 
 def records(path) -> list[dict]:
@@ -74,6 +74,32 @@ def test_the_chain_is_walked_in_seq_order_with_its_events(url):
     assert all(e.event_id == e.event["event_id"] for e in entries)
     assert entries[0].prev_hash == ledger.GENESIS and entries[1].prev_hash == entries[0].hash
     assert verify_entries(entries, cps, KEY.public_key()).ok
+
+
+def test_the_walk_reads_through_a_server_side_cursor(url):
+    # Verification walks millions of entries: they must not all be pulled in at once.
+    with psycopg.connect(url) as conn:
+        walk = db_entries(conn)
+        next(walk)
+        assert conn.execute("select count(*) from pg_cursors").fetchone()[0] == 1
+        assert len(list(walk)) == 8
+
+
+def test_a_ledger_longer_than_a_page_is_walked_to_its_end(server_url):
+    url = build(server_url, [list(range(1, 131))])
+    with psycopg.connect(url) as conn:
+        seqs = [e.seq for e in db_entries(conn)]
+    drop_database(server_url, url.rsplit("/", 1)[1])
+    assert seqs == list(range(1, 131))
+
+
+def test_an_export_ending_on_a_checkpoint_stops_there(url, tmp_path):
+    at = times(url)
+    path = tmp_path / "three.jsonl"
+    assert export_of(url, path, at[3], at[3] + TICK) == 1
+    written = records(path)
+    assert [r["last_seq"] for r in written if r["type"] == "checkpoint"] == [3, 9]
+    assert verify_export(path, ledger.public_pem(KEY)).ok
 
 
 def test_checkpoints_are_read_in_the_order_they_were_signed(url):
