@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from access_policies import load_policies
-from api import errors, openapi
+from api import errors, openapi, refusals
 from api.deps import AppState, RequestGrants
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
@@ -33,6 +33,7 @@ from api.security import (
 )
 from contracts import load_all
 from hub.audit import AuditEvent, GroupCommit, record, record_file_changes
+from hub.refusals import RefusalLog
 from hub.sealer import Sealer
 from hub.settings import Settings
 
@@ -76,11 +77,13 @@ def create_app(settings: Settings, warehouse_url: str,
         await audit_pool.open(wait=True)
         revocations = Revocations(warehouse_url, options)
         await revocations.start()
+        audit = GroupCommit(audit_pool)
         app.state.hub = AppState(
-            settings, pool, apool, GroupCommit(audit_pool), contracts, policy, key, tokens,
+            settings, pool, apool, audit, contracts, policy, key, tokens,
             revocations,
             load_pseudonym_key(settings),
             RateLimiter(settings.rate_limit_per_minute), RequestGrants(),
+            RefusalLog(audit.write),
             ExternalIdP(settings) if settings.idp_issuer else None)
         _record_startup(pool, settings)
         # What startup loaded (~100k objects) lives as long as the app: keep it out of the
@@ -94,6 +97,7 @@ def create_app(settings: Settings, warehouse_url: str,
         if on_ready:
             on_ready()
         yield
+        await app.state.hub.refusals.close()  # refusals still counted, before the seal
         sealer.stop()
         await revocations.stop()
         await audit_pool.close()
@@ -102,7 +106,7 @@ def create_app(settings: Settings, warehouse_url: str,
 
     app = FastAPI(title="Civic Data Hub", version="0.1.0", lifespan=lifespan,
                   description="Shared city datasets under data contracts and access policies.")
-    errors.install(app)
+    errors.install(app, refusals.record_refusal)
     openapi.install(app)
     _include_routes(app)
     return app
