@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from joserfc.jwk import ECKey
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from access_policies import load_policies
+from access_policies import Policy, load_policies
 from api import errors, openapi, refusals
 from api.deps import AppState, RequestGrants
 from api.idp import ExternalIdP
@@ -31,7 +32,7 @@ from api.security import (
     load_signing_key,
     verification_keys,
 )
-from contracts import load_all
+from contracts import Contract, load_all
 from hub.audit import AuditEvent, GroupCommit, record, record_file_changes
 from hub.refusals import RefusalLog
 from hub.sealer import Sealer
@@ -63,29 +64,9 @@ def create_app(settings: Settings, warehouse_url: str,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Pools belong to the event loop that serves: built here, not at import.
-        options = _connection_options(settings)
-        pool = ConnectionPool(warehouse_url, min_size=1, max_size=10, kwargs=options, open=False)
-        # Autocommit: a lone statement (a revocation check, an audit insert) needs no
-        # BEGIN/COMMIT round trips; routes open a transaction where they need one.
-        apool = AsyncConnectionPool(warehouse_url, min_size=2, max_size=10,
-                                    kwargs=options | {"autocommit": True}, open=False)
-        audit_pool = AsyncConnectionPool(warehouse_url, min_size=1, max_size=1,
-                                         kwargs=options | {"autocommit": True}, open=False)
-        pool.open(wait=True)
-        await apool.open(wait=True)
-        await audit_pool.open(wait=True)
-        revocations = Revocations(warehouse_url, options)
-        await revocations.start()
-        audit = GroupCommit(audit_pool)
-        app.state.hub = AppState(
-            settings, pool, apool, audit, contracts, policy, key, tokens,
-            revocations,
-            load_pseudonym_key(settings),
-            RateLimiter(settings.rate_limit_per_minute), RequestGrants(),
-            RefusalLog(audit.write),
-            ExternalIdP(settings) if settings.idp_issuer else None)
-        _record_startup(pool, settings)
+        state = await _open_state(settings, warehouse_url, contracts, policy, key, tokens)
+        app.state.hub = state
+        _record_startup(state.pool, settings)
         # What startup loaded (~100k objects) lives as long as the app: keep it out of the
         # cyclic GC, whose full passes over it stalled every request in flight (~20 ms).
         gc.freeze()
@@ -97,12 +78,12 @@ def create_app(settings: Settings, warehouse_url: str,
         if on_ready:
             on_ready()
         yield
-        await app.state.hub.refusals.close()  # refusals still counted, before the seal
+        await state.refusals.close()  # refusals still counted: on record before the seal
         sealer.stop()
-        await revocations.stop()
-        await audit_pool.close()
-        await apool.close()
-        pool.close()
+        await state.revocations.stop()
+        await state.audit.pool.close()
+        await state.apool.close()
+        state.pool.close()
 
     app = FastAPI(title="Civic Data Hub", version="0.1.0", lifespan=lifespan,
                   description="Shared city datasets under data contracts and access policies.")
@@ -110,6 +91,31 @@ def create_app(settings: Settings, warehouse_url: str,
     openapi.install(app)
     _include_routes(app)
     return app
+
+
+async def _open_state(settings: Settings, warehouse_url: str, contracts: dict[str, Contract],
+                      policy: Policy, key: ECKey, tokens: VerifiedTokens) -> AppState:
+    """The pools, listeners and limits of a serving app."""
+    # Pools belong to the event loop that serves: built here, not at import.
+    options = _connection_options(settings)
+    pool = ConnectionPool(warehouse_url, min_size=1, max_size=10, kwargs=options, open=False)
+    # Autocommit: a lone statement (a revocation check, an audit insert) needs no
+    # BEGIN/COMMIT round trips; routes open a transaction where they need one.
+    apool = AsyncConnectionPool(warehouse_url, min_size=2, max_size=10,
+                                kwargs=options | {"autocommit": True}, open=False)
+    audit_pool = AsyncConnectionPool(warehouse_url, min_size=1, max_size=1,
+                                     kwargs=options | {"autocommit": True}, open=False)
+    pool.open(wait=True)
+    await apool.open(wait=True)
+    await audit_pool.open(wait=True)
+    revocations = Revocations(warehouse_url, options)
+    await revocations.start()
+    audit = GroupCommit(audit_pool)
+    return AppState(
+        settings, pool, apool, audit, contracts, policy, key, tokens, revocations,
+        load_pseudonym_key(settings), RateLimiter(settings.rate_limit_per_minute),
+        RequestGrants(), RefusalLog(audit.write),
+        ExternalIdP(settings) if settings.idp_issuer else None)
 
 
 def _include_routes(app: FastAPI) -> None:
