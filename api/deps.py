@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -19,7 +18,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
 from access_policies import Grant, Policy
-from api.errors import ApiError, forbidden, unauthorized
+from api.errors import ApiError, ensure_request_id, forbidden, unauthorized
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
 from api.revocations import Revocations
@@ -27,6 +26,7 @@ from api.security import VerifiedTokens
 from contracts import Contract
 from hub.access_requests import approved_grants
 from hub.audit import AuditEvent, GroupCommit
+from hub.refusals import RefusalLog
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class AppState:
     pseudonym_key: bytes
     limiter: RateLimiter
     request_grants: RequestGrants
+    refusals: RefusalLog  # refused requests' records, at most one per client and reason a second
     idp: ExternalIdP | None = None
 
     @property
@@ -131,9 +132,7 @@ async def record_now(state: AppState, event: AuditEvent) -> None:
 
 
 async def request_id(request: Request) -> str:
-    if not getattr(request.state, "request_id", None):
-        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-    return request.state.request_id
+    return ensure_request_id(request)
 
 
 async def authenticate(request: Request, state: AppState,
@@ -158,10 +157,13 @@ async def authenticate(request: Request, state: AppState,
             department=str(claims.get("department", "")),
             scopes=frozenset(str(claims.get("scope", "")).split()),
         )
+    request.state.principal = principal  # who a refusal from here on is recorded against
     wait = state.limiter.retry_after(principal.client_id)
     if wait is not None:
+        # The wait differs request by request; the recorded reason does not, so a flood
+        # of 429s shares one record a second (hub/refusals.py).
         raise ApiError(429, "rate_limited", f"too many requests; retry in {wait} s",
-                       {"Retry-After": str(wait)})
+                       {"Retry-After": str(wait)}, audit={"reason": "over the rate limit"})
     return principal
 
 

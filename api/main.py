@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from joserfc.jwk import ECKey
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from access_policies import load_policies
-from api import errors, openapi
+from access_policies import Policy, load_policies
+from api import errors, openapi, refusals
 from api.deps import AppState, RequestGrants
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
@@ -32,8 +33,9 @@ from api.security import (
     load_signing_key,
     verification_keys,
 )
-from contracts import load_all
+from contracts import Contract, load_all
 from hub.audit import AuditEvent, GroupCommit, record, record_file_changes
+from hub.refusals import RefusalLog
 from hub.sealer import Sealer
 from hub.settings import Settings
 
@@ -63,37 +65,34 @@ def create_app(settings: Settings, warehouse_url: str,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool, apool, audit_pool = await _open_pools(warehouse_url, settings)
-        revocations = Revocations(warehouse_url, _connection_options(settings))
-        await revocations.start()
-        app.state.hub = AppState(
-            settings, pool, apool, GroupCommit(audit_pool), contracts, policy, key, tokens,
-            revocations, load_pseudonym_key(settings),
-            RateLimiter(settings.rate_limit_per_minute), RequestGrants(),
-            ExternalIdP(settings) if settings.idp_issuer else None)
-        _record_startup(pool, settings)
+        state = await _open_state(settings, warehouse_url, contracts, policy, key, tokens)
+        app.state.hub = state
+        _record_startup(state.pool, settings)
         _tune_gc()
         sealer.start()
         if on_ready:
             on_ready()
         yield
+        await state.refusals.close()  # refusals still counted: on record before the seal
         sealer.stop()
-        await revocations.stop()
-        await _close_pools(pool, apool, audit_pool)
+        await state.revocations.stop()
+        await state.audit.pool.close()
+        await state.apool.close()
+        state.pool.close()
 
     app = FastAPI(title="Civic Data Hub", version="0.1.0", lifespan=lifespan,
                   description="Shared city datasets under data contracts and access policies.")
-    errors.install(app)
+    errors.install(app, refusals.record_refusal)
     app.add_middleware(RequestIds)  # before anything can fail: every error carries the id
     openapi.install(app)
     _include_routes(app)
     return app
 
 
-async def _open_pools(warehouse_url: str, settings: Settings,
-                      ) -> tuple[ConnectionPool, AsyncConnectionPool, AsyncConnectionPool]:
-    """The sync pool, the async pool for routes, and the audit writer's own connection.
-    Pools belong to the event loop that serves: built in the lifespan, not at import."""
+async def _open_state(settings: Settings, warehouse_url: str, contracts: dict[str, Contract],
+                      policy: Policy, key: ECKey, tokens: VerifiedTokens) -> AppState:
+    """The pools, listeners and limits of a serving app."""
+    # Pools belong to the event loop that serves: built here, not at import.
     options = _connection_options(settings)
     pool = ConnectionPool(warehouse_url, min_size=1, max_size=10, kwargs=options, open=False)
     # Autocommit: a lone statement (a revocation check, an audit insert) needs no
@@ -105,13 +104,14 @@ async def _open_pools(warehouse_url: str, settings: Settings,
     pool.open(wait=True)
     await apool.open(wait=True)
     await audit_pool.open(wait=True)
-    return pool, apool, audit_pool
-
-
-async def _close_pools(pool: ConnectionPool, *pools: AsyncConnectionPool) -> None:
-    for each in pools:
-        await each.close()
-    pool.close()
+    revocations = Revocations(warehouse_url, options)
+    await revocations.start()
+    audit = GroupCommit(audit_pool)
+    return AppState(
+        settings, pool, apool, audit, contracts, policy, key, tokens, revocations,
+        load_pseudonym_key(settings), RateLimiter(settings.rate_limit_per_minute),
+        RequestGrants(), RefusalLog(audit.write),
+        ExternalIdP(settings) if settings.idp_issuer else None)
 
 
 def _tune_gc() -> None:

@@ -19,7 +19,6 @@ from api.deps import (
     RequestIdDep,
     StateDep,
     authenticate,
-    record_now,
     request_event,
 )
 from api.errors import ApiError, forbidden
@@ -32,14 +31,10 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 
 
 async def auditor(request: Request, state: StateDep, _rid: RequestIdDep) -> Principal:
-    """A dependency: the caller, holding `audit:read`. Refusals are on record too."""
-    try:
-        principal = await authenticate(request, state)
-        principal.require("audit:read")
-    except ApiError as exc:
-        await record_now(state, request_event(request, "audit.denied", decision="deny",
-                                              reason=exc.description, status_code=exc.status))
-        raise
+    """A dependency: the caller, holding `audit:read`. Refusals are on record too
+    (`audit.denied`, by the error handlers: api/refusals.py)."""
+    principal = await authenticate(request, state)
+    principal.require("audit:read")
     return principal
 
 
@@ -113,7 +108,9 @@ select p.*, coalesce(rc.columns, '{}') as columns
 from per_reader p left join reader_columns rc using (client_id, role, department, purpose)
 order by p.rows desc
 """
-DENIED = """select count(*) as n from audit.events where kind = 'data.denied' and dataset = %s
+# A refusal record may stand for several refusals (hub/refusals.py): its detail.count.
+DENIED = """select coalesce(sum(coalesce((detail->>'count')::int, 1)), 0) as n
+            from audit.events where kind = 'data.denied' and dataset = %s
             and occurred_at >= %s and occurred_at < %s"""
 
 

@@ -1,8 +1,10 @@
 """Shared datasets: the caller's catalog and the rows, under the access policies.
 
-Every request here leaves one audit row, allowed or denied. For an allowed read the
-audit row is committed after the rows are fetched and before the response is built: no
-data leaves without its record (if the record cannot be written, the request fails).
+Every request here is on record, allowed or refused. For an allowed read the audit row
+is committed after the rows are fetched and before the response is built: no data leaves
+without its record (if the record cannot be written, the request fails). Refusals are
+recorded by the error handlers (api/refusals.py), at most one record per client and
+reason a second, each with the count of refusals it stands for.
 
 These routes serve most of the API's traffic, so they are async end to end (async pool,
 no thread-pool hops); see bench/api.py.
@@ -32,7 +34,7 @@ from api.deps import (
     record_now,
     request_event,
 )
-from api.errors import ApiError, forbidden
+from api.errors import ApiError
 from api.models import Catalog, DatasetDetail, DatasetSummary, RowsPage, ValidationReports
 from api.openapi import token_scopes
 from contracts import Contract, load_contract_text
@@ -57,7 +59,7 @@ ROWS_AS_TEXT = {
 async def list_datasets(request: Request, state: StateDep, _rid: RequestIdDep) -> Catalog:
     """The datasets the caller may read, with owner, description and schema."""
     async with state.apool.connection() as conn:
-        principal = await _authorize(request, state, conn, dataset=None)
+        principal = await _authorize(request, state, conn)
         grants = await state.request_grants.current(conn)
         visible = [c for c in state.contracts.values()
                    if _decision(state, principal, c, grants).allowed]
@@ -184,7 +186,7 @@ async def _older_major(state: AppState, dataset_id: str, major: int) -> tuple[Co
     return older, f"{older.relation_name}__v{major}"
 
 
-# ---------- authorisation (every denial is audited before it is raised)
+# ---------- authorisation (refusals are audited by the error handlers: api/refusals.py)
 
 
 # A request holds one pooled connection for its reads (revocation check, grants, rows):
@@ -192,32 +194,26 @@ async def _older_major(state: AppState, dataset_id: str, major: int) -> tuple[Co
 # go through state.audit, which has a pool of its own.
 
 
-async def _authorize(request: Request, state: AppState, conn: AsyncConnection,
-                     dataset: str | None) -> Principal:
-    try:
-        principal = await authenticate(request, state, conn)
-        principal.require("datasets:read")
-    except ApiError as exc:
-        await _audit_denial(request, state, None, dataset, exc)
-        raise
-    request.state.principal = principal
+async def _authorize(request: Request, state: AppState, conn: AsyncConnection) -> Principal:
+    principal = await authenticate(request, state, conn)
+    principal.require("datasets:read")
     return principal
 
 
 async def _admit(request: Request, state: AppState, conn: AsyncConnection,
                  dataset_id: str) -> tuple[Principal, Contract, Decision]:
     """The caller, the dataset's contract and the caller's grant on it; else 401/403."""
-    principal = await _authorize(request, state, conn, dataset_id)
+    principal = await _authorize(request, state, conn)
     contract = state.contracts.get(dataset_id)
     decision = None
     if contract is not None:
         decision = _decision(state, principal, contract, await state.request_grants.current(conn))
     if contract is None or not decision.allowed:
-        # Unknown and not-granted look alike, so ids of hidden datasets do not leak.
+        # Unknown and not-granted look alike, so ids of hidden datasets do not leak; the
+        # audit record keeps the true reason.
         reason = decision.reason if decision else f"unknown dataset {dataset_id!r}"
-        error = forbidden(f"no grant lets role {principal.role} read dataset {dataset_id!r}")
-        await _audit_denial(request, state, principal, dataset_id, error, reason)
-        raise error
+        raise ApiError(403, "access_denied", f"no grant lets role {principal.role} read "
+                       f"dataset {dataset_id!r}", audit={"reason": reason})
     return principal, contract, decision
 
 
@@ -226,12 +222,6 @@ def _decision(state: AppState, principal: Principal, contract: Contract,
     return decide(state.policy, role=principal.role, contract=contract,
                   today=datetime.now(UTC).date(), client_id=principal.client_id,
                   extra=requested)
-
-
-async def _audit_denial(request: Request, state: AppState, principal: Principal | None,
-                        dataset: str | None, error: ApiError, reason: str | None = None) -> None:
-    await record_now(state, _event(request, "data.denied", principal, dataset, "deny",
-                                   reason or error.description, error.status))
 
 
 def _event(request: Request, kind: str, principal: Principal | None, dataset: str | None,
