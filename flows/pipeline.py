@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import psycopg
 from prefect import flow
 
-from access_policies import load_policies
+from access_policies import Policy, load_policies
 from contracts import Contract, load_all
 from contracts.diff import semver
 from flows import build
@@ -32,6 +32,7 @@ from flows.stages import (
 )
 from hub.audit import AuditEvent, record, record_file_changes
 from hub.bootstrap import bootstrap
+from hub.catalog import in_force, retired_on
 from hub.notifications import notify
 from hub.registry import RegistrationRefused, latest_version, register
 from hub.settings import Settings, get_settings
@@ -53,11 +54,15 @@ class RunReport:
 
 
 @flow(name="dataset-pipeline", log_prints=False)
-def dataset_pipeline(dataset_id: str, warehouse_url: str, settings: Settings) -> RunReport:
+def dataset_pipeline(contract: Contract, warehouse_url: str, settings: Settings) -> RunReport:
     """One pass for one dataset; never raises for a contract failure, reports it instead."""
-    contract = load_all(settings.contracts_dir)[dataset_id]
     run_id, started = uuid.uuid4(), datetime.now(UTC)
-    report = RunReport(dataset_id)
+    report = RunReport(contract.dataset_id)
+    if contract.source is None:
+        report.failures = [Failure("contract", "registry", "the contract has no "
+                                   "customProperties.hubSource: add one saying where the "
+                                   "dataset's data comes from (kind: sql, rest, files, mqtt)")]
+        return report
     try:
         loaded = ingest_flow(contract, warehouse_url, settings)
         report.rows_loaded, report.warnings = loaded.rows, loaded.warnings
@@ -125,25 +130,42 @@ def _record(warehouse_url: str, run_id: uuid.UUID, started: datetime, report: Ru
 
 def run_all(dataset_id: str | None = None, settings: Settings | None = None,
             stand_in: StandIn | None = None) -> list[RunReport]:
-    """One pipeline pass over every dataset (or one); each dataset fails on its own.
-    `stand_in` provides demo systems for sources with a sample and no URL."""
+    """One pipeline pass over every dataset the registry holds in force (or one); each
+    dataset fails on its own. The repository's contract files are registered first, when
+    newer than the registry. `stand_in` provides demo systems for sources with a sample and
+    no URL."""
     settings = settings or get_settings()
     use_stand_ins(stand_in)
-    contracts = load_all(settings.contracts_dir)
-    wanted = [dataset_id] if dataset_id else sorted(contracts)
-    unknown = [d for d in wanted if d not in contracts]
-    if unknown:
-        raise KeyError(f"unknown dataset {unknown[0]!r}; known: {', '.join(sorted(contracts))}")
+    files = load_all(settings.contracts_dir)
     warehouse_url = resolve_url(settings)
     bootstrap(warehouse_url)
     with psycopg.connect(warehouse_url) as conn:  # the contracts in force are on record
-        record_file_changes(conn, "contract.changed", [c.path for c in contracts.values()],
+        record_file_changes(conn, "contract.changed", [c.path for c in files.values()],
                             settings.contracts_dir.parent)
-    refused = register_files(warehouse_url, contracts, wanted, settings)
-    ensure_source_limits([contracts[d] for d in wanted], settings)
-    build.write_generated(list(contracts.values()), settings.dbt_project_dir)
+        # Grants may name any dataset the registry knows, retired ones included.
+        policy = load_policies(settings.policies_dir, {**in_force(conn, retired=True), **files})
+    refused = register_files(warehouse_url, files, [d for d in files if dataset_id in (None, d)],
+                             policy)
+    with psycopg.connect(warehouse_url) as conn:
+        active = in_force(conn)
+        wanted = _wanted(conn, dataset_id, active, files)
+    ensure_source_limits([active[d] for d in wanted], settings)
+    build.prepare_project(list(active.values()), settings)
     return [RunReport(d, failures=[Failure("contract", "registry", refused[d])]) if d in refused
-            else dataset_pipeline(d, warehouse_url, settings) for d in wanted]
+            else dataset_pipeline(active[d], warehouse_url, settings) for d in wanted]
+
+
+def _wanted(conn: psycopg.Connection, dataset_id: str | None, active: dict[str, Contract],
+            files: dict[str, Contract]) -> list[str]:
+    """The datasets to run: every one in force, or the one asked for if it is."""
+    if dataset_id is None or dataset_id in active:
+        return [dataset_id] if dataset_id else sorted(active)
+    retired = retired_on(conn, dataset_id)
+    if retired is not None:
+        raise KeyError(f"dataset {dataset_id!r} was retired on {retired}: it is no longer "
+                       "built; register a new version with status: active to publish it again")
+    raise KeyError(f"unknown dataset {dataset_id!r}; known: "
+                   f"{', '.join(sorted(set(active) | set(files)))}")
 
 
 def ensure_source_limits(contracts: list[Contract], settings: Settings) -> None:
@@ -156,11 +178,10 @@ def ensure_source_limits(contracts: list[Contract], settings: Settings) -> None:
 
 
 def register_files(warehouse_url: str, contracts: dict[str, Contract], wanted: list[str],
-                   settings: Settings) -> dict[str, str]:
+                   policy: Policy) -> dict[str, str]:
     """Register each wanted contract file newer than the registry's latest version of its
     dataset; return why a dataset's file was refused (a breaking change without a major
     bump)."""
-    policy = load_policies(settings.policies_dir, contracts)
     refused = {}
     for contract in (contracts[d] for d in wanted):
         with psycopg.connect(warehouse_url) as conn:
