@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
 from access_policies import Grant, Policy
+from api.catalog import Catalog
 from api.errors import ApiError, forbidden, unauthorized
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
@@ -49,6 +50,7 @@ class AppState:
     limiter: RateLimiter
     request_grants: RequestGrants
     idp: ExternalIdP | None = None
+    catalog: Catalog | None = None  # keeps `contracts` in step with the registry
 
     @property
     def keys(self) -> KeySet:

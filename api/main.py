@@ -6,11 +6,13 @@ import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import psycopg
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from access_policies import load_policies
 from api import errors
+from api.catalog import Catalog
 from api.deps import AppState, RequestGrants
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
@@ -53,8 +55,8 @@ def _connection_options(settings: Settings) -> dict[str, str]:
 def create_app(settings: Settings, warehouse_url: str,
                on_ready: Callable[[], None] | None = None) -> FastAPI:
     """Build the app; contracts and policies are loaded (and checked) now, not per request."""
-    contracts = load_all(settings.contracts_dir)
-    policy = load_policies(settings.policies_dir, contracts)
+    catalog = _catalog(settings, warehouse_url)
+    policy = load_policies(settings.policies_dir, catalog.contracts)
     key = load_signing_key(settings.keys_dir)
     tokens = VerifiedTokens(verification_keys(settings.keys_dir, key, settings.token_ttl_seconds),
                             settings)
@@ -77,11 +79,11 @@ def create_app(settings: Settings, warehouse_url: str,
         revocations = Revocations(warehouse_url, options)
         await revocations.start()
         app.state.hub = AppState(
-            settings, pool, apool, GroupCommit(audit_pool), contracts, policy, key, tokens,
+            settings, pool, apool, GroupCommit(audit_pool), catalog.contracts, policy, key, tokens,
             revocations,
             load_pseudonym_key(settings),
             RateLimiter(settings.rate_limit_per_minute), RequestGrants(),
-            ExternalIdP(settings) if settings.idp_issuer else None)
+            ExternalIdP(settings) if settings.idp_issuer else None, catalog)
         _record_startup(pool, settings)
         # What startup loaded (~100k objects) lives as long as the app: keep it out of the
         # cyclic GC, whose full passes over it stalled every request in flight (~20 ms).
@@ -112,6 +114,14 @@ def create_app(settings: Settings, warehouse_url: str,
     app.include_router(audit.router)
     app.include_router(transparency.router)
     return app
+
+
+def _catalog(settings: Settings, warehouse_url: str) -> Catalog:
+    """The repository's contract files, with the registry's newest versions over them."""
+    catalog = Catalog(load_all(settings.contracts_dir))
+    with psycopg.connect(warehouse_url) as conn:
+        catalog.load(conn)
+    return catalog
 
 
 def _record_startup(pool: ConnectionPool, settings: Settings) -> None:

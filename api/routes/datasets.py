@@ -106,12 +106,13 @@ async def read_rows(
     you see unmasked."""
     async with state.apool.connection() as conn:  # one connection for the whole request
         principal, contract, decision = await _admit(request, state, conn, dataset_id)
+        await _unless_retired(request, state, principal, dataset_id)
         relation = None
         if major is not None and major != contract.major:
             contract, relation = await _older_major(state, dataset_id, major)
             decision = _decision(state, principal, contract,
                                  await state.request_grants.current(conn))
-        page = rows.Page.parse(request, state.settings, decision, contract.primary_key[0],
+        page = rows.Page.parse(request, state.settings, decision, contract.primary_key,
                                limit, offset, cursor)
         version, found = await rows.fetch(conn, contract, page, relation)
     if state.settings.audit_reads:  # committed before the response is built
@@ -136,7 +137,8 @@ async def export_rows(
     cap = state.settings.max_export_rows
     async with state.apool.connection() as conn:
         principal, contract, decision = await _admit(request, state, conn, dataset_id)
-        page = rows.Page.parse(request, state.settings, decision, contract.primary_key[0],
+        await _unless_retired(request, state, principal, dataset_id)
+        page = rows.Page.parse(request, state.settings, decision, contract.primary_key,
                                limit or cap, 0, None, cap=cap)
         version = (await rows.fetch(conn, contract, dataclasses.replace(page, limit=0)))[0]
         started = _event(request, "data.export", principal, dataset_id, "allow",
@@ -186,6 +188,8 @@ async def _authorize(request: Request, state: AppState, conn: AsyncConnection,
         await _audit_denial(request, state, None, dataset, exc)
         raise
     request.state.principal = principal
+    if state.catalog is not None:
+        await state.catalog.refresh(conn)
     return principal
 
 
@@ -204,6 +208,18 @@ async def _admit(request: Request, state: AppState, conn: AsyncConnection,
         await _audit_denial(request, state, principal, dataset_id, error, reason)
         raise error
     return principal, contract, decision
+
+
+async def _unless_retired(request: Request, state: AppState, principal: Principal,
+                          dataset_id: str) -> None:
+    """410 for a retired dataset's rows (its contract's newest version says so)."""
+    retired = state.catalog.retired.get(dataset_id) if state.catalog else None
+    if retired is not None:
+        error = ApiError(410, "gone", f"{dataset_id} was retired on {retired} and is no "
+                         "longer published; ask its owner what replaces it")
+        await _audit_denial(request, state, principal, dataset_id, error,
+                            f"retired on {retired}")
+        raise error
 
 
 def _decision(state: AppState, principal: Principal, contract: Contract,
@@ -258,7 +274,8 @@ def _grant_window(grant: Any) -> dict[str, str | None]:
 def _summary(contract: Contract, status: dict[str, Any] | None) -> dict[str, Any]:
     status = status or {}
     return {
-        "id": contract.dataset_id, "title": contract.title, "owner": contract.owner,
+        "id": contract.dataset_id, "status": contract.status, "title": contract.title,
+        "owner": contract.owner,
         "department": contract.department, "description": contract.description,
         "grain": contract.grain, "contract_version": contract.version,
         "published_version": status.get("version"), "published_at": status.get("published_at"),
