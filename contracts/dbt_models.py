@@ -128,8 +128,8 @@ def typed_expression(column: Column) -> str:
     target = _base_type(pg_type(column.physical_type, column.logical_type))
     if not casts(column):
         return text if target == "text" else f"({text})::{target}"
-    if column.date_format is None:
-        return f"hub.try_cast({text}, null::{target})"
+    if column.date_format is None:  # dbt_project/macros/try_cast.sql: per server version
+        return f"{{{{ try_cast('{column.name}', '{target}') }}}}"
     pattern = translate(column.date_format)
     return (f"hub.try_cast({text}, null::{target}, {quote_literal(pattern.pg)}, "
             f"{quote_literal(pattern.shape)})")

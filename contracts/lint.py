@@ -23,6 +23,9 @@ from contracts.source_config import parse_source
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 TEMPORAL = ("date", "timestamp", "time")
+# A type name, with an optional size and array mark: physicalType is compiled into SQL (casts,
+# the mart's columns), so anything else is refused rather than quoted.
+PHYSICAL_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]{0,62}(\(\s*\d+\s*(,\s*\d+\s*)?\))?(\[\])?$")
 Problems = list[tuple[str, str]]
 
 
@@ -133,6 +136,9 @@ def _column(i: int, prop: SchemaProperty, table: str,
     if prop.logicalType not in LOGICAL_TO_PG:
         problems.append((f"{at}.logicalType", f"got {prop.logicalType!r}; write one of "
                          f"{', '.join(sorted(LOGICAL_TO_PG))}"))
+    if prop.physicalType is not None and not PHYSICAL_TYPE.match(prop.physicalType):
+        problems.append((f"{at}.physicalType", f"got {prop.physicalType!r}; write a PostgreSQL "
+                         "type such as text, bigint, numeric(10,2) or timestamp"))
     classification = prop.classification or "public"
     if classification not in KNOWN_CLASSES:
         problems.append((f"{at}.classification", f"got {classification!r}; write one of "

@@ -124,6 +124,8 @@ def _break(document: dict, change: str) -> dict:
         props[1].update(primaryKey=True, primaryKeyPosition=1)
     elif change == "key_position_zero":
         props[0]["primaryKeyPosition"] = 0
+    elif change == "physical_type":
+        props[0]["physicalType"] = "text); drop table hub.contracts; --"
     elif change == "date_format":
         props[1]["logicalTypeOptions"] = {"format": "yyyy-ww"}
     return document
@@ -168,6 +170,8 @@ def _break(document: dict, change: str) -> dict:
      "primaryKeyPosition 1 is given to more than one key column"),
     ("key_position_zero", "schema.0.properties.0.primaryKeyPosition",
      "got 0; write the column's place in the key, counting from 1"),
+    ("physical_type", "schema.0.properties.0.physicalType",
+     "write a PostgreSQL type such as text"),
     ("date_format", "schema.0.properties.1.logicalTypeOptions.format",
      "'yyyy-ww': pattern letter 'w' (week of year) is not supported"),
 ])
@@ -287,7 +291,7 @@ def test_generated_models_are_written_only_where_none_is_hand_written(tmp_path):
                            "public_works.road_weather 1.0.0")
     assert ("hub.try_cast(nullif(trim(\"reading_date\"), ''), null::date, 'DD/MM/YYYY', "
             "'^\\d{2}/\\d{2}/\\d{4}$')") in text
-    assert "hub.try_cast(nullif(trim(\"temp_max\"), ''), null::numeric)" in text  # size: mart
+    assert "{{ try_cast('temp_max', 'numeric') }} as \"temp_max\"" in text  # size: in the mart
     assert "latest_delivery('typed', ['\"station_id\"', '\"reading_date\"'])" in text
     rules_of = yaml.safe_load(generated[project / "models" / "marts" / "public_works"
                                         / "_public_works__road_weather.yml"].split("\n", 1)[1])

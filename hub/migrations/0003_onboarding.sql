@@ -6,38 +6,17 @@
 alter table hub.contracts add column if not exists status text not null default 'active';
 
 -- hub.try_cast(value, null::<type>): the value cast to the type of the second argument, or
--- null when it does not cast (generated staging, contracts/dbt_models.py; the row is then
--- quarantined by the contract's type(<column>) rule). On PostgreSQL 16 and later,
--- pg_input_is_valid() asks the type's input function without raising; before 16 an
--- exception block does the same, at the cost of a subtransaction per value.
-do $migration$
+-- null when it does not cast (the dbt macro try_cast uses it before PostgreSQL 16, whose
+-- pg_input_is_valid does the same inline). The row is then quarantined by the contract's
+-- type(<column>) rule. The exception block costs a subtransaction per value.
+create or replace function hub.try_cast(value text, target anyelement)
+returns anyelement language plpgsql stable as $body$
 begin
-    if current_setting('server_version_num')::int >= 160000 then
-        execute $fn$
-            create or replace function hub.try_cast(value text, target anyelement)
-            returns anyelement language plpgsql stable as $body$
-            begin
-                if value is null or not pg_input_is_valid(value, pg_typeof(target)::text) then
-                    return null;
-                end if;
-                target := value;  -- plpgsql assigns through the type's input function
-                return target;
-            end $body$
-        $fn$;
-    else
-        execute $fn$
-            create or replace function hub.try_cast(value text, target anyelement)
-            returns anyelement language plpgsql stable as $body$
-            begin
-                target := value;
-                return target;
-            exception when others then
-                return null;
-            end $body$
-        $fn$;
-    end if;
-end
-$migration$;
+    target := value;  -- plpgsql assigns through the type's input function
+    return target;
+exception when others then
+    return null;
+end $body$;
 
 -- hub.try_cast(value, null::<date|timestamp|time type>, template, shape): a value in a
 -- contract's date format (logicalTypeOptions.format, translated by contracts/dates.py) read
