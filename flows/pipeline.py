@@ -62,6 +62,7 @@ def dataset_pipeline(contract: Contract, warehouse_url: str, settings: Settings)
         report.failures = [Failure("contract", "registry", "the contract has no "
                                    "customProperties.hubSource: add one saying where the "
                                    "dataset's data comes from (kind: sql, rest, files, mqtt)")]
+        _record(warehouse_url, run_id, started, report, contract, built=False)
         return report
     try:
         loaded = ingest_flow(contract, warehouse_url, settings)

@@ -287,3 +287,22 @@ def test_a_new_version_can_bring_it_back_and_status_retired_retires_it_again(
             "select detail->>'version' from audit.events where dataset = %s"
             " and kind = 'contract.retired' order by event_id", [DATASET])]
     assert versions == ["1.1.0", "1.3.0"]
+
+
+def test_a_registered_contract_without_a_source_fails_its_step_saying_what_to_add(
+        app_client, engineer, settings, url):
+    signs = dict(CONTRACT, id="road-signs-test", name="Road signs", customProperties=[])
+    signs["schema"] = [dict(CONTRACT["schema"][0], name="road_signs")]
+    response = app_client.post("/contracts", content=yaml.safe_dump(signs),
+                               headers={**engineer, "Content-Type": "application/yaml"})
+    assert response.status_code == 201, response.text
+    try:
+        [report] = run_all("public_works.road_signs", settings)
+    finally:  # later passes over every dataset are not failed by this one
+        hub("contracts", "retire", "public_works.road_signs", url=url, settings=settings)
+    assert report.status == "failed"
+    [failure] = report.failures
+    assert (failure.rule, failure.engine) == ("contract", "registry")
+    assert "has no customProperties.hubSource: add one" in failure.message
+    assert count(url, "select count(*) from hub.runs where dataset = 'public_works.road_signs'"
+                      " and status = 'failed'") == 1  # the failed pass is on record
