@@ -1,16 +1,32 @@
-"""Access policy files: roles and grants, checked against the contracts when loaded."""
+"""Access policy files: roles and grants, checked against the contracts when loaded.
+
+A policy file is read through pydantic models that refuse unknown keys and wrong types: a
+misspelt `valid_untill:` would otherwise leave a grant that never expires, and a key the
+hub does not implement (`row_filter:`) one that serves every row.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from contracts import Contract
+from contracts.errors import yaml_problem
 from contracts.model import MASK_KINDS
+from contracts.model_errors import closest, problems_of
 
 KNOWN_SCOPES = frozenset({"datasets:read", "contracts:write", "grants:admin", "audit:read"})
 
@@ -50,65 +66,120 @@ class Policy:
     grants: tuple[Grant, ...]
 
 
+def _known_scope(scope: str) -> str:
+    if scope not in KNOWN_SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; use one of {', '.join(sorted(KNOWN_SCOPES))}")
+    return scope
+
+
+def _known_mask(kind: str) -> str:
+    if kind not in MASK_KINDS:
+        raise ValueError(f"unknown mask {kind!r}; use one of {', '.join(sorted(MASK_KINDS))}")
+    return kind
+
+
+def _every_column(value: Any) -> Any:
+    """`columns: all` (or no `columns`) is None: every column of the dataset."""
+    if value == "all":
+        return None
+    if isinstance(value, str):
+        raise ValueError(f"got {value!r}; write all, or a list of the dataset's columns")
+    return value
+
+
+class _Entry(BaseModel):
+    # Types as YAML gives them, no coercion: `valid_until: 2027` is not a day in 1970.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class RoleEntry(_Entry):
+    department: str = Field(min_length=1, description="name the role's department")
+    scopes: list[Annotated[str, AfterValidator(_known_scope)]] = []
+    description: str = ""
+
+
+class GrantEntry(_Entry):
+    # Descriptions are the fixes errors give (contracts.model_errors).
+    id: str = Field(min_length=1, description="write a unique id, e.g. transport-reads-311 "
+                                              "(every grant states it)")
+    dataset: str = Field(min_length=1, description="write the dataset as <domain>.<table> "
+                                                   "(every grant states it)")
+    roles: list[str] = Field(min_length=1, description="write a list of roles, e.g. "
+                                                       "[transport_analyst] (every grant "
+                                                       "states it)")
+    purpose: str = Field(min_length=1, description="write why the roles read the dataset "
+                                                   "(every grant states it)")
+    columns: Annotated[list[str] | None, BeforeValidator(_every_column)] = Field(
+        None, description="write all, or a list of the dataset's columns")
+    masks: dict[str, Annotated[str, AfterValidator(_known_mask)]] = {}
+    unmasked: list[str] = []
+    valid_from: date | None = Field(None, description="write the first day the grant is "
+                                                      "valid as YYYY-MM-DD, unquoted")
+    valid_until: date | None = Field(None, description="write the last day the grant is "
+                                                       "valid as YYYY-MM-DD, unquoted")
+
+    @model_validator(mode="after")
+    def _window(self) -> GrantEntry:
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            raise ValueError(f"valid_until {self.valid_until} is before valid_from "
+                             f"{self.valid_from}: the grant would never be valid")
+        return self
+
+
+class PolicyFile(_Entry):
+    roles: dict[str, RoleEntry] = {}
+    grants: list[GrantEntry] = []
+
+
 def load_policies(directory: Path, contracts: dict[str, Contract]) -> Policy:
     """Every `*.yaml` in `directory`, merged; unknown names are errors now, not at request time."""
     roles: dict[str, Role] = {}
     grants: list[Grant] = []
     for path in sorted(directory.glob("*.yaml")):
-        document = yaml.safe_load(path.read_text()) or {}
-        problems: list[str] = []
-        roles.update(_roles(document.get("roles") or {}, problems))
-        grants += [_grant(i, g, problems) for i, g in enumerate(document.get("grants") or [])]
-        problems += _cross_check(grants, roles, contracts)
+        entries = _read(path)
+        roles.update({name: Role(name, r.department, frozenset(r.scopes))
+                      for name, r in entries.roles.items()})
+        problems = _cross_check(entries.grants, roles, contracts)
         if problems:
             raise PolicyError(str(path), problems)
+        grants += [_grant(g) for g in entries.grants]
     return Policy(roles, tuple(grants))
 
 
-def _roles(raw: dict[str, Any], problems: list[str]) -> dict[str, Role]:
-    roles = {}
-    for name, spec in raw.items():
-        scopes = frozenset(spec.get("scopes") or [])
-        for scope in sorted(scopes - KNOWN_SCOPES):
-            problems.append(f"roles.{name}.scopes: unknown scope {scope!r}; "
-                            f"use one of {', '.join(sorted(KNOWN_SCOPES))}")
-        if not spec.get("department"):
-            problems.append(f"roles.{name}.department: missing; name the role's department")
-        roles[name] = Role(name, str(spec.get("department", "")), scopes)
-    return roles
+def _read(path: Path) -> PolicyFile:
+    try:
+        return PolicyFile.model_validate(yaml.safe_load(path.read_text()) or {})
+    except yaml.YAMLError as exc:
+        raise PolicyError(str(path), [f"(file): {yaml_problem(exc)}"]) from None
+    except ValidationError as exc:
+        raise PolicyError(str(path), [f"{where}: {what}" for where, what
+                                      in problems_of(exc, PolicyFile)]) from None
 
 
-def _grant(i: int, raw: dict[str, Any], problems: list[str]) -> Grant:
-    for key in ("id", "dataset", "roles", "purpose"):
-        if not raw.get(key):
-            problems.append(f"grants.{i}.{key}: missing; every grant states it")
-    columns = raw.get("columns", "all")
-    masks = dict(raw.get("masks") or {})
-    for column, kind in masks.items():
-        if kind not in MASK_KINDS:
-            problems.append(f"grants.{i}.masks.{column}: unknown mask {kind!r}; "
-                            f"use one of {', '.join(sorted(MASK_KINDS))}")
+def _grant(entry: GrantEntry) -> Grant:
     return Grant(
-        id=str(raw.get("id", f"grant-{i}")), dataset=str(raw.get("dataset", "")),
-        roles=frozenset(raw.get("roles") or []), purpose=str(raw.get("purpose", "")),
-        columns=None if columns == "all" else frozenset(columns), masks=masks,
-        unmasked=frozenset(raw.get("unmasked") or []),
-        valid_from=raw.get("valid_from"), valid_until=raw.get("valid_until"),
-    )
+        id=entry.id, dataset=entry.dataset, roles=frozenset(entry.roles),
+        purpose=entry.purpose, columns=None if entry.columns is None else frozenset(entry.columns),
+        masks=dict(entry.masks), unmasked=frozenset(entry.unmasked),
+        valid_from=entry.valid_from, valid_until=entry.valid_until)
 
 
-def _cross_check(grants: list[Grant], roles: dict[str, Role],
+def _cross_check(grants: list[GrantEntry], roles: dict[str, Role],
                  contracts: dict[str, Contract]) -> list[str]:
+    """Names a grant uses that the roles so far or the contracts do not define."""
     problems = []
-    for grant in grants:
-        for role in sorted(grant.roles - roles.keys()):
-            problems.append(f"grant {grant.id}: unknown role {role!r}; define it under roles")
+    for i, grant in enumerate(grants):
+        at = f"grants[{i}]"
+        for role in sorted(set(grant.roles) - roles.keys()):
+            problems.append(f"{at}.roles: unknown role {role!r}{closest(role, list(roles))}; "
+                            "define it under roles")
         if grant.dataset not in contracts:
-            problems.append(f"grant {grant.id}: unknown dataset {grant.dataset!r}; "
+            problems.append(f"{at}.dataset: unknown dataset {grant.dataset!r}; "
                             f"known: {', '.join(sorted(contracts))}")
             continue
-        known = {c.name for c in contracts[grant.dataset].columns}
-        named = (grant.columns or frozenset()) | grant.unmasked | grant.masks.keys()
-        for column in sorted(named - known):
-            problems.append(f"grant {grant.id}: dataset {grant.dataset} has no column {column!r}")
+        known = [c.name for c in contracts[grant.dataset].columns]
+        for key, named in (("columns", grant.columns or []), ("masks", grant.masks),
+                           ("unmasked", grant.unmasked)):
+            problems += [f"{at}.{key}: dataset {grant.dataset} has no column {column!r}"
+                         f"{closest(column, known)}" for column in sorted(set(named) - set(known))]
     return problems

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
+import psycopg
 from fastapi import Depends, Request, Response
 from joserfc.jwk import ECKey, KeySet
 from psycopg import AsyncConnection
@@ -18,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from access_policies import Grant, Policy
 from api.catalog import Catalog
-from api.errors import ApiError, forbidden, unauthorized
+from api.errors import ApiError, ensure_request_id, forbidden, unauthorized
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
 from api.revocations import Revocations
@@ -26,7 +27,10 @@ from api.security import VerifiedTokens
 from contracts import Contract
 from hub.access_requests import approved_grants
 from hub.audit import AuditEvent, GroupCommit
+from hub.refusals import RefusalLog
 from hub.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,6 +53,7 @@ class AppState:
     pseudonym_key: bytes
     limiter: RateLimiter
     request_grants: RequestGrants
+    refusals: RefusalLog  # refused requests' records, at most one per client and reason a second
     idp: ExternalIdP | None = None
     catalog: Catalog | None = None  # keeps `contracts` in step with the registry
 
@@ -117,14 +122,19 @@ def request_event(request: Request, kind: str, principal: Principal | None = Non
 
 
 async def record_now(state: AppState, event: AuditEvent) -> None:
-    """Write one audit event; return once it is committed."""
-    await state.audit.write(event)
+    """Write one audit event; return once it is committed. If it cannot be written, the
+    request ends here with 503: what it was about to send never leaves unrecorded."""
+    try:
+        await state.audit.write(event)
+    except psycopg.Error as exc:
+        log.error("audit record of request %s not written: %s", event.request_id, exc)
+        raise ApiError(503, "audit_unavailable", "the hub could not record this request in "
+                       "its audit log, so it sent nothing; try again shortly, and if it keeps "
+                       "failing quote the request_id to the hub's operators") from None
 
 
 async def request_id(request: Request) -> str:
-    if not getattr(request.state, "request_id", None):
-        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-    return request.state.request_id
+    return ensure_request_id(request)
 
 
 async def authenticate(request: Request, state: AppState,
@@ -149,10 +159,13 @@ async def authenticate(request: Request, state: AppState,
             department=str(claims.get("department", "")),
             scopes=frozenset(str(claims.get("scope", "")).split()),
         )
+    request.state.principal = principal  # who a refusal from here on is recorded against
     wait = state.limiter.retry_after(principal.client_id)
     if wait is not None:
+        # The wait differs request by request; the recorded reason does not, so a flood
+        # of 429s shares one record a second (hub/refusals.py).
         raise ApiError(429, "rate_limited", f"too many requests; retry in {wait} s",
-                       {"Retry-After": str(wait)})
+                       {"Retry-After": str(wait)}, audit={"reason": "over the rate limit"})
     return principal
 
 

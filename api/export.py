@@ -25,7 +25,8 @@ FETCH = 5000  # rows per round trip to the warehouse
 class Sent:
     rows: int = 0
     bytes: int = 0
-    outcome: str = "complete"  # complete | row_cap | byte_cap | error: <message>
+    # complete | row_cap | byte_cap (cut after the last whole row within the cap) | error: ...
+    outcome: str = "complete"
 
 
 async def stream(state: AppState, contract: Contract, page: Page, fmt: str,
@@ -49,21 +50,48 @@ async def stream(state: AppState, contract: Contract, page: Page, fmt: str,
 async def _chunks(conn: psycopg.AsyncConnection, statement: bytes, params: list,
                   names: list[str], masks: list[str | None], fmt: str, state: AppState,
                   sent: Sent) -> AsyncIterator[bytes]:
+    cap = state.settings.max_export_bytes
     async with conn.cursor(name="export") as cursor:  # server-side: memory stays flat
         await cursor.execute(statement, params)
         if fmt == "csv":
-            yield _count(sent, csv_lines([names]))
+            header = csv_lines([names])
+            if len(header) > cap:
+                sent.outcome = "byte_cap"
+                return
+            yield _count(sent, header)
         while rows := await cursor.fetchmany(FETCH):
             records = as_records(names, rows, masks, state.pseudonym_key)
-            chunk = (ndjson(records) if fmt == "ndjson"
-                     else csv_lines(r.values() for r in records))
-            if sent.bytes + len(chunk) > state.settings.max_export_bytes:
+            chunk = _render(records, fmt)
+            if sent.bytes + len(chunk) > cap:
+                # Cut after the last whole row that fits: a client never gets half a line.
                 sent.outcome = "byte_cap"
+                fitting, chunk = _fitting(records, fmt, cap - sent.bytes)
+                if fitting:
+                    sent.rows += fitting
+                    yield _count(sent, chunk)
                 return
             sent.rows += len(rows)
             yield _count(sent, chunk)
     if sent.rows >= state.settings.max_export_rows:
         sent.outcome = "row_cap"
+
+
+def _render(records: list[dict], fmt: str) -> bytes:
+    return ndjson(records) if fmt == "ndjson" else csv_lines(r.values() for r in records)
+
+
+def _fitting(records: list[dict], fmt: str, room: int) -> tuple[int, bytes]:
+    """How many of `records`, from the first, fit in `room` bytes, and their bytes. Only
+    the chunk that crosses the cap is rendered row by row."""
+    taken: list[bytes] = []
+    used = 0
+    for record in records:
+        line = _render([record], fmt)
+        if used + len(line) > room:
+            break
+        taken.append(line)
+        used += len(line)
+    return len(taken), b"".join(taken)
 
 
 def _count(sent: Sent, chunk: bytes) -> bytes:

@@ -8,14 +8,16 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from fastapi import FastAPI
+from joserfc.jwk import ECKey
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from access_policies import load_policies
-from api import errors
+from access_policies import Policy, load_policies
+from api import errors, openapi, refusals
 from api.catalog import Catalog
 from api.deps import AppState, RequestGrants
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
+from api.request_ids import RequestIds
 from api.revocations import Revocations
 from api.routes import (
     access_requests,
@@ -35,6 +37,7 @@ from api.security import (
 )
 from contracts import load_all
 from hub.audit import AuditEvent, GroupCommit, record, record_file_changes
+from hub.refusals import RefusalLog
 from hub.sealer import Sealer
 from hub.settings import Settings
 
@@ -64,55 +67,27 @@ def create_app(settings: Settings, warehouse_url: str,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Pools belong to the event loop that serves: built here, not at import.
-        options = _connection_options(settings)
-        pool = ConnectionPool(warehouse_url, min_size=1, max_size=10, kwargs=options, open=False)
-        # Autocommit: a lone statement (a revocation check, an audit insert) needs no
-        # BEGIN/COMMIT round trips; routes open a transaction where they need one.
-        apool = AsyncConnectionPool(warehouse_url, min_size=2, max_size=10,
-                                    kwargs=options | {"autocommit": True}, open=False)
-        audit_pool = AsyncConnectionPool(warehouse_url, min_size=1, max_size=1,
-                                         kwargs=options | {"autocommit": True}, open=False)
-        pool.open(wait=True)
-        await apool.open(wait=True)
-        await audit_pool.open(wait=True)
-        revocations = Revocations(warehouse_url, options)
-        await revocations.start()
-        app.state.hub = AppState(
-            settings, pool, apool, GroupCommit(audit_pool), catalog.contracts, policy, key, tokens,
-            revocations,
-            load_pseudonym_key(settings),
-            RateLimiter(settings.rate_limit_per_minute), RequestGrants(),
-            ExternalIdP(settings) if settings.idp_issuer else None, catalog)
-        _record_startup(pool, settings)
-        # What startup loaded (~100k objects) lives as long as the app: keep it out of the
-        # cyclic GC, whose full passes over it stalled every request in flight (~20 ms).
-        gc.freeze()
-        # A page of rows allocates thousands of containers: at the default threshold (700)
-        # a collection ran every few requests, ~4% of a worker's time. Cycles are rare
-        # here (most garbage goes by reference counting), so collect far less often.
-        gc.set_threshold(20_000, 10, 10)
+        state = await _open_state(settings, warehouse_url, catalog, policy, key, tokens)
+        app.state.hub = state
+        _record_startup(state.pool, settings)
+        _tune_gc()
         sealer.start()
         if on_ready:
             on_ready()
         yield
+        await state.refusals.close()  # refusals still counted: on record before the seal
         sealer.stop()
-        await revocations.stop()
-        await audit_pool.close()
-        await apool.close()
-        pool.close()
+        await state.revocations.stop()
+        await state.audit.pool.close()
+        await state.apool.close()
+        state.pool.close()
 
     app = FastAPI(title="Civic Data Hub", version="0.1.0", lifespan=lifespan,
                   description="Shared city datasets under data contracts and access policies.")
-    errors.install(app)
-    app.include_router(oauth.router)
-    app.include_router(authorize.router)
-    app.include_router(datasets.router)
-    app.include_router(access_requests.router)
-    app.include_router(contract_routes.router)
-    app.include_router(notifications.router)
-    app.include_router(audit.router)
-    app.include_router(transparency.router)
+    errors.install(app, refusals.record_refusal)
+    app.add_middleware(RequestIds)  # before anything can fail: every error carries the id
+    openapi.install(app)
+    _include_routes(app)
     return app
 
 
@@ -122,6 +97,50 @@ def _catalog(settings: Settings, warehouse_url: str) -> Catalog:
     with psycopg.connect(warehouse_url) as conn:
         catalog.load(conn)
     return catalog
+
+
+async def _open_state(settings: Settings, warehouse_url: str, catalog: Catalog,
+                      policy: Policy, key: ECKey, tokens: VerifiedTokens) -> AppState:
+    """The pools, listeners and limits of a serving app."""
+    # Pools belong to the event loop that serves: built here, not at import.
+    options = _connection_options(settings)
+    pool = ConnectionPool(warehouse_url, min_size=1, max_size=10, kwargs=options, open=False)
+    # Autocommit: a lone statement (a revocation check, an audit insert) needs no
+    # BEGIN/COMMIT round trips; routes open a transaction where they need one.
+    apool = AsyncConnectionPool(warehouse_url, min_size=2, max_size=10,
+                                kwargs=options | {"autocommit": True}, open=False)
+    audit_pool = AsyncConnectionPool(warehouse_url, min_size=1, max_size=1,
+                                     kwargs=options | {"autocommit": True}, open=False)
+    pool.open(wait=True)
+    await apool.open(wait=True)
+    await audit_pool.open(wait=True)
+    revocations = Revocations(warehouse_url, options)
+    await revocations.start()
+    audit = GroupCommit(audit_pool)
+    return AppState(
+        settings, pool, apool, audit, catalog.contracts, policy, key, tokens, revocations,
+        load_pseudonym_key(settings), RateLimiter(settings.rate_limit_per_minute),
+        RequestGrants(), RefusalLog(audit.write),
+        ExternalIdP(settings) if settings.idp_issuer else None, catalog)
+
+
+def _tune_gc() -> None:
+    # What startup loaded (~100k objects) lives as long as the app: keep it out of the
+    # cyclic GC, whose full passes over it stalled every request in flight (~20 ms).
+    gc.freeze()
+    # A page of rows allocates thousands of containers: at the default threshold (700)
+    # a collection ran every few requests, ~4% of a worker's time. Cycles are rare
+    # here (most garbage goes by reference counting), so collect far less often.
+    gc.set_threshold(20_000, 10, 10)
+
+
+def _include_routes(app: FastAPI) -> None:
+    # The error responses are documented per router: those needing a token add 401/403/429.
+    for public in (oauth.router, authorize.router, transparency.router):
+        app.include_router(public, responses=errors.RESPONSES)
+    for needs_token in (datasets.router, access_requests.router, contract_routes.router,
+                        notifications.router, audit.router):
+        app.include_router(needs_token, responses=errors.RESPONSES | errors.TOKEN_RESPONSES)
 
 
 def _record_startup(pool: ConnectionPool, settings: Settings) -> None:

@@ -40,8 +40,8 @@ class Query:
     order: list[tuple[str, bool]]  # (column, descending)
 
 
-def bad(where: str, message: str) -> ApiError:
-    return ApiError(400, "invalid_request", f"{where}: {message}")
+def bad(where: str, message: str, **audit: str) -> ApiError:
+    return ApiError(400, "invalid_request", f"{where}: {message}", audit=audit)
 
 
 def parse(params: list[tuple[str, str]], visible: list[str], unmasked: set[str]) -> Query:
@@ -91,15 +91,25 @@ def _order(raw: str | None, visible: list[str], unmasked: set[str]) -> list[tupl
     return order
 
 
+# The refusals below are marked as probes in the audit log (api/refusals.py tells a hidden
+# column from one that does not exist): a burst of them is an anomaly (hub/anomalies.py).
+
+
 def _known(where: str, column: str, visible: list[str]) -> None:
     if column not in visible:
-        raise bad(where, f"unknown column {column!r} (or not granted to your role)")
+        raise bad(where, f"unknown column {column!r} (or not granted to your role)",
+                  probe="unknown_column", column=column, at=_position(where))
 
 
 def _unmasked(where: str, column: str, unmasked: set[str]) -> None:
     if column not in unmasked:
         raise bad(where, f"column {column!r} is masked for your role and cannot be "
-                  "filtered or ordered on")
+                  "filtered or ordered on", probe="masked_column", column=column,
+                  at=_position(where))
+
+
+def _position(where: str) -> str:
+    return where if where in ("select", "order") else "filter"
 
 
 # ---------- SQL

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import psycopg
+from cachetools import TTLCache
 from psycopg import AsyncConnection
 from psycopg.pq import ConnStatus
-
-from api.security import remember
 
 log = logging.getLogger(__name__)
 CHANNEL = "hub_revocations"
@@ -37,8 +35,8 @@ REVOKED = ("select exists (select 1 from hub.revoked_tokens where jti = %s)"
 async def is_revoked(conn: AsyncConnection, jti: str, subject: str) -> bool:
     """True if the token's jti was revoked or its subject (a client, or `user:<name>`) no
     longer exists: the warehouse's answer, now."""
-    row = await (await conn.execute(REVOKED, [jti, subject, subject])).fetchone()
-    return bool(row[0])
+    (revoked,) = await (await conn.execute(REVOKED, [jti, subject, subject])).fetchone()
+    return bool(revoked)
 
 
 class Revocations:
@@ -48,7 +46,9 @@ class Revocations:
                  size: int = 10_000, retry_seconds: float = 1.0) -> None:
         self.url, self.options, self.ttl, self.size = url, connect_options, ttl, size
         self.retry_seconds = retry_seconds
-        self._good: dict[tuple[str, str], float] = {}  # (jti, subject) -> when found good
+        # (jti, subject) of the tokens found good, each kept `ttl` seconds (monotonic clock);
+        # when full, the expired entries go first, then the oldest.
+        self._good: TTLCache[tuple[str, str], bool] = TTLCache(maxsize=size, ttl=ttl)
         self._generation = 0  # bumped by every forget: answers read across one are not kept
         self._listener: AsyncConnection | None = None
         self._dying = False  # the server said FATAL on the listener; its close may lag
@@ -68,16 +68,14 @@ class Revocations:
 
     def known_good(self, jti: str, subject: str) -> bool:
         """True if this worker found the token good and nothing was revoked since: no I/O."""
-        live = self._drain()
-        found = self._good.get((jti, subject))
-        return live and found is not None and time.monotonic() - found < self.ttl
+        return self._drain() and (jti, subject) in self._good
 
     async def ask(self, conn: AsyncConnection, jti: str, subject: str) -> bool:
         """The warehouse's answer (is_revoked), remembered if good and still current."""
         listening, generation = self.listening, self._generation
         revoked = await is_revoked(conn, jti, subject)
         if not revoked and listening and generation == self._generation:
-            self._remember((jti, subject))
+            self._good[jti, subject] = True
         return revoked
 
     def forget(self) -> None:
@@ -87,9 +85,6 @@ class Revocations:
     @property
     def listening(self) -> bool:
         return self._listener is not None
-
-    def _remember(self, key: tuple[str, str]) -> None:
-        remember(self._good, key, time.monotonic(), self.size)
 
     def _drain(self) -> bool:
         """Read the notifications that have arrived, without waiting; False (and forget

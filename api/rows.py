@@ -16,6 +16,7 @@ import orjson
 import psycopg
 from fastapi import Request, Response
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from access_policies import Decision
 from access_policies.masking import REDACTED
@@ -115,8 +116,8 @@ async def fetch(conn: psycopg.AsyncConnection, contract: Contract, page: Page,
 
 
 async def _version(conn: psycopg.AsyncConnection, dataset: str, major: int | None) -> int | None:
-    cursor = await conn.execute(VERSION, [dataset, major, major])
-    return (await cursor.fetchone())[0]
+    (version,) = await (await conn.execute(VERSION, [dataset, major, major])).fetchone()
+    return version
 
 
 def select_statement(contract: Contract, page: Page, relation: str | None = None,
@@ -165,16 +166,25 @@ def _pg_type(contract: Contract, name: str) -> str:
 
 async def quality_status(conn: psycopg.AsyncConnection) -> dict[str, dict[str, Any]]:
     """Per dataset: the served version, when it was published, and its latest check."""
-    found = await (await conn.execute(
-        "select v.dataset, v.version, v.published_at, r.passed, r.created_at, r.rows_passed,"
-        " r.rows_quarantined from (select distinct on (dataset) * from hub.dataset_versions"
-        "       order by dataset, version desc) v"
-        " left join lateral (select * from hub.validation_reports r where r.dataset = v.dataset"
-        "       order by created_at desc limit 1) r on true")).fetchall()
-    return {row[0]: {"version": row[1], "published_at": row[2], "quality": None if row[3] is None
-                     else {"last_check_passed": row[3], "checked_at": row[4],
-                           "rows_published": row[5], "rows_quarantined": row[6]}}
-            for row in found}
+    async with conn.cursor(row_factory=dict_row) as cur:
+        found = await (await cur.execute(
+            "select v.dataset, v.version, v.published_at, r.passed as last_check_passed,"
+            " r.created_at as checked_at, r.rows_passed as rows_published, r.rows_quarantined"
+            " from (select distinct on (dataset) * from hub.dataset_versions"
+            "       order by dataset, version desc) v"
+            " left join lateral (select * from hub.validation_reports r"
+            "       where r.dataset = v.dataset order by created_at desc limit 1) r on true"
+        )).fetchall()
+    return {row["dataset"]: _status(row) for row in found}
+
+
+QUALITY = ("last_check_passed", "checked_at", "rows_published", "rows_quarantined")
+
+
+def _status(row: dict[str, Any]) -> dict[str, Any]:
+    # No validation report yet: the left join gave nulls, and there is no quality to show.
+    quality = None if row["last_check_passed"] is None else {k: row[k] for k in QUALITY}
+    return {"version": row["version"], "published_at": row["published_at"], "quality": quality}
 
 
 def render(fmt: str, dataset_id: str, version: int, page: Page, records: list[dict],
@@ -208,8 +218,13 @@ def _next_cursor(contract: Contract, page: Page, records: list[dict]) -> str | N
     if len(records) < page.limit or not page.keyset or not set(key) <= set(page.query.select) \
             or page.query.order:
         return None
-    values = [records[-1][k] for k in key]
-    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
+    # Dates and times travel as ISO text; the warehouse casts it back to the key's type.
+    values = json.dumps([records[-1][k] for k in key], default=_cursor_text)
+    return base64.urlsafe_b64encode(values.encode()).decode()
+
+
+def _cursor_text(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def decode_cursor(cursor: str, parts: int = 1) -> list:

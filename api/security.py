@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from typing import Any
 
+from cachetools import LRUCache
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
@@ -36,12 +36,13 @@ def issue_token(key: ECKey, settings: Settings, *, client_id: str, role: str,
 
 class VerifiedTokens:
     """Verifies access tokens (signature, issuer, audience, times; else 401), remembering
-    the claims of the last `size` good ones.
+    the claims of the `size` good ones used most recently (none with size 0).
 
     A client sends the same token with every request until it expires. Its signature
     (ES256, ~0.1 ms) is checked once per worker; the claims (issuer, audience, expiry,
     not-before) are checked again on every use, so a remembered token still expires on
-    time. Revocation is not cached here: the caller checks it on every request."""
+    time. Revocation is not cached here: the caller checks it on every request. Only the
+    event loop calls this (the auth dependencies are async): the cache needs no lock."""
 
     def __init__(self, keys: KeySet, settings: Settings, size: int = 10_000) -> None:
         self.keys, self.size = keys, size
@@ -51,7 +52,7 @@ class VerifiedTokens:
             exp={"essential": True}, sub={"essential": True}, jti={"essential": True},
             leeway=5,
         )
-        self._known: dict[str, dict] = {}
+        self._known: LRUCache[str, dict] = LRUCache(maxsize=size)
 
     def claims(self, token: str) -> dict:
         try:
@@ -64,17 +65,9 @@ class VerifiedTokens:
 
     def _verify_signature(self, token: str) -> dict:
         claims = jwt.decode(token, self.keys, algorithms=[ALGORITHM]).claims
-        if self.size:
-            remember(self._known, token, claims, self.size)
+        if self.size:  # an LRUCache of maxsize 0 refuses every entry with ValueError
+            self._known[token] = claims
         return claims
-
-
-def remember(memory: dict, key: Any, value: Any, size: int) -> None:
-    """Store in a memory of at most `size` entries, dropping the oldest (dicts keep
-    insertion order): the per-worker memories of good tokens share this bound."""
-    if len(memory) >= size:
-        del memory[next(iter(memory))]
-    memory[key] = value
 
 
 def load_pseudonym_key(settings: Settings) -> bytes:

@@ -6,7 +6,9 @@ Run by hand (needs `wrk`: apt-get install wrk, and a PostgreSQL server):
 
 Each variant serves the same 100-row query under the same load (wrk, 64 connections,
 `uvicorn --workers 2`): the bare baseline, the hub route, and the hub route with per-read
-audit records off (HUB_AUDIT_READS=false, benchmark only). The last line is the figures.
+audit records off (HUB_AUDIT_READS=false, benchmark only). Each round (`--rounds`,
+interleaved, see bench/rounds.py) starts each variant's server, warms it up for 2 s,
+measures and stops it; the medians count. The last line is the figures.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -28,14 +31,15 @@ import psycopg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench import rounds  # noqa: E402
 from contracts import load_all  # noqa: E402
 from demo.sources import provision  # noqa: E402
 from hub import clients  # noqa: E402
-from hub.runtime import configure  # noqa: E402
 from hub.settings import Settings  # noqa: E402
 from hub.warehouse import drop_database, ensure_database  # noqa: E402
 
-ROWS = "/datasets/public_works.service_requests/rows?limit=100"
+DATASET = "public_works.service_requests"
+ROWS = f"/datasets/{DATASET}/rows?limit=100"
 
 
 def main() -> None:
@@ -45,27 +49,35 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="hub-bench-"))
     url = ensure_database(args.database_url, "hub_bench")
     try:
-        settings = _published(args.database_url, url, home)
-        client_id, secret = _client(url)
-        columns = ", ".join(c.name for c in load_all(settings.contracts_dir)
-                            ["public_works.service_requests"].columns)
-        results = {
-            "bare": _measure(args, ["bench.bare_app:app"], {"BENCH_DATABASE_URL": url,
-                                                            "BENCH_COLUMNS": columns}, "/rows"),
-            "hub": _measure(args, _hub_app(), _hub_env(url, home, True), ROWS, (client_id, secret)),
-            "hub_audit_off": _measure(args, _hub_app(), _hub_env(url, home, False), ROWS,
-                                      (client_id, secret)),
-        }
+        results = rounds.run(_variants(args, url, home), args.rounds)
     finally:
         drop_database(args.database_url, "hub_bench")
         drop_database(args.database_url, "hub_bench_public_works")
+        shutil.rmtree(home, ignore_errors=True)
     _report(results, args)
+
+
+def _variants(args: argparse.Namespace, url: str, home: Path
+              ) -> dict[str, Callable[[], rounds.Figures]]:
+    """Publish the dataset, then the three servers' measurements, one call per round."""
+    settings = _published(args.database_url, url, home)
+    credentials = _client(url)
+    columns = ", ".join(c.name for c in load_all(settings.contracts_dir)[DATASET].columns)
+    bare_env = {"BENCH_DATABASE_URL": url, "BENCH_COLUMNS": columns}
+    return {
+        "bare": lambda: _measure(args, ["bench.bare_app:app"], bare_env, "/rows"),
+        "hub": lambda: _measure(args, _hub_app(), _hub_env(url, home, True), ROWS, credentials),
+        "hub_audit_off": lambda: _measure(args, _hub_app(), _hub_env(url, home, False), ROWS,
+                                          credentials),
+    }
 
 
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10, help="load duration per variant")
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--seconds", type=rounds.positive_int, default=10,
+                        help="load duration per variant and round")
+    parser.add_argument("--connections", type=rounds.positive_int, default=64)
+    rounds.add_rounds_argument(parser)
     parser.add_argument("--database-url", default=os.environ.get(
         "HUB_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
         help="a server where the bench may create and drop databases hub_bench*")
@@ -73,16 +85,19 @@ def _args() -> argparse.Namespace:
 
 
 def _published(server_url: str, url: str, home: Path) -> Settings:
-    from flows.pipeline import run_all
-
+    """Publish the dataset with `hub run`, in a process of its own: Prefect's temporary
+    server starts and stops with it, so it neither takes CPU during the rounds nor prints
+    after the figures."""
     settings = Settings(home=home, database_url=url, demo_sources=False, _env_file=None)
-    configure(settings)
-    contract = load_all(settings.contracts_dir)["public_works.service_requests"]
-    os.environ[contract.source.connection_env] = provision(
-        server_url, contract, settings.sample_data_dir, database="hub_bench_public_works")
-    [report] = run_all(contract.dataset_id, settings)
-    if report.status != "published":
-        sys.exit(f"the pipeline did not publish: {report.failures}")
+    contract = load_all(settings.contracts_dir)[DATASET]
+    source = provision(server_url, contract, settings.sample_data_dir,
+                       database="hub_bench_public_works")
+    env = {"HUB_HOME": str(home), "HUB_DATABASE_URL": url, "HUB_DEMO_SOURCES": "false",
+           contract.source.connection_env: source}
+    done = subprocess.run([sys.executable, "-m", "hub_cli", "run", "--dataset", DATASET],
+                          cwd=REPO, env=os.environ | env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"`hub run` did not publish {DATASET}:\n{done.stdout}{done.stderr}")
     return settings
 
 
@@ -105,7 +120,7 @@ def _hub_env(url: str, home: Path, audit: bool) -> dict[str, str]:
 
 
 def _measure(args: argparse.Namespace, app: list[str], env: dict[str, str], path: str,
-             credentials: tuple[str, str] | None = None) -> dict[str, float]:
+             credentials: tuple[str, str] | None = None) -> rounds.Figures:
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", *app, "--workers", "2", "--port", str(port),
@@ -158,17 +173,22 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
-    print(f"\n100-row query, {args.connections} connections, {args.seconds} s each, "
-          "uvicorn --workers 2, wrk on the same machine")
-    print(f"{'variant':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'req/s vs bare':>14}")
-    bare = results["bare"]
-    for name, r in results.items():
-        print(f"{name:<16} {r['rps']:>9.0f} {r['p50']:>8.1f} {r['p99']:>8.1f} "
-              f"{r['rps'] / bare['rps']:>14.2f}")
-    hub, off = results["hub"], results["hub_audit_off"]
-    print(f"hub_vs_bare={hub['rps'] / bare['rps']:.2f} p99_vs_bare={hub['p99'] / bare['p99']:.2f}"
-          f" audit_off_vs_on={off['rps'] / hub['rps']:.2f}")
+def _report(results: list[rounds.Round], args: argparse.Namespace) -> None:
+    lines = [f"100-row query, {args.connections} connections, {args.seconds} s each, "
+             "uvicorn --workers 2, wrk on the same machine",
+             f"{len(results)} rounds: medians (min-max)"]
+    body = [[name, rounds.summary(rounds.values(results, name, "rps"), ".0f"),
+             rounds.summary(rounds.values(results, name, "p50"), ".1f"),
+             rounds.summary(rounds.values(results, name, "p99"), ".1f"),
+             rounds.summary([r[name]["rps"] / r["bare"]["rps"] for r in results], ".2f")]
+            for name in ("bare", "hub", "hub_audit_off")]
+    lines += rounds.table(["variant", "req/s", "p50 ms", "p99 ms", "req/s vs bare"], body)
+    rounds.report(lines, [
+        rounds.ratio("hub_vs_bare", results, lambda r: r["hub"]["rps"] / r["bare"]["rps"]),
+        rounds.ratio("p99_vs_bare", results, lambda r: r["hub"]["p99"] / r["bare"]["p99"]),
+        rounds.ratio("audit_off_vs_on", results,
+                     lambda r: r["hub_audit_off"]["rps"] / r["hub"]["rps"]),
+    ])
 
 
 if __name__ == "__main__":

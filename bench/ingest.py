@@ -4,11 +4,13 @@ Run by hand (needs a PostgreSQL server and `psql`; it creates and drops hub_benc
 
     .venv/bin/python bench/ingest.py --rows 1000000
 
-The source is a generated table in its own database (bench/events.odcs.yaml). In the same
-run: the hub loads it (SQL connector -> COPY into raw_bench.events, cursor and load
-record per batch); `psql \\copy` loads the same rows, exported to a CSV file beforehand,
-into a table of the same shape; then 1% new rows are added at the source and the hub
-loads them incrementally. The last line is the figures.
+The source is a generated table in its own database (bench/events.odcs.yaml), exported
+once to a CSV file. Each round (`--rounds`, interleaved, see bench/rounds.py) times three
+loads, each into a fresh hub database: the hub loads the table (SQL connector -> COPY into
+raw_bench.events, cursor and load record per batch); `psql \\copy` loads the CSV into a
+table of the same shape; and, after an untimed full load, 1% new rows are added at the
+source and the hub loads them incrementally (then they are deleted again, so every round
+starts from the same source). The medians count. The last line is the figures.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import psycopg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench import rounds  # noqa: E402
 from contracts import load_contract  # noqa: E402
 from flows.ingest import ingest  # noqa: E402
 from flows.load import ensure_raw_table  # noqa: E402
@@ -41,28 +43,29 @@ select i, timestamp '2024-01-01' + i * interval '1 second',
        (array['graffiti', 'dumping', 'pothole', 'streetlight'])[1 + i %% 4], 1 + i %% 15,
        round((i %% 1000) * 1.37, 2), 'event ' || i, 34 + (i %% 1000) / 1000.0,
        -118 - (i %% 1000) / 1000.0, i %% 7 = 0, date '2024-01-01' + (i %% 365)
-from generate_series(%(first)s, %(last)s) as i
+from generate_series(%(first)s::integer, %(last)s::integer) as i
 """
+SOURCE, HUB = "hub_bench_ingest_source", "hub_bench_ingest"
 
 
 def main() -> None:
     args = _args()
-    source = ensure_database(args.database_url, "hub_bench_ingest_source")
-    hub = ensure_database(args.database_url, "hub_bench_ingest")
+    source = ensure_database(args.database_url, SOURCE)
+    added = max(args.rows // 100, 1)
     try:
         _source(source, args.rows)
-        bootstrap(hub)
-        _quiet(hub, ensure_raw_table)
-        full = _timed(lambda: _hub_load(hub, source))
-        copy = _copy(hub, source)
-        added = max(args.rows // 100, 1)
-        _add(source, args.rows + 1, args.rows + added)
-        _quiet(hub)
-        incremental = _timed(lambda: _hub_load(hub, source))
+        with tempfile.NamedTemporaryFile(suffix=".csv") as csv:
+            _psql(source, f"\\copy (select * from events order by updated_at, event_id) to "
+                          f"'{csv.name}' csv")
+            results = rounds.run({
+                "full": lambda: _full(args.database_url, source),
+                "copy": lambda: _copy(args.database_url, csv.name),
+                "incremental": lambda: _incremental(args.database_url, source, args.rows, added),
+            }, args.rounds)
     finally:
-        for name in ("hub_bench_ingest_source", "hub_bench_ingest"):
+        for name in (SOURCE, HUB):
             drop_database(args.database_url, name)
-    _report(args.rows, added, full, copy, incremental)
+    _report(args.rows, added, results)
 
 
 def _source(url: str, rows: int) -> None:
@@ -86,6 +89,21 @@ def _add(url: str, first: int, last: int) -> None:
         conn.execute("analyze events")
 
 
+def _remove_after(url: str, last: int) -> None:
+    """Back to the rows the rounds share; vacuum frees the index entries and statistics."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("delete from events where event_id > %s", [last])
+        conn.execute("vacuum analyze events")
+
+
+def _fresh_hub(server: str) -> str:
+    """An empty, bootstrapped hub database: no raw rows, cursor or load records."""
+    drop_database(server, HUB)
+    hub = ensure_database(server, HUB)
+    bootstrap(hub)
+    return hub
+
+
 def _quiet(hub: str, before: Callable[[psycopg.Connection, object], None] | None = None
            ) -> None:
     """Each timed load starts from the same state: no autovacuum on the loaded tables (it
@@ -105,45 +123,63 @@ def _hub_load(hub: str, source: str) -> int:
     return ingest(hub, CONTRACT, source, settings).rows
 
 
-def _copy(hub: str, source: str) -> float:
-    """Seconds psql's \\copy takes to load the same rows, from a CSV exported beforehand."""
-    with psycopg.connect(hub) as conn:
-        conn.execute("drop table if exists public.copy_events")
-        # The raw table's data columns (text), without the hub's load metadata.
-        conn.execute("create table public.copy_events as select "
-                     + ", ".join(c.name for c in CONTRACT.columns)
-                     + " from raw_bench.events limit 0")
+def _full(server: str, source: str) -> rounds.Figures:
+    hub = _fresh_hub(server)
+    _quiet(hub, ensure_raw_table)
+    return rounds.timed(lambda: _hub_load(hub, source))
+
+
+def _incremental(server: str, source: str, rows: int, added: int) -> rounds.Figures:
+    hub = _fresh_hub(server)
+    _quiet(hub, ensure_raw_table)
+    _hub_load(hub, source)  # untimed: the state an incremental load starts from
+    _add(source, rows + 1, rows + added)
     _quiet(hub)
-    with tempfile.NamedTemporaryFile(suffix=".csv") as handle:
-        _psql(source, f"\\copy (select * from events order by updated_at, event_id) to "
-                      f"'{handle.name}' csv")
-        columns = ", ".join(c.name for c in CONTRACT.columns)
-        return _timed(lambda: _psql(hub, f"\\copy public.copy_events ({columns})"
-                                         f" from '{handle.name}' csv"))
+    figures = rounds.timed(lambda: _hub_load(hub, source))
+    _remove_after(source, rows)
+    return figures
+
+
+def _copy(server: str, csv: str) -> rounds.Figures:
+    """psql's \\copy of the same rows, from the CSV exported beforehand."""
+    hub = _fresh_hub(server)
+    columns = ", ".join(c.name for c in CONTRACT.columns)
+    with psycopg.connect(hub) as conn:
+        ensure_raw_table(conn, CONTRACT)
+        # The raw table's data columns (text), without the hub's load metadata.
+        conn.execute(f"create table public.copy_events as select {columns}"
+                     " from raw_bench.events limit 0")
+    _quiet(hub)
+    return rounds.timed(lambda: _psql(hub, f"\\copy public.copy_events ({columns})"
+                                           f" from '{csv}' csv"))
 
 
 def _psql(url: str, command: str) -> None:
     subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qc", command], check=True)
 
 
-def _timed(run: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    run()
-    return time.perf_counter() - started
-
-
-def _report(rows: int, added: int, full: float, copy: float, incremental: float) -> None:
-    print(f"{'load':<26}{'rows':>12}{'seconds':>10}{'rows/s':>14}")
-    for name, count, seconds in (("hub, full", rows, full), ("psql \\copy", rows, copy),
-                                 ("hub, incremental (1%)", added, incremental)):
-        print(f"{name:<26}{count:>12,}{seconds:>10.2f}{count / seconds:>14,.0f}")
-    print(f"full_vs_copy={(rows / full) / (rows / copy):.2f} "
-          f"incremental_vs_full={incremental / full:.3f}")
+def _report(rows: int, added: int, results: list[rounds.Round]) -> None:
+    lines = [f"{len(results)} rounds: medians, seconds as median (min-max)"]
+    body = []
+    for name, label, count in (("full", "hub, full", rows), ("copy", "psql \\copy", rows),
+                               ("incremental", "hub, incremental (1%)", added)):
+        seconds = rounds.values(results, name, "seconds")
+        body.append([label, f"{count:,}", rounds.summary(seconds, ".3f"),
+                     f"{count / rounds.median(seconds):,.0f}"])
+    lines += rounds.table(["load", "rows", "seconds", "rows/s"], body)
+    # Rows per second of the hub over \\copy's, for the same rows: their seconds inverted.
+    full_vs_copy = rounds.ratio("full_vs_copy", results,
+                                lambda r: r["copy"]["seconds"] / r["full"]["seconds"])
+    incremental_vs_full = rounds.ratio(
+        "incremental_vs_full", results,
+        lambda r: r["incremental"]["seconds"] / r["full"]["seconds"], digits=3)
+    rounds.report(lines, [full_vs_copy, incremental_vs_full])
 
 
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=rounds.positive_int, default=1_000_000)
+    rounds.add_rounds_argument(parser)
     parser.add_argument("--database-url", default=os.environ.get(
         "HUB_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
         help="a server where the bench may create and drop hub_bench_ingest*")

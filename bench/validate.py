@@ -7,7 +7,8 @@ Run by hand (needs a PostgreSQL server where it may create and drop `hub_bench_v
 The table follows tests/data/every_rule.odcs.yaml (one rule of every kind) and is clean, so
 every rule holds: the hub runs its GX suite with BOOLEAN_ONLY and its sandboxed SQL rules,
 exactly as a pipeline run does; the baseline checks the same ten rules in one query.
-Each side runs `--repeat` times; the best time counts. The last line is the figure.
+Each side runs once uncounted, then once per round (`--rounds`, interleaved, see
+bench/rounds.py); the medians count. The last line is the figure.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -24,6 +23,7 @@ import psycopg
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench import rounds  # noqa: E402
 from contracts import load_contract  # noqa: E402
 from flows.sql_rules import run_sql_rules  # noqa: E402
 from flows.validate import validate  # noqa: E402
@@ -68,11 +68,12 @@ def main() -> None:
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(GENERATE.replace("%(rows)s", str(args.rows)))
-        hub = _best(args.repeat, lambda: _hub(url))
-        hand = _best(args.repeat, lambda: _hand_written(url))
+        results = rounds.run({"hub": lambda: rounds.timed(lambda: _hub(url)),
+                              "hand": lambda: rounds.timed(lambda: _hand_written(url))},
+                             args.rounds, warmup=True)
     finally:
         drop_database(args.database_url, "hub_bench_validate")
-    _report(args.rows, hub, hand)
+    _report(args.rows, results)
 
 
 def _hub(url: str) -> None:
@@ -89,26 +90,24 @@ def _hand_written(url: str) -> None:
         sys.exit(f"the clean table failed the hand-written query: {row}")
 
 
-def _best(repeat: int, run: Callable[[], None]) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
-def _report(rows: int, hub: float, hand: float) -> None:
-    print(f"{'variant':<28}{'rows':>12}{'seconds':>10}{'rows/s':>14}")
-    for name, seconds in (("hub (GX BOOLEAN_ONLY + sql)", hub), ("one hand-written query", hand)):
-        print(f"{name:<28}{rows:>12,}{seconds:>10.2f}{rows / seconds:>14,.0f}")
-    print(f"hub_vs_sql={hub / hand:.2f}")
+def _report(rows: int, results: list[rounds.Round]) -> None:
+    lines = [f"{len(results)} rounds: medians, seconds as median (min-max)"]
+    body = []
+    for name, label in (("hub", "hub (GX BOOLEAN_ONLY + sql)"),
+                        ("hand", "one hand-written query")):
+        seconds = rounds.values(results, name, "seconds")
+        body.append([label, f"{rows:,}", rounds.summary(seconds, ".2f"),
+                     f"{rows / rounds.median(seconds):,.0f}"])
+    lines += rounds.table(["variant", "rows", "seconds", "rows/s"], body)
+    hub_vs_sql = rounds.ratio("hub_vs_sql", results,
+                              lambda r: r["hub"]["seconds"] / r["hand"]["seconds"])
+    rounds.report(lines, [hub_vs_sql])
 
 
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per side; best counts")
+    parser.add_argument("--rows", type=rounds.positive_int, default=1_000_000)
+    rounds.add_rounds_argument(parser)
     parser.add_argument("--database-url", default=os.environ.get(
         "HUB_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
         help="a server where the bench may create and drop hub_bench_validate")

@@ -15,10 +15,10 @@ from open_data_contract_standard.model import OpenDataContractStandard, SchemaOb
 from contracts.dates import FormatError, translate
 from contracts.errors import ContractError
 from contracts.mapping import LOGICAL_TO_PG
-from contracts.model import KNOWN_CLASSES, MASK_KINDS, Column, Contract, SourceConfig
+from contracts.model import KNOWN_CLASSES, MASK_KINDS, Column, Contract
 from contracts.quality import column_checks, table_checks
 from contracts.resolve import parse_odcs, read_odcs
-from contracts.source_config import parse_source
+from contracts.source_config import SourceConfig, parse_source
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
@@ -67,17 +67,9 @@ def lint(doc: OpenDataContractStandard, path: Path) -> Contract:
             status=doc.status or "active",
             path=path,
         )
-    if (contract and contract.source and contract.source.cursor_column
-            and contract.source.cursor_column not in _names(contract)):
-        problems.append(("customProperties.hubSource.cursorColumn",
-                         f"{contract.source.cursor_column!r} is not a column of the contract"))
     if problems or contract is None:
         raise ContractError(str(path), problems)
     return contract
-
-
-def _names(contract: Contract) -> set[str]:
-    return {c.name for c in contract.columns}
 
 
 def _check_header(doc: OpenDataContractStandard, problems: Problems) -> None:

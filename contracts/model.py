@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contracts.source_config import SourceConfig, SqlConfig
+
 # ODCS `classification` values that mean "personal data": masked by default.
 PERSONAL_CLASSES = frozenset({"personal", "pii", "sensitive"})
 KNOWN_CLASSES = PERSONAL_CLASSES | {"public", "internal", "restricted", "confidential"}
@@ -40,27 +42,6 @@ class Column:
 
 
 @dataclass(frozen=True)
-class SourceConfig:
-    """Where the hub pulls the dataset from (customProperty `hubSource`)."""
-
-    kind: str  # sql | rest | files | mqtt
-    connection_env: str = ""  # variable holding the URL or path (it may carry secrets)
-    url: str = ""  # or the URL itself, when it carries none
-    table: str = ""  # sql: the source table
-    cursor_column: str = ""  # sql, rest: the incremental cursor
-    batch_size: int = 5000
-    schedule: str | None = None
-    sample: str | None = None  # bundled sample data to provision in demo mode
-    system: str = ""  # source system, for the per-system concurrency limit
-    fields: tuple[tuple[str, str], ...] = ()  # (contract column, name in the source)
-    options: dict[str, Any] = field(default_factory=dict, compare=False)  # kind-specific
-
-    @property
-    def field_map(self) -> dict[str, str]:
-        return dict(self.fields)
-
-
-@dataclass(frozen=True)
 class Contract:
     """A validated contract for one shared dataset."""
 
@@ -90,6 +71,14 @@ class Contract:
     def relation_name(self) -> str:
         """Table name used in the warehouse: public_works__service_requests."""
         return self.dataset_id.replace(".", "__")
+
+    @property
+    def field_map(self) -> dict[str, str]:
+        """Contract column -> name in the source, for every column: the source's `columns`
+        names those that differ (a SQL source is read by the contract's names)."""
+        renamed = {} if self.source is None or isinstance(self.source, SqlConfig) else (
+            self.source.columns)
+        return {c.name: renamed.get(c.name, c.name) for c in self.columns}
 
     @property
     def raw_schema(self) -> str:

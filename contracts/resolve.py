@@ -10,7 +10,7 @@ import pydantic
 import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
 
-from contracts.errors import ContractError
+from contracts.errors import ContractError, yaml_problem
 
 MAX_BYTES = 1_000_000  # contracts are hand-written; a megabyte is already absurd
 MAX_DEPTH = 32
@@ -65,7 +65,7 @@ def _parse_yaml(path: Path, text: str) -> dict[str, Any]:
                                                  "accepted; write the value out")])
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ContractError(str(path), [("(file)", f"not valid YAML: {exc}")]) from None
+        raise ContractError(str(path), [("(file)", yaml_problem(exc))]) from None
     if not isinstance(document, dict):
         raise ContractError(str(path), [("(file)", "must be a YAML mapping with apiVersion, "
                                          "kind: DataContract, schema, ...")])

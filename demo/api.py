@@ -3,7 +3,8 @@
 The demo stands it up in place of the transport department's open-data API, and the
 tests use it as a real HTTP server: Socrata-style `$limit`/`$offset`/`$where`, or page,
 cursor and Link-header pagination, an API key or OAuth2 client credentials, and injected
-429/503 answers to exercise retries.
+faults: 429/503 answers to exercise retries, a 302 redirect, and `Link` headers pointing at
+another host (the connector must follow neither to an address the guard never checked).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class DemoApi:
     client: tuple[str, str] | None = None  # OAuth2 client id and secret, when required
     fail_next: list[int] = field(default_factory=list)  # statuses to answer first
     fail_after: int | None = None  # answer 500 once this many pages were served
+    redirect_to: str | None = None  # answer every GET with a 302 to this URL
+    link_base: str = ""  # where `Link: rel="next"` points: "" this server, or another's base
     requests: int = 0
     tokens: set[str] = field(default_factory=set)
 
@@ -36,11 +39,12 @@ class DemoApi:
     def from_file(cls, path: Path, order_by: str, **options: Any) -> DemoApi:
         return cls(json.loads(path.read_text()), order_by, **options)
 
-    def start(self) -> tuple[str, ThreadingHTTPServer]:
-        """Serve on a free loopback port in a daemon thread; return the base URL."""
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+    def start(self, host: str = "127.0.0.1") -> tuple[str, ThreadingHTTPServer]:
+        """Serve on a free port of `host` (a loopback address) in a daemon thread; return
+        the base URL and the server (`shutdown()` stops it)."""
+        server = ThreadingHTTPServer((host, 0), _handler(self))
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{server.server_address[1]}", server
+        return f"http://{host}:{server.server_address[1]}", server
 
     def page(self, query: dict[str, str]) -> list[dict[str, Any]]:
         found = sorted(self.records, key=lambda r: str(r.get(self.order_by, "")))
@@ -78,6 +82,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(status, {"error": "try later"}, {"Retry-After": "1"})
         if self.api.fail_after is not None and self.api.requests > self.api.fail_after:
             return self._send(500, {"error": "the department's API is down"})
+        if self.api.redirect_to is not None:
+            return self._send(302, {"moved": self.api.redirect_to},
+                              {"Location": self.api.redirect_to})
         if not self._authorised():
             return self._send(401, {"error": "unauthorised"})
         parts = urlsplit(self.path)
@@ -108,7 +115,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {}
         if style == "link" and more:
             page = int(query.get("page") or 1) + 1
-            headers["Link"] = f'</link/data.json?limit={limit}&page={page}>; rel="next"'
+            headers["Link"] = (f'<{self.api.link_base}/link/data.json?limit={limit}'
+                               f'&page={page}>; rel="next"')
         self._send(200, chunk, headers)
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:

@@ -56,7 +56,7 @@ def _demo_api(contract: Contract, settings: Settings) -> str:
     sample = str(contract.source.sample)
     if sample not in _RUNNING_APIS:
         [path] = _sample_files(contract, settings)
-        order_by = contract.source.field_map[contract.source.cursor_column]
+        order_by = contract.field_map[contract.source.cursor_column]
         _RUNNING_APIS[sample], _ = DemoApi.from_file(path, order_by).start()
     route = urlsplit(contract.source.url).path or f"/resource/{sample}.json"
     return _RUNNING_APIS[sample] + route

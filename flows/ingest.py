@@ -18,8 +18,10 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from contracts import Contract
+from contracts import Contract, ContractError
+from contracts.source_config import ApiKeyAuth, FilesConfig, OAuth2Auth, RestConfig, SqlConfig
 from flows.load import ensure_raw_table, load_batch, read_cursor, read_manifest
+from flows.problems import MissingSetting
 from flows.sources.base import Batch
 from flows.sources.files import ChangedFile, read_files
 from flows.sources.guard import UnsafeSource, check_url
@@ -40,10 +42,10 @@ class LoadResult:
 def ingest(warehouse_url: str, contract: Contract, source_url: str, settings: Settings,
            progress: Callable[[int], None] | None = None) -> LoadResult:
     """Load everything new since the last committed position; return what was loaded."""
-    if contract.source is None:
-        raise ValueError(f"{contract.dataset_id}: the contract has no hubSource to ingest from")
+    check_source(contract)
     result, delivery_id = LoadResult(), uuid.uuid4()
-    label = f"{contract.source.kind}:{contract.source.table or urlsplit(source_url).path}"
+    src = contract.source
+    label = f"{src.kind}:{src.table if isinstance(src, SqlConfig) else urlsplit(source_url).path}"
     # UTF-8 like the PostgreSQL connector's COPY text, which reaches the warehouse as bytes.
     with psycopg.connect(warehouse_url, autocommit=True, client_encoding="utf8") as conn:
         ensure_raw_table(conn, contract)
@@ -59,6 +61,14 @@ def ingest(warehouse_url: str, contract: Contract, source_url: str, settings: Se
             if progress is not None:
                 progress(loaded)
     return result
+
+
+def check_source(contract: Contract) -> None:
+    """A contract without hubSource names nothing to ingest: its file must say where from."""
+    if contract.source is None:
+        raise ContractError(str(contract.path or contract.dataset_id), [(
+            "customProperties.hubSource", "missing: add it to say where the hub pulls the "
+            "dataset from (kind: sql, rest, files or mqtt)")])
 
 
 def read_ahead(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
@@ -107,20 +117,20 @@ def open_source(conn: psycopg.Connection, contract: Contract, url: str, settings
     """The connector for the contract's source kind, positioned after the last commit."""
     src = contract.source
     columns = [c.name for c in contract.columns]
-    if src.kind == "sql":
+    if isinstance(src, SqlConfig):
         # PostgreSQL sources stream COPY text straight through; others go via SQLAlchemy.
         read = copy_batches if _copies(contract, url) else read_batches
         return read(url, table=src.table, columns=columns,
                     cursor_column=src.cursor_column, key_column=contract.primary_key,
                     after=read_cursor(conn, contract.dataset_id), batch_size=src.batch_size,
                     types={c.name: c.logical_type for c in contract.columns})
-    if src.kind == "rest":
-        return read_records(_rest(contract, url, settings), cursor_column=src.cursor_column,
+    if isinstance(src, RestConfig):
+        return read_records(_rest(contract, src, url, settings), cursor_column=src.cursor_column,
                             key_column=contract.primary_key,
                             after=read_cursor(conn, contract.dataset_id))
-    if src.kind == "files":
+    if isinstance(src, FilesConfig):
         _check_local(url, src.url, settings)
-        return read_files(url, fields=src.field_map, pattern=src.options.get("pattern", "*"),
+        return read_files(url, fields=contract.field_map, pattern=src.pattern,
                           manifest=read_manifest(conn, contract.dataset_id),
                           batch_size=src.batch_size,
                           on_changed=lambda f: warnings.append(_changed(f)))
@@ -131,34 +141,27 @@ def mqtt_source(contract: Contract, url: str, settings: Settings) -> MqttSource:
     """The subscription for a contract's feed. A path in the broker URL is a namespace
     (mqtt://broker:1883/staging): topic and session id are prefixed with it, so two
     deployments can share a broker without taking each other's messages."""
-    options, namespace = contract.source.options, urlsplit(url).path.strip("/")
-    topic = options["topic"]
-    client_id = options.get("clientId", f"civic-data-hub-{contract.relation_name}")
+    src, namespace = contract.source, urlsplit(url).path.strip("/")
+    topic, client_id = src.topic, src.client_id or f"civic-data-hub-{contract.relation_name}"
     if namespace:
         topic, client_id = f"{namespace}/{topic}", f"{client_id}-{namespace}"
-    return MqttSource(url=url, topic=topic, fields=contract.source.field_map,
-                      client_id=client_id, qos=int(options.get("qos", 1)),
-                      batch_size=contract.source.batch_size,
-                      idle_seconds=float(options.get("idleSeconds", 2.0)),
+    return MqttSource(url=url, topic=topic, fields=contract.field_map, client_id=client_id,
+                      qos=src.qos, batch_size=src.batch_size, idle_seconds=src.idle_seconds,
                       allowed_hosts=settings.allowed_hosts())
 
 
-def _rest(contract: Contract, url: str, settings: Settings) -> RestSource:
-    options = contract.source.options
-    pages = {_snake(k): v for k, v in (options.get("pagination") or {}).items()}
-    auth = options.get("auth") or {}
-    headers, token = {}, None
-    if auth.get("type") == "api_key":
-        headers[auth.get("header", "X-Api-Key")] = _secret(auth["keyEnv"])
-    elif auth.get("type") == "oauth2":
-        token = client_credentials(auth["tokenUrl"], _secret(auth["clientIdEnv"]),
-                                   _secret(auth["clientSecretEnv"]), settings.allowed_hosts())
+def _rest(contract: Contract, src: RestConfig, url: str, settings: Settings) -> RestSource:
+    auth, headers, token = src.auth, {}, None
+    if isinstance(auth, ApiKeyAuth):
+        headers[auth.header] = _secret(auth.key_env)
+    elif isinstance(auth, OAuth2Auth):
+        token = client_credentials(auth.token_url, _secret(auth.client_id_env),
+                                   _secret(auth.client_secret_env), settings.allowed_hosts())
     return RestSource(
-        url=url, fields=contract.source.field_map, records_path=options.get("recordsPath", ""),
-        pagination=Pagination(**pages), params=options.get("params") or {},
-        since_param=options.get("sinceParam"),
-        since_format=options.get("sinceFormat", "{value}"), headers=headers, token=token,
-        allowed_hosts=settings.allowed_hosts())
+        url=url, fields=contract.field_map, records_path=src.records_path,
+        pagination=Pagination(**src.pagination.model_dump()), params=dict(src.params),
+        since_param=src.since_param, since_format=src.since_format, headers=headers,
+        token=token, allowed_hosts=settings.allowed_hosts())
 
 
 def _copies(contract: Contract, url: str) -> bool:
@@ -169,7 +172,8 @@ def _copies(contract: Contract, url: str) -> bool:
 def _secret(name: str) -> str:
     value = os.environ.get(name)
     if not value:
-        raise RuntimeError(f"set {name}: the source's contract names it for its credentials")
+        raise MissingSetting(f"{name} is not set: set it to the credential the contract's "
+                             "hubSource.auth names it for")
     return value
 
 
@@ -193,6 +197,3 @@ def _changed(changed: ChangedFile) -> str:
             f"{changed.loaded_sha256[:12]}... -> {changed.now_sha256[:12]}...); it was not "
             "loaded again: deliver corrections as a new file")
 
-
-def _snake(name: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import psycopg
 from prefect import flow
 
 from access_policies import Policy, load_policies
-from contracts import Contract, load_all
+from contracts import Contract, ContractError, load_each
 from contracts.diff import semver
 from flows import build
 from flows.checks import Failure
+from flows.problems import explain_build, problems_of
 from flows.report import gate_counts, store_report
 from flows.stages import (
     StandIn,
@@ -38,13 +41,14 @@ from hub.registry import RegistrationRefused, latest_version, register
 from hub.settings import Settings, get_settings
 from hub.warehouse import resolve_url
 
+T = TypeVar("T")
 
 @dataclass
 class RunReport:
     """How one dataset's pass ended; `hub run` prints these."""
 
     dataset: str
-    status: str = "failed"  # published | failed
+    status: str = "failed"  # published | failed | not run
     rows_loaded: int = 0
     version: int | None = None
     row_count: int | None = None
@@ -64,13 +68,11 @@ def dataset_pipeline(contract: Contract, warehouse_url: str, settings: Settings)
                                    "dataset's data comes from (kind: sql, rest, files, mqtt)")]
         _record(warehouse_url, run_id, started, report, contract, built=False)
         return report
-    try:
-        loaded = ingest_flow(contract, warehouse_url, settings)
-        report.rows_loaded, report.warnings = loaded.rows, loaded.warnings
-    except Exception as exc:  # after its retries: the dataset fails, the others carry on
-        report.failures = [Failure("ingest", "source", f"{type(exc).__name__}: {exc}")]
+    loaded = _attempt("ingest", report, ingest_flow, contract, warehouse_url, settings)
+    if loaded is None:  # after its retries: the dataset fails, the others carry on
         _record(warehouse_url, run_id, started, report, contract, built=False)
         return report
+    report.rows_loaded, report.warnings = loaded.rows, loaded.warnings
     current = _current_version(warehouse_url, contract)
     if report.rows_loaded == 0 and current is not None:
         # Nothing new and the same contract: the served version is still the right one.
@@ -78,18 +80,31 @@ def dataset_pipeline(contract: Contract, warehouse_url: str, settings: Settings)
             "published", current)
         _record(warehouse_url, run_id, started, report, contract, built=False)
         return report
-    built = build_flow(contract, warehouse_url, settings)
-    report.failures = list(built.failures)
-    candidate = built.details["candidate_built"]
+    built = _attempt("build", report, build_flow, contract, warehouse_url, settings)
+    candidate = built is not None and built.details["candidate_built"]
+    if built is not None:
+        report.failures += explain_build(built.failures, contract, warehouse_url,
+                                         str(settings.home / "dbt" / "logs" / "dbt.log"))
     if candidate:  # a model that failed leaves nothing to validate
-        report.failures += validate_flow(contract, warehouse_url, settings)
+        report.failures += _attempt("validate", report, validate_flow, contract,
+                                    warehouse_url, settings) or []
     if not report.failures:  # row-level breaks were quarantined; the rest is the gate
-        done = publish_flow(contract, warehouse_url, run_id)
-        report.version, report.row_count, report.quarantined = (
-            done.version, done.rows, done.quarantined)
-        report.status = "published"
+        done = _attempt("publish", report, publish_flow, contract, warehouse_url, run_id)
+        if done is not None:
+            report.version, report.row_count, report.quarantined = (
+                done.version, done.rows, done.quarantined)
+            report.status = "published"
     _record(warehouse_url, run_id, started, report, contract, built=candidate)
     return report
+
+
+def _attempt(step: str, report: RunReport, stage: Callable[..., T], *args: Any) -> T | None:
+    """Run one stage's flow; what it raised becomes the report's failures (None returned)."""
+    try:
+        return stage(*args)
+    except Exception as exc:  # the dataset fails with what to fix; the others carry on
+        report.failures += problems_of(exc, step, report.dataset)
+        return None
 
 
 def _current_version(warehouse_url: str, contract: Contract) -> tuple[int, int, int] | None:
@@ -137,7 +152,26 @@ def run_all(dataset_id: str | None = None, settings: Settings | None = None,
     no URL."""
     settings = settings or get_settings()
     use_stand_ins(stand_in)
-    files = load_all(settings.contracts_dir)
+    files, broken = load_each(settings.contracts_dir)
+    if broken:  # policies and compiled files need every contract: nothing runs
+        return not_run(broken, [dataset_id] if dataset_id else sorted(files))
+    try:
+        warehouse_url, active, wanted, refused = _prepare(files, dataset_id, settings)
+    except KeyError:
+        raise  # an unknown or retired dataset asked for: the caller says which exist
+    except Exception as exc:  # no warehouse, say: every dataset asked for reports it
+        names = [dataset_id] if dataset_id else sorted(files)
+        failures = problems_of(exc, "start", ", ".join(names))
+        return [RunReport(d, failures=failures) for d in names]
+    return [RunReport(d, failures=[Failure("contract", "registry", refused[d])]) if d in refused
+            else _one(active[d], warehouse_url, settings) for d in wanted]
+
+
+def _prepare(files: dict[str, Contract], dataset_id: str | None, settings: Settings,
+             ) -> tuple[str, dict[str, Contract], list[str], dict[str, str]]:
+    """The warehouse, the repository's files registered, the source limits and the dbt
+    project in place. Returns the warehouse URL, the contracts in force, the datasets to
+    run and why a dataset's file was refused."""
     warehouse_url = resolve_url(settings)
     bootstrap(warehouse_url)
     with psycopg.connect(warehouse_url) as conn:  # the contracts in force are on record
@@ -152,8 +186,7 @@ def run_all(dataset_id: str | None = None, settings: Settings | None = None,
         wanted = _wanted(conn, dataset_id, active, files)
     ensure_source_limits([active[d] for d in wanted], settings)
     build.prepare_project(list(active.values()), settings)
-    return [RunReport(d, failures=[Failure("contract", "registry", refused[d])]) if d in refused
-            else dataset_pipeline(active[d], warehouse_url, settings) for d in wanted]
+    return warehouse_url, active, wanted, refused
 
 
 def _wanted(conn: psycopg.Connection, dataset_id: str | None, active: dict[str, Contract],
@@ -167,6 +200,22 @@ def _wanted(conn: psycopg.Connection, dataset_id: str | None, active: dict[str, 
                        "built; register a new version with status: active to publish it again")
     raise KeyError(f"unknown dataset {dataset_id!r}; known: "
                    f"{', '.join(sorted(set(active) | set(files)))}")
+
+
+def _one(contract: Contract, warehouse_url: str, settings: Settings) -> RunReport:
+    try:
+        return dataset_pipeline(contract, warehouse_url, settings)
+    except Exception as exc:  # outside the stages (its bookkeeping): this dataset only
+        return RunReport(contract.dataset_id,
+                         failures=problems_of(exc, "pipeline", contract.dataset_id))
+
+
+def not_run(broken: dict[str, ContractError], wanted: list[str]) -> list[RunReport]:
+    """The reports of a pass stopped by contract files that do not lint: theirs say why."""
+    reports = {d: RunReport(d, status="not run") for d in wanted}
+    for dataset, error in broken.items():
+        reports[dataset] = RunReport(dataset, failures=problems_of(error, "lint", dataset))
+    return [reports[d] for d in sorted(reports)]
 
 
 def ensure_source_limits(contracts: list[Contract], settings: Settings) -> None:
@@ -187,7 +236,7 @@ def register_files(warehouse_url: str, contracts: dict[str, Contract], wanted: l
     for contract in (contracts[d] for d in wanted):
         with psycopg.connect(warehouse_url) as conn:
             latest = latest_version(conn, contract.dataset_id)
-            if latest and semver(latest[0]) > semver(contract.version):
+            if latest and semver(latest.version) > semver(contract.version):
                 continue  # the registry is ahead: a department registered a newer version
             try:
                 register(conn, contract, contract.path.read_text(), "hub run", policy)

@@ -16,9 +16,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
 from contracts import Contract
+from contracts.source_config import SqlConfig
 from flows import build, progress, validate
 from flows.checks import Failure, StepResult
-from flows.ingest import LoadResult, ingest
+from flows.ingest import LoadResult, check_source, ingest
+from flows.problems import MissingSetting, worth_retrying
 from flows.publish import Published, publish
 from flows.sql_rules import run_sql_rules
 from hub.settings import Settings
@@ -43,16 +45,25 @@ def source_url(contract: Contract, settings: Settings, warehouse_url: str) -> st
         return configured
     if _stand_in is not None and settings.demo_sources and src.sample:
         return _stand_in(warehouse_url, contract, settings)
-    if src.url:
+    if not isinstance(src, SqlConfig) and src.url:  # a database's URL is always secret
         return src.url
-    raise RuntimeError(f"{contract.dataset_id}: set {src.connection_env} to the department's "
-                       "source URL (HUB_DEMO_SOURCES is off)")
+    demo = " (or HUB_DEMO_SOURCES=true to use the bundled sample)" if src.sample else ""
+    raise MissingSetting(f"{src.connection_env} is not set: set it to {WHAT_URL[src.kind]}"
+                         f"{demo}")
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+# What a source's variable holds, by kind, for the message when it is missing.
+WHAT_URL = {"sql": "the department database's SQLAlchemy URL",
+            "files": "the drop folder (a path, or a URL such as s3://bucket/folder)",
+            "rest": "the API's URL", "mqtt": "the broker's URL (mqtt://host:1883)"}
+
+
+@task(retries=2, retry_delay_seconds=2, retry_condition_fn=worth_retrying,
+      cache_policy=NO_CACHE)
 def ingest_task(warehouse_url: str, contract: Contract, settings: Settings) -> LoadResult:
     logger = get_run_logger()
     progress.stage(contract.dataset_id, "ingest")
+    check_source(contract)  # before its source system's limit is looked up
     # One slot of the source system's limit: a department's system is not hammered by
     # every dataset (and every deployment) reading it at once.
     with concurrency(source_system(contract), occupy=1):

@@ -83,9 +83,11 @@ APPROVED = ("select request_id, dataset, client_id, columns, purpose, valid_from
 
 async def approved_grants(conn: psycopg.AsyncConnection, today: date) -> tuple[Grant, ...]:
     """Approved requests still in force, as grants to their clients (read by the API)."""
-    rows = await (await conn.execute(APPROVED, [today])).fetchall()
+    async with conn.cursor(row_factory=dict_row) as cur:
+        rows = await (await cur.execute(APPROVED, [today])).fetchall()
     return tuple(Grant(
-        id=f"request-{rid}", dataset=dataset, roles=frozenset(), purpose=purpose,
-        columns=frozenset(columns) if columns else None, clients=frozenset({client}),
-        valid_from=start, valid_until=end,
-    ) for rid, dataset, client, columns, purpose, start, end in rows)
+        id=f"request-{row['request_id']}", dataset=row["dataset"], roles=frozenset(),
+        purpose=row["purpose"], columns=frozenset(row["columns"]) if row["columns"] else None,
+        clients=frozenset({row["client_id"]}), valid_from=row["valid_from"],
+        valid_until=row["valid_until"],
+    ) for row in rows)

@@ -3,7 +3,12 @@
 - volume: a client read far more rows than its own usual volume (or, new, a lot at once);
 - outside_grant_window: a read recorded outside the validity window of the grant it cites;
 - denied_burst: many denied requests from one client or address within a minute;
+- column_probes: a burst of refused filters, orders or selects naming columns the caller
+  sees masked or cannot see (a caller searching out what a mask hides);
 - unmasked_personal: personal columns read unmasked (legitimate for owners, worth review).
+
+A refusal record may stand for several refusals (hub/refusals.py writes at most one per
+client and reason a second): the burst rules count `detail.count`, not rows.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ VOLUME_MIN_ROWS = 1000  # ...and never below this many rows
 BASELINE = timedelta(days=28)
 BURST_DENIALS = 10
 BURST_SECONDS = 60
+PROBE_BURST = 5  # refused probes of masked or hidden columns within BURST_SECONDS
+# How many refusals a record stands for: written by hub/refusals.py, 1 for older rows.
+REFUSALS = "coalesce((detail->>'count')::int, 1)"
 
 
 @dataclass(frozen=True)
@@ -30,7 +38,8 @@ class Flag:
 
 def flags(conn: psycopg.Connection, since: datetime, until: datetime) -> list[Flag]:
     return (volume(conn, since, until) + outside_grant_window(conn, since, until)
-            + denied_burst(conn, since, until) + unmasked_personal(conn, since, until))
+            + denied_burst(conn, since, until) + column_probes(conn, since, until)
+            + unmasked_personal(conn, since, until))
 
 
 def volume(conn: psycopg.Connection, since: datetime, until: datetime) -> list[Flag]:
@@ -63,17 +72,35 @@ def outside_grant_window(conn: psycopg.Connection, since: datetime, until: datet
 
 
 def denied_burst(conn: psycopg.Connection, since: datetime, until: datetime) -> list[Flag]:
-    rows = conn.execute(
-        "select who, max(n), min(occurred_at) from ("
-        "  select coalesce(client_id, source_address) as who, occurred_at,"
-        "   count(*) over (partition by coalesce(client_id, source_address)"
-        "    order by occurred_at range between %s preceding and current row) as n"
-        "  from audit.events where decision = 'deny'"
-        "  and occurred_at >= %s and occurred_at < %s) w"
-        " where n >= %s group by who",
-        [timedelta(seconds=BURST_SECONDS), since, until, BURST_DENIALS]).fetchall()
+    rows = _bursts(conn, "decision = 'deny'", since, until, BURST_DENIALS)
     return [Flag("denied_burst", who, {"denials_in_a_minute": n, "from": at.isoformat()})
-            for who, n, at in rows]
+            for who, n, at, _ in rows]
+
+
+def column_probes(conn: psycopg.Connection, since: datetime, until: datetime) -> list[Flag]:
+    rows = _bursts(conn, "decision = 'deny' and detail->>'probe' in"
+                   " ('masked_column', 'hidden_column')", since, until, PROBE_BURST)
+    return [Flag("column_probes", who, {"probes_in_a_minute": n, "from": at.isoformat(),
+                                        "columns": sorted(columns)})
+            for who, n, at, columns in rows]
+
+
+def _bursts(conn: psycopg.Connection, where: str, since: datetime, until: datetime,
+            at_least: int) -> list[tuple]:
+    """Per client (or address): the most refusals matching `where` within BURST_SECONDS,
+    when at least `at_least`; when that many were reached, and the columns named."""
+    return conn.execute(
+        "select who, max(n), min(occurred_at) filter (where n >= %(least)s),"
+        " array_remove(array_agg(distinct column_), null)"
+        " from (select coalesce(client_id, source_address) as who, occurred_at,"
+        f"   detail->>'column' as column_, sum({REFUSALS})"
+        "   over (partition by coalesce(client_id, source_address)"
+        "    order by occurred_at range between %(span)s preceding and current row) as n"
+        f"  from audit.events where {where}"
+        "  and occurred_at >= %(since)s and occurred_at < %(until)s) w"
+        " group by who having max(n) >= %(least)s",
+        {"span": timedelta(seconds=BURST_SECONDS), "since": since, "until": until,
+         "least": at_least}).fetchall()
 
 
 def unmasked_personal(conn: psycopg.Connection, since: datetime, until: datetime) -> list[Flag]:

@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 
 @dataclass(frozen=True)
 class AuditEvent:
-    kind: str  # data.read, data.denied, catalog.read, token.issued, token.denied, pipeline.*
+    kind: str  # data.read, data.denied (and other *.denied), catalog.read, token.*, pipeline.*
     request_id: str | None = None
     decision: str | None = None  # allow | deny, for access decisions
     reason: str = ""

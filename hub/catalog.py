@@ -82,13 +82,13 @@ def retire(conn: psycopg.Connection, dataset: str, by: str, policy: Policy,
     if latest is None:
         known = ", ".join(sorted(newest(conn))) or "none yet"
         raise NotRegistered(f"no contract is registered for {dataset!r}; registered: {known}")
-    if latest[3] == "retired":
+    if latest.status == "retired":
         raise RegistrationRefused(f"{dataset} was already retired on "
                                   f"{retired_on(conn, dataset)}; nothing to do")
-    document = yaml.safe_load(latest[1])
-    major, minor, _ = semver(latest[0])
+    document = yaml.safe_load(latest.source_text)
+    major, minor, _ = semver(latest.version)
     document.update(status="retired", version=f"{major}.{minor + 1}.0")
-    text = (f"# Retired by {by} with `hub contracts retire`; otherwise version {latest[0]} "
+    text = (f"# Retired by {by} with `hub contracts retire`; otherwise version {latest.version} "
             "as registered.\n" + yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
     contract = parse(dataset, document["version"], text)
     return register(conn, contract, text, by, policy, today)

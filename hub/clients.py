@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 
 import psycopg
+from psycopg.rows import class_row, dict_row
 
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
@@ -47,18 +48,19 @@ def rotate_secret(conn: psycopg.Connection, name: str) -> tuple[Client, str]:
 
 
 def find_by_name(conn: psycopg.Connection, name: str) -> Client | None:
-    row = conn.execute("select client_id, name, role from hub.clients where name = %s",
-                       [name]).fetchone()
-    return Client(*row) if row else None
+    with conn.cursor(row_factory=class_row(Client)) as cur:
+        return cur.execute("select client_id, name, role from hub.clients where name = %s",
+                           [name]).fetchone()
 
 
 def authenticate(conn: psycopg.Connection, client_id: str, secret: str) -> Client | None:
-    row = conn.execute("select client_id, name, role, secret_hash from hub.clients "
-                       "where client_id = %s", [client_id]).fetchone()
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute("select client_id, name, role, secret_hash from hub.clients "
+                          "where client_id = %s", [client_id]).fetchone()
     # Hash even for an unknown id so response time does not reveal which ids exist.
-    stored = row[3] if row else hash_secret("unknown-client")
+    stored = row.pop("secret_hash") if row else hash_secret("unknown-client")
     ok = verify_secret(secret, stored)
-    return Client(*row[:3]) if row and ok else None
+    return Client(**row) if row and ok else None
 
 
 def hash_secret(secret: str) -> str:
@@ -75,9 +77,11 @@ def verify_secret(secret: str, stored: str) -> bool:
 
 def list_clients(conn: psycopg.Connection) -> list[tuple[Client, str]]:
     """Every client with its creation time (never its secret)."""
-    rows = conn.execute("select client_id, name, role, created_at from hub.clients"
-                        " order by name").fetchall()
-    return [(Client(*row[:3]), row[3].isoformat()) for row in rows]
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute("select client_id, name, role, created_at from hub.clients"
+                           " order by name").fetchall()
+    return [(Client(row["client_id"], row["name"], row["role"]), row["created_at"].isoformat())
+            for row in rows]
 
 
 def remove_client(conn: psycopg.Connection, name: str) -> Client:

@@ -51,6 +51,21 @@ class Checkpoint:
         return canonical({"last_seq": self.last_seq, "head_hash": self.head_hash,
                           "signed_at": self.signed_at, "key_id": self.key_id})
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Checkpoint:
+        """A checkpoint as exports and the transparency report write it; other keys (the
+        record type, the key fingerprint) are ignored. KeyError/ValueError if malformed."""
+        last_seq = record["last_seq"]
+        if not isinstance(last_seq, int) or isinstance(last_seq, bool):
+            raise ValueError(f"last_seq must be a whole number, not {last_seq!r}")
+        return cls(record.get("checkpoint_id"), last_seq, str(record["head_hash"]),
+                   str(record["signed_at"]), str(record["key_id"]), str(record["signature"]))
+
+    def public_record(self) -> dict[str, Any]:
+        """What leaves the database (exports, the transparency report): all but the row id."""
+        return {"last_seq": self.last_seq, "head_hash": self.head_hash,
+                "signed_at": self.signed_at, "key_id": self.key_id, "signature": self.signature}
+
 
 # ---------- hashing
 
@@ -95,8 +110,14 @@ def public_pem_of(public: Ed25519PublicKey) -> str:
 
 
 def key_id(public: Ed25519PublicKey) -> str:
+    return fingerprint(public)[:16]
+
+
+def fingerprint(public: Ed25519PublicKey) -> str:
+    """sha256 of the raw public key: published beside checkpoints, so a verifier can tell
+    that the key it was handed is the one the hub signs with."""
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return hashlib.sha256(raw).hexdigest()
 
 
 def sign(key: Ed25519PrivateKey, last_seq: int, head_hash: str) -> Checkpoint:

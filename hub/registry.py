@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 import yaml
+from psycopg.rows import class_row, dict_row
 
 from access_policies.model import Policy
 from contracts import Contract, load_contract_text
@@ -37,6 +38,17 @@ class RegistrationRefused(ValueError):
     def __init__(self, message: str, breaks: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.breaks = breaks
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """One registered version of a contract, as hub.contracts keeps it."""
+
+    version: str
+    source_text: str  # the ODCS YAML exactly as registered
+    checksum: str
+    deprecated_after: date | None
+    status: str  # the contract's ODCS status: a newest version `retired` stops the dataset
 
 
 @dataclass
@@ -57,15 +69,15 @@ def register(conn: psycopg.Connection, contract: Contract, text: str, by: str,
                  [contract.dataset_id])
     checksum = _checksum(text)
     latest = latest_version(conn, contract.dataset_id)
-    was_retired = latest is not None and latest[3] == "retired"
-    if latest is not None and latest[0] == contract.version:
-        if latest[2] == checksum:
+    was_retired = latest is not None and latest.status == "retired"
+    if latest is not None and latest.version == contract.version:
+        if latest.checksum == checksum:
             return Registration(contract.dataset_id, contract.version, "unchanged")
         raise RegistrationRefused(f"version {contract.version} of {contract.dataset_id} is "
                                   "already registered with other content: bump the version")
     result = Registration(contract.dataset_id, contract.version, "registered")
     if latest is not None:
-        old = load_contract_text(latest[1], f"{contract.dataset_id}@{latest[0]}")
+        old = load_contract_text(latest.source_text, f"{contract.dataset_id}@{latest.version}")
         changes = diff(old, contract)
         problem = version_problem(old, contract, changes)
         if problem:
@@ -88,33 +100,31 @@ def _checksum(text: str) -> str:
 
 
 NEWEST_FIRST = " order by string_to_array(version, '.')::int[] desc"  # semver, not text
+STORED = ("select version, source_text, checksum, deprecated_after, status"
+          " from hub.contracts")
 
 
-def latest_version(conn: psycopg.Connection,
-                   dataset: str) -> tuple[str, str, str, str] | None:
-    """(version, source text, checksum, status) of the newest registered version."""
-    return conn.execute(
-        "select version, source_text, checksum, status from hub.contracts where dataset = %s"
-        + NEWEST_FIRST + " limit 1", [dataset]).fetchone()
+def latest_version(conn: psycopg.Connection, dataset: str) -> StoredVersion | None:
+    """The newest registered version of the dataset's contract."""
+    with conn.cursor(row_factory=class_row(StoredVersion)) as cur:
+        return cur.execute(STORED + " where dataset = %s" + NEWEST_FIRST + " limit 1",
+                           [dataset]).fetchone()
 
 
 def history(conn: psycopg.Connection, dataset: str) -> list[dict[str, Any]]:
     """Every registered version of the dataset's contract, newest first."""
-    found = conn.execute(
-        "select version, status, registered_by, registered_at, breaking_changes,"
-        " deprecated_after, checksum from hub.contracts where dataset = %s" + NEWEST_FIRST,
-        [dataset]).fetchall()
-    keys = ("version", "status", "registered_by", "registered_at", "breaking_changes",
-            "deprecated_after", "sha256")
-    return [dict(zip(keys, row, strict=True)) for row in found]
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "select version, status, registered_by, registered_at, breaking_changes,"
+            " deprecated_after, checksum as sha256 from hub.contracts where dataset = %s"
+            + NEWEST_FIRST, [dataset]).fetchall()
 
 
-def newest_of_major(conn: psycopg.Connection, dataset: str,
-                    major: int) -> tuple[str, date | None] | None:
-    """(source text, deprecated after) of the newest version of one major."""
-    return conn.execute(
-        "select source_text, deprecated_after from hub.contracts where dataset = %s"
-        " and major = %s" + NEWEST_FIRST + " limit 1", [dataset, major]).fetchone()
+def newest_of_major(conn: psycopg.Connection, dataset: str, major: int) -> StoredVersion | None:
+    """The newest registered version of one major of the dataset's contract."""
+    with conn.cursor(row_factory=class_row(StoredVersion)) as cur:
+        return cur.execute(STORED + " where dataset = %s and major = %s" + NEWEST_FIRST
+                           + " limit 1", [dataset, major]).fetchone()
 
 
 def _insert(conn: psycopg.Connection, contract: Contract, text: str, checksum: str, by: str,

@@ -15,10 +15,11 @@ from pathlib import Path
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from hub.ledger import GENESIS, public_pem_of
+from hub.ledger import GENESIS, Checkpoint, public_pem_of
 from hub.ledger_verify import (
     Problem,
     Verification,
+    check_known,
     db_checkpoints,
     db_entries,
     verify_entries,
@@ -112,14 +113,23 @@ def _verify_file(path: Path, a: Archive, public_key: Ed25519PublicKey) -> list[P
 
 
 def verify_database(conn: psycopg.Connection, public_key: Ed25519PublicKey,
-                    archive_dir: Path | None = None) -> Verification:
-    """The database chain (from where archives end) and, given their folder, the archives."""
+                    archive_dir: Path | None = None,
+                    known: Checkpoint | None = None) -> Verification:
+    """The database chain (from where archives end) and, given their folder, the archives;
+    given a checkpoint seen earlier outside the database, that the ledger still holds it."""
     first_seq, first_prev = chain_start(conn)
-    checkpoints = [cp for cp in db_checkpoints(conn) if cp.last_seq >= first_seq]
+    recorded = db_checkpoints(conn)
+    checkpoints = [cp for cp in recorded if cp.last_seq >= first_seq]
     result = verify_entries(db_entries(conn, first_seq), checkpoints, public_key,
-                            first_seq=first_seq, first_prev=first_prev)
+                            first_seq=first_seq, first_prev=first_prev,
+                            watch=[known.last_seq] if known else [])
     if archive_dir is not None:
         result.problems[:0] = verify_archives(conn, archive_dir, public_key)
+    if known is not None:
+        # Archiving keeps every checkpoint row, and each archive the hash it ends at.
+        heads = {a.last_seq: a.head_hash for a in archives(conn)} | result.heads
+        result.problems += check_known(known, public_key, end=result.last_seq, heads=heads,
+                                       recorded=recorded, holds=range(1, result.last_seq + 1))
     result.unsealed = conn.execute(
         "select count(*) from audit.events e where not exists"
         " (select 1 from audit.chain c where c.event_id = e.event_id)").fetchone()[0]

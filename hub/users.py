@@ -7,6 +7,7 @@ import secrets
 from functools import cache
 
 import psycopg
+from psycopg.rows import dict_row
 
 from hub.clients import hash_secret, verify_secret
 
@@ -28,12 +29,13 @@ def add_user(conn: psycopg.Connection, username: str, role: str) -> str:
 
 def check_password(conn: psycopg.Connection, username: str, password: str) -> str | None:
     """The user's role if the password is right, else None."""
-    row = conn.execute("select role, password_hash from hub.users where username = %s",
-                       [username]).fetchone()
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute("select role, password_hash from hub.users where username = %s",
+                          [username]).fetchone()
     if row is None:
         verify_secret(password, _dummy_hash())  # the same work whether or not they exist
         return None
-    return row[0] if verify_secret(password, row[1]) else None
+    return row["role"] if verify_secret(password, row["password_hash"]) else None
 
 
 @cache

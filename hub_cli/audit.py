@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from hub import ledger
-from hub.ledger_verify import Verification, verify_export
+from hub.ledger_verify import Verification, read_checkpoint_file, verify_export
 from hub.ledger_verify import export as write_export
 from hub.retention import verify_database
 from hub.settings import get_settings
@@ -39,19 +39,30 @@ def seal() -> int:
 def verify(
     export: Annotated[Path | None, typer.Option(help="verify this export file instead")] = None,
     public_key: Annotated[Path | None, typer.Option(help="PEM file (with --export)")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="a checkpoint seen earlier: an export, or /transparency/report saved to a file; "
+             "the ledger must still reach it and hold it")] = None,
 ) -> int:
     """Check the whole chain and every checkpoint."""
     settings = get_settings()
-    if export:
-        if not public_key:
-            raise UsageError("--export needs --public-key FILE (from `hub audit public-key`)")
-        result = verify_export(export, public_key.read_text())
-    else:
-        key = ledger.load_signing_key(settings.keys_dir).public_key()
-        with warehouse(settings) as conn:
-            result = verify_database(conn, key, settings.audit_archive_dir)
+    try:
+        known = read_checkpoint_file(checkpoint) if checkpoint else None
+        if export:
+            result = verify_export(export, _public_pem(public_key), known)
+        else:
+            key = ledger.load_signing_key(settings.keys_dir).public_key()
+            with warehouse(settings) as conn:
+                result = verify_database(conn, key, settings.audit_archive_dir, known)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     print(format_verification(result))
     return 0 if result.ok else 1
+
+
+def _public_pem(path: Path | None) -> str:
+    if not path:
+        raise UsageError("--export needs --public-key FILE (from `hub audit public-key`)")
+    return path.read_text()
 
 
 def format_verification(result: Verification) -> str:
@@ -72,7 +83,7 @@ def export(
     output: Annotated[Path, typer.Option("--output", "-o", help="file to write")],
     format: Annotated[Format, typer.Option(help="file format")] = Format.jsonl,  # noqa: A002
 ) -> int:
-    """Write entries of a time range, with their checkpoints."""
+    """Write entries of a time range, with their checkpoints and the ledger's latest one."""
     start, end = _when(since, "--since"), _when(until, "--until")
     with warehouse(get_settings()) as conn:
         try:

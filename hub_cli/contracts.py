@@ -1,4 +1,4 @@
-"""`hub contracts ...`: lint, compile, diff (offline), register and retire (in the
+"""`hub contracts ...`: init, lint, compile, diff (offline), register and retire (in the
 warehouse)."""
 
 from __future__ import annotations
@@ -18,6 +18,40 @@ from hub_cli.common import UsageError, warehouse
 
 app = typer.Typer(help="data contracts", no_args_is_help=True)
 Existing = Annotated[Path, typer.Argument(help="an ODCS contract file")]
+
+
+@app.command("init")
+def init(
+    dataset_id: Annotated[str, typer.Argument(
+        help="the dataset as <department>.<table>, e.g. health.restaurant_inspections")],
+    source: Annotated[str, typer.Option(
+        "--from", help="a sample: a .csv, .jsonl, .json or .parquet file, or a SQLAlchemy URL")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="write the draft to this new file (default: print it)")] = None,
+    table: Annotated[str | None, typer.Option(
+        help="the table at a database URL (default: the dataset's table name)")] = None,
+    rows: Annotated[int, typer.Option(help="read at most this many rows")] = 100_000,
+) -> int:
+    """Draft a contract from a sample; what it is unsure of is printed to stderr."""
+    from contracts.draft import DraftError, draft_contract
+    from hub_cli.samples import read_sample
+
+    if output is not None and output.exists():
+        raise UsageError(f"{output} exists: give a new file (-o), or remove it first")
+    sample = read_sample(source, table or dataset_id.rpartition(".")[2], rows,
+                         get_settings().sample_data_dir)
+    try:
+        made = draft_contract(dataset_id, sample.headers, sample.rows, sample.spec)
+    except DraftError as exc:
+        raise UsageError(str(exc)) from None
+    if output is None:
+        print(made.text, end="", flush=True)
+    else:
+        output.write_text(made.text)
+        print(f"wrote {output}; check it with `hub contracts lint {output}`", file=sys.stderr)
+    for note in sample.notes + made.notes:
+        print(f"unsure: {note}", file=sys.stderr)
+    return 0
 
 
 @app.command("lint")

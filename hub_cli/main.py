@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
+# Typer 0.29 vendors its own Click (pinned in pyproject.toml): its exceptions live there.
+from typer._click import exceptions as click_errors
+
+from access_policies import PolicyError
 from contracts import ContractError
 from hub.migrations import MigrationError
 from hub.runtime import configure
 from hub.settings import get_settings
-from hub_cli import audit, clients, contracts, pipeline, users
+from hub_cli import audit, clients, contracts, pipeline, policies, users
 from hub_cli.common import UsageError
 
 app = typer.Typer(name="hub", help="Civic Data Hub", no_args_is_help=True,
@@ -23,6 +26,7 @@ app.add_typer(clients.keys, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(contracts.app, name="contracts")
 app.add_typer(users.app, name="users")
+app.add_typer(policies.app, name="policies")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,15 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="hub", standalone_mode=False)
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         return done.exit_code
-    except click.ClickException as exc:  # a usage mistake Click found: it says which
+    except click_errors.ClickException as exc:  # a usage mistake Click found: it says which
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("stopped", file=sys.stderr)
         return 130
-    except (UsageError, ContractError, MigrationError, FileNotFoundError) as exc:
+    except (UsageError, ContractError, PolicyError, MigrationError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return code if isinstance(code, int) else 0

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from hub.settings import Settings, get_settings
 from hub_cli.common import UsageError
+from hub_cli.run_log import run_log
 
 Host = Annotated[str | None, typer.Option(help="address to listen on (default HUB_API_HOST)")]
 Port = Annotated[int | None, typer.Option(help="port to listen on (default HUB_API_PORT)")]
@@ -21,11 +24,35 @@ def register(app: typer.Typer) -> None:
 
 
 def run(dataset: Annotated[str | None, typer.Option(
-        help="only this dataset, e.g. public_works.service_requests")] = None) -> int:
-    """One pipeline pass: ingest, build, validate, publish."""
-    reports = run_pipeline(get_settings(), dataset)
+        help="only this dataset, e.g. public_works.service_requests")] = None,
+        verbose: Annotated[bool, typer.Option(
+            "--verbose", help="show Prefect's and dbt's logs on the terminal too")] = False,
+        ) -> int:
+    """One pipeline pass: ingest, build, validate, publish. Logs go to HUB_HOME/logs."""
+    settings = get_settings()
+    with run_log(settings, verbose) as log_file:
+        reports = run_pipeline(settings, dataset)
     print(format_reports(reports))
+    _point_to(log_file, reports)
+    return exit_code(reports)
+
+
+def exit_code(reports: list) -> int:
+    """0 every dataset published, 2 a contract or policy file to fix, 1 anything else."""
+    from flows.problems import BAD_FILES
+
+    if any(f.engine in BAD_FILES for r in reports for f in r.failures):
+        return 2
     return 0 if all(r.status == "published" for r in reports) else 1
+
+
+def _point_to(log_file: Path, reports: list) -> None:
+    """One line saying where the traceback of an internal error is."""
+    from flows.problems import INTERNAL
+
+    if any(f.engine == INTERNAL for r in reports for f in r.failures):
+        print(f"internal error: its traceback is in {log_file}; please report it to the "
+              "hub's maintainers", file=sys.stderr)
 
 
 def serve(host: Host = None, port: Port = None) -> int:
@@ -37,7 +64,10 @@ def serve(host: Host = None, port: Port = None) -> int:
 def demo(host: Host = None, port: Port = None) -> int:
     """Run the pipeline, then serve with a demo client."""
     settings = listening(get_settings(), host, port)
-    print(format_reports(run_pipeline(settings, None)))
+    with run_log(settings, verbose=False) as log_file:
+        reports = run_pipeline(settings, None)
+    print(format_reports(reports))
+    _point_to(log_file, reports)
     client_id, secret = _demo_client(settings)
     _serve(settings, on_ready=lambda: print(_demo_instructions(
         settings.api_host, settings.api_port, client_id, secret), flush=True))
@@ -69,18 +99,26 @@ def run_pipeline(settings: Settings, dataset: str | None) -> list:
 
 
 def format_reports(reports: list) -> str:
+    """The summary table: a row per dataset, each problem on a line of its own under it."""
     lines = [f"{'dataset':<34} {'status':<10} {'loaded':>7} {'version':>7} {'rows':>7}"]
     for r in reports:
         version = "-" if r.version is None else str(r.version)
         rows = "-" if r.row_count is None else str(r.row_count)
         lines.append(f"{r.dataset:<34} {r.status:<10} {r.rows_loaded:>7} {version:>7} {rows:>7}")
-        lines += [f"    {f.rule} [{f.engine}]: {f.message}" for f in r.failures]
-        lines += [f"    warning: {w}" for w in r.warnings]
+        lines += [f"    {r.dataset} {f.rule} [{f.engine}]: {f.message}" for f in r.failures]
+        lines += [f"    {r.dataset} warning: {w}" for w in r.warnings]
+    return "\n".join(lines + _verdict(reports))
+
+
+def _verdict(reports: list) -> list[str]:
     failed = [r for r in reports if r.status != "published"]
+    if any(r.status == "not run" for r in reports):
+        return [f"{len(failed)} of {len(reports)} dataset(s) not published: nothing ran; fix "
+                "the contract file(s) above (`hub contracts lint FILE` checks one)."]
     if failed:
-        lines.append(f"{len(failed)} of {len(reports)} dataset(s) not published: the rules above "
-                     "failed; the last good version stays served.")
-    return "\n".join(lines)
+        return [f"{len(failed)} of {len(reports)} dataset(s) not published: see the lines "
+                "above; the last good version stays served."]
+    return []
 
 
 def _serve(settings: Settings, on_ready: Callable[[], None] | None) -> None:

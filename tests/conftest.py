@@ -8,6 +8,7 @@ its own databases, created here and dropped at the end.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -135,6 +136,26 @@ def report_of(reports: list, dataset: str):
 def count(url: str, query: str, params: list | None = None) -> int:
     with psycopg.connect(url) as conn:
         return conn.execute(query, params or []).fetchone()[0]
+
+
+REFUSAL = "decision, status_code, client_id, role, dataset, rows_returned, columns"
+
+
+def refused(url: str, request_id: str, columns: str = REFUSAL,
+            seconds: float = 5.0) -> list[tuple]:
+    """The audit record of a refused request. It is written at once, unless its client was
+    refused for the same reason within the second: then the refusal log (hub/refusals.py)
+    writes it when the second ends, its id in detail.request_ids. Waits that long at most."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with psycopg.connect(url) as conn:
+            found = conn.execute(
+                f"select {columns} from audit.events where decision = 'deny'"
+                " and (request_id = %s or detail->'request_ids' ? %s)",
+                [request_id, request_id]).fetchall()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 REPO = Path(__file__).resolve().parent.parent

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import subprocess
+import sys
 from datetime import date, datetime
 from pathlib import Path
 
@@ -84,7 +87,21 @@ def test_personal_column_without_contract_mask_gets_type_default(contracts, poli
     ("roles: {r: {department: x}}\ngrants: [{id: g, dataset: public_works.service_requests,"
      " roles: [r], purpose: p, masks: {address: blur}}]", "unknown mask 'blur'"),
     ("roles: {r: {department: x}}\ngrants: [{id: g, dataset: public_works.service_requests,"
-     " roles: [r]}]", "grants.0.purpose: missing"),
+     " roles: [r]}]", r"grants\[0\]\.purpose: missing; write why the roles read the dataset "
+     r"\(every grant states it\)"),
+    ("roles: {r: {department: x, scopes: rows}}", r"roles\.r\.scopes: got 'rows'; expected "
+     "a valid list"),
+    ("roles: {r: {department: x, title: Analyst}}", r"roles\.r\.title: unknown key 'title' "
+     r"\(allowed: department, description, scopes\)"),
+    ("roles: {r: {department: x}}\ngrants: [{id: g, dataset: public_works.service_requests,"
+     " roles: [r], purpose: p, columns: [sr_numbr]}]", r"grants\[0\]\.columns: dataset "
+     r"public_works.service_requests has no column 'sr_numbr'; did you mean sr_number\?"),
+    ("roles: {r: {department: x}}\ngrants: [{id: g, dataset: public_works.service_requests,"
+     " roles: [r], purpose: p, columns: some}]", r"grants\[0\]\.columns: got 'some'; write "
+     "all, or a list"),
+    ("grants: {g: {id: g}}", r"grants: got \{'g': \{'id': 'g'\}\}; expected a valid list"),
+    ("- roles\n- grants\n", r"\(file\): got \['roles', 'grants'\]; write a mapping"),
+    ("roles: [unclosed\n", r"\(file\): not valid YAML at line 2, column 1: expected ',' or ']'"),
 ])
 def test_policy_mistakes_fail_at_load_time(tmp_path: Path, contracts, text, message):
     (tmp_path / "p.yaml").write_text(text)
@@ -131,3 +148,79 @@ def test_as_records_masks_per_column_and_drops_trailing_values():
         {"sr_number": "1-2", "address": None, "latitude": None}]
     assert as_records(names, rows, [None, None, None], KEY)[0] == {
         "sr_number": "1-1", "address": "2111 W BELLEVUE AVE", "latitude": 34.0}
+
+
+GRANT = ("roles: {r: {department: x}}\n"
+         "grants:\n"
+         "  - {id: ok, dataset: public_works.service_requests, roles: [r], purpose: p}\n"
+         "  - {id: g, dataset: public_works.service_requests, roles: [r], purpose: p, %s}\n")
+
+
+@pytest.mark.parametrize("entry, path, message", [
+    # A misspelt key used to load without a word: the grant then never expired.
+    ("valid_untill: 2027-12-31", "grants[1].valid_untill",
+     "unknown key 'valid_untill'; did you mean valid_until? (allowed: columns, dataset, id, "
+     "masks, purpose, roles, unmasked, valid_from, valid_until)"),
+    # Row filters do not exist yet: refused, rather than served as every row.
+    ("row_filter: {status: Open}", "grants[1].row_filter", "unknown key 'row_filter' (allowed: "),
+    ("valid_until: tomorrow", "grants[1].valid_until",
+     "got 'tomorrow'; expected a valid date; write the last day the grant is valid as "
+     "YYYY-MM-DD, unquoted"),
+    # Read as a number, 2027 would be a Unix time: a day in 1970.
+    ("valid_from: 2027", "grants[1].valid_from", "got 2027; expected a valid date"),
+    ("valid_until: '2027-12-31'", "grants[1].valid_until", "got '2027-12-31'; expected a valid "
+     "date; write the last day the grant is valid as YYYY-MM-DD, unquoted"),
+    ("valid_from: 2027-01-01, valid_until: 2026-12-31", "grants[1]",
+     "valid_until 2026-12-31 is before valid_from 2027-01-01: the grant would never be valid"),
+    ("masks: {adress: hash}", "grants[1].masks", "dataset public_works.service_requests has no "
+     "column 'adress'; did you mean address?"),
+    ("masks: {address: blur}", "grants[1].masks.address", "unknown mask 'blur'; use one of"),
+    ("id: 7", "grants[1].id", "got 7; expected a valid string; write a unique id, e.g. "
+     "transport-reads-311 (every grant states it)"),
+    ("roles: []", "grants[1].roles", "got []; expected at least 1 item(s); write a list of roles"),
+    ("purpose: ''", "grants[1].purpose", "got ''; expected at least 1 character(s); write why"),
+])
+def test_a_grant_mistake_names_file_path_and_fix(tmp_path: Path, contracts, entry, path,
+                                                  message):
+    policy_file = tmp_path / "city.yaml"
+    policy_file.write_text(GRANT % entry)
+    with pytest.raises(PolicyError) as caught:
+        load_policies(tmp_path, contracts)
+    assert f"{policy_file}: {path}: {message}" in str(caught.value), caught.value
+
+
+def test_every_mistake_in_a_file_is_reported_at_once(tmp_path: Path, contracts):
+    (tmp_path / "p.yaml").write_text(GRANT % "valid_untill: 2027-12-31, row_filter: x")
+    with pytest.raises(PolicyError) as caught:
+        load_policies(tmp_path, contracts)
+    assert [p.split(":")[0] for p in caught.value.problems] == [
+        "grants[1].valid_untill", "grants[1].row_filter"]
+
+
+def test_the_city_policy_loads_with_typed_dates_and_column_lists(policy):
+    grants = {g.id: g for g in policy.grants}
+    assert grants["transport-reads-311"].valid_until == date(2027, 12, 31)
+    assert grants["transport-reads-311"].valid_from == date(2026, 1, 1)
+    assert grants["transport-reads-311"].columns is None  # columns: all
+    assert grants["budget-reads-salaries"].columns == frozenset({
+        "employee_id", "name", "job_title", "department_name", "salary_or_hourly",
+        "annual_salary", "hourly_rate"})
+    assert policy.roles["auditor"].scopes == frozenset({"audit:read"})
+
+
+def test_a_bad_policy_file_gets_one_line_per_problem_from_the_cli(tmp_path: Path):
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "city.yaml").write_text(GRANT % "valid_untill: 2027-12-31, row_filter: x")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "PREFECT_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "hub_cli", "clients", "add", "planner", "--role", "r"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+        env=clean | {"HUB_HOME": str(tmp_path / "home"), "HUB_POLICIES_DIR": str(policies)})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: {policies / 'city.yaml'}: grants[1].valid_untill: unknown key 'valid_untill'; "
+        "did you mean valid_until? (allowed: columns, dataset, id, masks, purpose, roles, "
+        "unmasked, valid_from, valid_until)",
+        f"{policies / 'city.yaml'}: grants[1].row_filter: unknown key 'row_filter' (allowed: "
+        "columns, dataset, id, masks, purpose, roles, unmasked, valid_from, valid_until)"]

@@ -11,7 +11,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from tests.conftest import bearer, count, token_for
+from tests.conftest import bearer, count, refused, token_for
 
 ROWS = "/datasets/public_works.service_requests/rows"
 
@@ -87,7 +87,7 @@ def test_rows_without_token_is_401_and_audited(app_client, url):
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert response.json()["error"] == "invalid_token"
-    assert audit_rows(url, "no-token-1") == [
+    assert refused(url, "no-token-1") == [
         ("deny", 401, None, None, "public_works.service_requests", 0, [])]
 
 
@@ -112,7 +112,7 @@ def test_rows_without_grant_is_403_and_audited(app_client, credentials, url):
     token = token_for(app_client, credentials, "health_inspector")
     response = app_client.get(ROWS, headers={**bearer(token), "X-Request-Id": "no-grant-1"})
     assert response.status_code == 403 and response.json()["error"] == "access_denied"
-    [(decision, status, client_id, role, *_)] = audit_rows(url, "no-grant-1")
+    [(decision, status, client_id, role, *_)] = refused(url, "no-grant-1")
     assert (decision, status, role) == ("deny", 403, "health_inspector")
     assert client_id == credentials["health_inspector"][0]
 
@@ -189,6 +189,22 @@ def test_cursor_pages_continue_without_overlap(app_client, credentials):
     assert second["rows"] == by_offset["rows"]
 
 
+@pytest.mark.parametrize("role, dataset, key", [
+    ("social_services_analyst", "social_services.shelter_census", "census_date"),  # a date
+    ("transport_analyst", "transport.bike_counts", "counted_at"),  # a timestamp
+])
+def test_cursor_pages_continue_on_date_and_timestamp_keys(app_client, credentials, role,
+                                                          dataset, key):
+    headers = bearer(token_for(app_client, credentials, role))
+    rows = f"/datasets/{dataset}/rows"
+    first = app_client.get(rows, params={"limit": 5}, headers=headers)
+    assert first.status_code == 200, first.text
+    second = app_client.get(rows, params={"limit": 5, "cursor": first.json()["next_cursor"]},
+                            headers=headers).json()
+    by_offset = app_client.get(rows, params={"limit": 5, "offset": 5}, headers=headers).json()
+    assert [r[key] for r in second["rows"]] == [r[key] for r in by_offset["rows"]]
+
+
 @pytest.mark.parametrize("params, fragment", [
     ({"limit": 100000}, "limit: at most 1000"),
     ({"limit": 0}, "limit"),
@@ -207,7 +223,8 @@ def test_catalog_lists_only_granted_datasets(app_client, credentials):
         token_for(app_client, credentials, "transport_analyst"))).json()
     inspector = app_client.get("/datasets", headers=bearer(
         token_for(app_client, credentials, "health_inspector"))).json()
-    assert [d["id"] for d in analyst["datasets"]] == ["public_works.service_requests"]
+    assert [d["id"] for d in analyst["datasets"]] == ["public_works.service_requests",
+                                                      "transport.bike_counts"]
     assert analyst["datasets"][0]["owner"] == "public-works-data"
     # The health inspector sees health's own dataset, and none of public works'.
     assert [d["id"] for d in inspector["datasets"]] == ["health.restaurant_inspections"]
@@ -224,18 +241,25 @@ def test_dataset_detail_shows_masks(app_client, credentials):
 # ---------- audit
 
 
-def test_every_data_request_leaves_exactly_one_audit_row(app_client, credentials, url):
+def test_every_data_request_is_on_record_bad_parameters_included(app_client, credentials, url):
     headers = bearer(token_for(app_client, credentials, "transport_analyst"))
-    before = count(url, "select count(*) from audit.events")
     statuses = []
     for i in range(6):
         params = {"limit": 7} if i % 2 == 0 else {"limit": 0}
-        statuses.append(app_client.get(ROWS, params=params, headers=headers).status_code)
-    app_client.get(ROWS)  # no token
-    after = count(url, "select count(*) from audit.events")
+        statuses.append(app_client.get(ROWS, params=params, headers={
+            **headers, "X-Request-Id": f"every-{i}"}).status_code)
+    app_client.get(ROWS, headers={"X-Request-Id": "every-6"})  # no token
     assert statuses == [200, 400, 200, 400, 200, 400]
-    # 400s for bad parameters are refused before any data is read: not data accesses.
-    assert after - before == 3 + 1
+    assert count(url, "select count(*) from audit.events where request_id like %s"
+                      " and decision = 'allow' and rows_returned = 7", ["every-%"]) == 3
+    # A 400 for a bad parameter is a refusal like any other (issue 19): on record, with
+    # the client its token names although the route never authenticated it.
+    client_id = credentials["transport_analyst"][0]
+    for i in (1, 3, 5):
+        assert refused(url, f"every-{i}", "kind, status_code, client_id, reason") == [
+            ("data.denied", 400, client_id, "query.limit: Input should be greater than or "
+             "equal to 1")]
+    assert refused(url, "every-6", "status_code, client_id") == [(401, None)]
 
 
 def test_allowed_read_records_columns_and_rows(app_client, credentials, url):

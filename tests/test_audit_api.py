@@ -15,8 +15,9 @@ import uvicorn
 from api.main import create_app
 from contracts import load_all
 from hub import anomalies, ledger
+from hub.ledger_verify import read_checkpoint_file, signed
 from hub.retention import verify_database
-from tests.conftest import REPO, bearer, count, own_warehouse, token_for
+from tests.conftest import REPO, bearer, count, own_warehouse, refused, token_for
 
 ROWS = "/datasets/public_works.service_requests/rows"
 
@@ -50,8 +51,7 @@ def test_analyst_cannot_read_the_audit_log_and_is_recorded(app_client, credentia
                "X-Request-Id": "peek-1"}
     response = app_client.get("/audit/events", headers=analyst)
     assert response.status_code == 403 and response.json()["error"] == "insufficient_scope"
-    assert count(url, "select count(*) from audit.events where request_id = 'peek-1'"
-                      " and kind = 'audit.denied'") == 1
+    assert refused(url, "peek-1", "kind, status_code") == [("audit.denied", 403)]
     assert app_client.get("/audit/anomalies").status_code == 401
 
 
@@ -63,8 +63,10 @@ def test_auditor_reads_are_themselves_audited(app_client, auditor, url):
 
 def test_access_report_counts_each_readers_reads(app_client, credentials, auditor, url):
     client_id = credentials["transport_analyst"][0]
-    app_client.get(ROWS, headers=bearer(token_for(app_client, credentials, "health_inspector")))
+    app_client.get(ROWS, headers={**bearer(token_for(app_client, credentials, "health_inspector")),
+                                  "X-Request-Id": "report-denied-1"})
     app_client.get(ROWS, headers=bearer(token_for(app_client, credentials, "transport_analyst")))
+    assert refused(url, "report-denied-1")  # on record (maybe a second later: hub/refusals.py)
     report = app_client.get("/audit/datasets/public_works.service_requests/access-report",
                             headers=auditor).json()
     mine = [r for r in report["readers"] if r["client_id"] == client_id]
@@ -113,6 +115,34 @@ def test_transparency_report_is_public_and_holds_no_personal_data(app_client, cr
                 .columns if c.personal]
     assert not [name for name in personal if f'"{name}"' in text]
     assert not [cid for cid, _ in credentials.values() if cid in text]
+
+
+def test_transparency_report_publishes_the_latest_signed_checkpoint(app_client, settings, url,
+                                                                    tmp_path):
+    key = ledger.load_signing_key(settings.keys_dir)
+    with psycopg.connect(url) as conn:
+        ledger.seal(conn, key)  # what the first run recorded, sealed now
+        sealed_up_to = conn.execute("select max(last_seq) from audit.checkpoints").fetchone()[0]
+    response = app_client.get("/transparency/report")
+    published = response.json()["ledger_checkpoint"]
+    assert published["last_seq"] >= sealed_up_to
+    assert published["public_key_sha256"] == ledger.fingerprint(key.public_key())
+    saved = tmp_path / "report.json"  # saved by a citizen, read back by a verifier
+    saved.write_text(response.text)
+    known = read_checkpoint_file(saved)
+    assert signed(known, key.public_key()) and known.last_seq == published["last_seq"]
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select head_hash, signed_at, signature from audit.checkpoints"
+                            " where last_seq = %s", [known.last_seq]).fetchone() \
+            == (known.head_hash, known.signed_at, known.signature)
+        assert verify_database(conn, key.public_key(), known=known).ok
+
+
+def test_transparency_report_before_anything_is_sealed(server_url, settings):
+    from api.routes.transparency import latest_checkpoint
+
+    with own_warehouse(server_url, "hub_unsealed") as fresh, psycopg.connect(fresh) as conn:
+        assert latest_checkpoint(conn, settings.keys_dir) is None
 
 
 # ---------- anomaly rules on crafted traffic (their own database)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from flows.pipeline import RunReport
 from hub import clients
 from hub_cli.pipeline import format_reports
 from tests.conftest import REPO, own_warehouse
-from tests.stand_ins import forget_feed
+from tests.stand_ins import DATA, forget_feed
 
 CONTRACT = REPO / "contracts" / "public_works" / "service_requests.odcs.yaml"
 
@@ -58,6 +59,17 @@ def test_run_unknown_dataset_exits_2_naming_the_known_ones(tmp_path):
             "transport.bike_counts") in result.stderr
 
 
+@pytest.mark.parametrize(("args", "says"), [
+    (["nope"], "No such command 'nope'"),
+    (["clients", "add"], "Missing argument 'NAME'"),
+    (["audit", "export", "--since", "2026-01-01"], "Missing option '--until'"),
+])
+def test_usage_mistakes_exit_2_with_one_message_and_no_traceback(tmp_path, args, says):
+    result = hub(*args, env={"HUB_HOME": str(tmp_path)})
+    assert result.returncode == 2
+    assert says.lower() in result.stderr.lower() and "Traceback" not in result.stderr
+
+
 def test_clients_add_unknown_role_exits_2(tmp_path):
     result = hub("clients", "add", "x", "--role", "mayor", env={"HUB_HOME": str(tmp_path)})
     assert result.returncode == 2 and "unknown role 'mayor'" in result.stderr
@@ -75,6 +87,46 @@ def test_contracts_lint_reports_problems_and_passes_good_files(tmp_path):
 def test_contracts_compile_check_passes_on_a_clean_checkout():
     result = hub("contracts", "compile", "--check")
     assert result.returncode == 0, result.stderr
+
+
+def _gate_the_sample_fails(root) -> dict[str, str]:
+    """Contracts and dbt project copied under `root`, the shelter census asking for more
+    rows than its sample has; the sample in a drop folder. Returns their variables."""
+    shutil.copytree(REPO / "contracts", root / "contracts")
+    shutil.copytree(REPO / "dbt_project", root / "dbt_project",
+                    ignore=shutil.ignore_patterns("target"))
+    path = root / "contracts" / "social_services" / "shelter_census.odcs.yaml"
+    text = path.read_text()
+    assert text.count("mustBeGreaterThan: 0") == 1
+    path.write_text(text.replace("mustBeGreaterThan: 0", "mustBeGreaterThan: 1000000"))
+    (root / "drop").mkdir()
+    shutil.copy(DATA / "nyc_dhs_shelter_census" / "DHS_Daily_Report.csv", root / "drop")
+    return {"HUB_CONTRACTS_DIR": str(root / "contracts"),
+            "HUB_DBT_PROJECT_DIR": str(root / "dbt_project"), "HUB_DEMO_SOURCES": "false",
+            "HUB_SOURCE_SOCIAL_SERVICES_DROP": (root / "drop").as_uri()}
+
+
+def test_run_exits_1_when_a_dataset_fails_its_gate_and_the_failure_is_audited(
+        server_url, tmp_path):
+    with own_warehouse(server_url, "hub_test_run_fails") as url:
+        result = hub("run", "--dataset", "social_services.shelter_census", env={
+            "HUB_HOME": str(tmp_path / "home"), "HUB_DATABASE_URL": url,
+            **_gate_the_sample_fails(tmp_path)})
+        with psycopg.connect(url) as conn:
+            events = conn.execute("select kind, dataset, reason, detail from audit.events"
+                                  " where kind like 'pipeline.%'").fetchall()
+            runs = conn.execute("select run_id::text, status, rows_loaded from hub.runs"
+                                ).fetchall()
+            versions = conn.execute("select count(*) from hub.dataset_versions").fetchone()[0]
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "1 of 1 dataset(s) not published" in result.stdout
+    [(kind, dataset, reason, detail)] = events
+    assert (kind, dataset) == ("pipeline.failed", "social_services.shelter_census")
+    # The sample's 3,728 rows, 3,700 of them keeping the row rules: far from 1,000,001.
+    assert detail["failed_rules"] == ["row_count_at_least(1000001)"]
+    assert "row_count_at_least(1000001): observed 3700" in reason
+    assert runs == [(detail["run_id"], "failed", 3728)] and versions == 0
 
 
 def test_failed_report_names_each_rule():

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,6 +50,43 @@ def test_the_311_contract_reads_from_standard_fields(contract):
     assert "status" not in personal
     assert contract.column("status").checks == (
         ("accepted_values", ("Open", "Closed", "Cancelled", "Referred Out")),)
+
+
+def _rest(source: dict, **changes: object) -> None:
+    """Turn the 311 contract's SQL source into a REST one, then apply `changes`."""
+    for key in ("table", "connectionEnv"):
+        source.pop(key)
+    source.update(kind="rest", url="https://example.org/api", **changes)
+
+
+def _mqtt(source: dict, **changes: object) -> None:
+    for key in ("table", "connectionEnv", "cursorColumn"):
+        source.pop(key)
+    source.update(kind="mqtt", url="mqtt://broker.example.org", topic="city/311", **changes)
+
+
+# hubSource mistakes: each edits the 311 contract's `hubSource` value in place.
+SOURCE_MISTAKES = {
+    "source_sql_columns": lambda s: s.update(columns={"sr_number": "SRNumber"}),
+    "source_unknown_key": lambda s: s.update(tabel="service_requests"),
+    "source_batch_size": lambda s: s.update(batchSize="many"),
+    "source_snake_case": lambda s: s.update(batch_size=500),
+    "source_no_kind": lambda s: s.pop("kind"),
+    "source_kind": lambda s: s.update(kind="ftp"),
+    "source_missing_table": lambda s: s.pop("table"),
+    "source_no_location": lambda s: (_rest(s), s.pop("url")),
+    "source_auth_type": lambda s: _rest(s, auth={"type": "basic"}),
+    "source_auth_key": lambda s: _rest(s, auth={"type": "api_key", "keyEnv": "HUB_SOURCE_K",
+                                                "hedaer": "X-Key"}),
+    "source_pagination": lambda s: _rest(s, pagination={"type": "scroll"}),
+    "source_pagination_mapping": lambda s: _rest(s, pagination="offset"),
+    "source_params": lambda s: _rest(s, params={"$order": ["date"]}),
+    "source_since_format": lambda s: _rest(s, sinceFormat="date > '{when}'"),
+    "source_since_attribute": lambda s: _rest(s, sinceFormat="date > '{value.year}'"),
+    "source_qos": lambda s: _mqtt(s, qos=3),
+    "source_idle": lambda s: _mqtt(s, idleSeconds=0),
+    "source_mapped_column": lambda s: _mqtt(s, columns={"sr_numbr": "SRNumber"}),
+}
 
 
 def _break(document: dict, change: str) -> dict:
@@ -102,10 +142,10 @@ def _break(document: dict, change: str) -> dict:
     elif change == "source_url_password":
         document["customProperties"][0]["value"].update(kind="files",
                                                          url="sftp://clerk:pw@files.example.org/x")
-    elif change == "source_sql_columns":
-        document["customProperties"][0]["value"]["columns"] = {"sr_number": "SRNumber"}
-    elif change == "source_unknown_key":
-        document["customProperties"][0]["value"]["tabel"] = "service_requests"
+    elif change in SOURCE_MISTAKES:
+        SOURCE_MISTAKES[change](document["customProperties"][0]["value"])
+    elif change == "source_not_mapping":
+        document["customProperties"][0]["value"] = "sql"
     elif change in ("sla_column", "sla_table"):
         element = {"sla_column": "service_requests.nope", "sla_table": "other.updated_date"}
         document["slaProperties"][1]["element"] = element[change]
@@ -158,8 +198,43 @@ def _break(document: dict, change: str) -> dict:
      "secrets are read only from variables named HUB_SOURCE_<NAME>"),
     ("source_auth_secret", "customProperties.hubSource.auth.keyEnv", "got 'HUB_PSEUDONYM_KEY'"),
     ("source_url_password", "customProperties.hubSource.url", "has credentials in it"),
-    ("source_unknown_key", "customProperties.hubSource", "unknown key(s) tabel"),
-    ("source_sql_columns", "customProperties.hubSource", "unknown key(s) columns for kind sql"),
+    ("source_unknown_key", "customProperties.hubSource.tabel",
+     "unknown key 'tabel' for kind sql; did you mean table? (allowed: batchSize, "
+     "connectionEnv, cursorColumn, kind, sample, schedule, system, table)"),
+    ("source_sql_columns", "customProperties.hubSource.columns",
+     "unknown key 'columns' for kind sql (allowed: batchSize, "),
+    ("source_batch_size", "customProperties.hubSource.batchSize",
+     "got 'many'; expected a valid integer; write the number of rows loaded per transaction"),
+    ("source_snake_case", "customProperties.hubSource.batch_size",
+     "unknown key 'batch_size' for kind sql; did you mean batchSize?"),
+    ("source_not_mapping", "customProperties.hubSource", "got 'sql'; write a mapping"),
+    ("source_no_kind", "customProperties.hubSource.kind",
+     "missing; write kind: one of sql, rest, files, mqtt"),
+    ("source_kind", "customProperties.hubSource.kind",
+     "got 'ftp'; write kind: one of sql, rest, files, mqtt"),
+    ("source_missing_table", "customProperties.hubSource.table", "missing; name the source table"),
+    ("source_no_location", "customProperties.hubSource", "give url (no secrets in it) or "
+     "connectionEnv"),
+    ("source_auth_type", "customProperties.hubSource.auth.type",
+     "got 'basic'; write type: one of api_key, oauth2"),
+    ("source_auth_key", "customProperties.hubSource.auth.hedaer",
+     "unknown key 'hedaer' for type api_key; did you mean header? (allowed: header, keyEnv, "
+     "type)"),
+    ("source_pagination", "customProperties.hubSource.pagination.type",
+     "got 'scroll'; write one of 'offset', 'page', 'cursor', 'link' or 'none'"),
+    ("source_pagination_mapping", "customProperties.hubSource.pagination",
+     "got 'offset'; write a mapping (key: value)"),
+    ("source_params", "customProperties.hubSource.params.$order", "got ['date']; expected a "
+     "valid string"),
+    ("source_since_format", "customProperties.hubSource.sinceFormat",
+     "write a template whose only placeholder is {value}"),
+    ("source_since_attribute", "customProperties.hubSource.sinceFormat",
+     "got \"date > '{value.year}'\"; write a template whose only placeholder is {value}"),
+    ("source_qos", "customProperties.hubSource.qos", "got 3; write one of 0, 1 or 2"),
+    ("source_idle", "customProperties.hubSource.idleSeconds",
+     "got 0; expected a number over 0; write how many seconds of a quiet feed end a pass"),
+    ("source_mapped_column", "customProperties.hubSource.columns.sr_numbr",
+     "not a column of the contract; did you mean sr_number?"),
     ("sla_table", "slaProperties.1.element", "write service_requests.<column>"),
     ("mask", "schema.0.properties.15.customProperties.hubMask", "got 'scramble'"),
     ("cursor", "customProperties.hubSource.cursorColumn", "'modified_at' is not a column"),
@@ -181,6 +256,47 @@ def test_lint_names_field_and_fix(tmp_path, document, change, path, message):
         load_contract(bad)
     assert any(p == path and message in m for p, m in caught.value.problems), caught.value
     assert str(bad) in str(caught.value)
+
+
+def test_every_bundled_contract_loads_with_a_typed_source():
+    contracts = load_all(REPO / "contracts")
+    assert {c.source.kind for c in contracts.values()} == {"sql", "rest", "files", "mqtt"}
+    bikes = contracts["transport.bike_counts"].source
+    assert (bikes.pagination.type, bikes.pagination.page_size) == ("offset", 5000)
+    assert bikes.pagination.limit_param == "$limit" and bikes.since_param == "$where"
+    sensors = contracts["environment.beach_sensor_readings"].source
+    assert (sensors.qos, sensors.idle_seconds, sensors.client_id) == (1, 3.0, "")
+    census = contracts["social_services.shelter_census"]
+    assert census.source.pattern == "*.csv" and census.source.batch_size == 5000
+    # Every column is named in the source: renamed ones as mapped, the others as they are.
+    assert census.field_map["census_date"] == "Date of Census"
+    assert list(census.field_map) == [c.name for c in census.columns]
+    requests = contracts["public_works.service_requests"]
+    assert requests.field_map == {c.name: c.name for c in requests.columns}
+
+
+def test_query_parameters_given_as_numbers_are_sent_as_written(tmp_path, document):
+    _rest(document["customProperties"][0]["value"], params={"$limit": 100, "$order": "date"})
+    contract = load_contract(write(tmp_path, document))
+    assert contract.source.params == {"$limit": "100", "$order": "date"}
+
+
+def test_a_bad_contract_gets_one_line_per_problem_from_the_cli(tmp_path, document):
+    source = document["customProperties"][0]["value"]
+    source.update(batchSize="many", tabel="service_requests")
+    bad = write(tmp_path, document)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "PREFECT_"))}
+    result = subprocess.run([sys.executable, "-m", "hub_cli", "contracts", "lint", str(bad)],
+                            cwd=REPO, env=clean | {"HUB_HOME": str(tmp_path / "home")},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        f"{bad}: customProperties.hubSource.batchSize: got 'many'; expected a valid integer; "
+        "write the number of rows loaded per transaction, e.g. 5000",
+        f"{bad}: customProperties.hubSource.tabel: unknown key 'tabel' for kind sql; did you "
+        "mean table? (allowed: batchSize, connectionEnv, cursorColumn, kind, sample, schedule, "
+        "system, table)"]
+    assert "Traceback" not in result.stderr and result.stdout == ""
 
 
 @pytest.mark.parametrize("text, message", [

@@ -5,9 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 
 import psycopg
+import pytest
+from fastapi.testclient import TestClient
 
+from api.main import create_app
 from tests.conftest import bearer, count, token_for
 
 EXPORT = "/datasets/public_works.service_requests/export"
@@ -61,3 +65,44 @@ def test_export_refuses_bad_input_before_streaming(app_client, credentials):
     assert over.status_code == 400 and "rows per export" in over.text
     outsider = bearer(token_for(app_client, credentials, "health_inspector"))
     assert app_client.get(EXPORT, headers=outsider).status_code == 403
+
+
+def _longest_prefix(lines: list[bytes], room: int) -> list[bytes]:
+    taken, used = [], 0
+    for line in lines:
+        if used + len(line) > room:
+            break
+        taken.append(line)
+        used += len(line)
+    return taken
+
+
+# Where the cap falls in the rows' bytes: past the first 5,000-row chunk the export fetches;
+# half-way through the second row.
+CAPS = [lambda rows: int(sum(map(len, rows)) * 0.7), lambda rows: len(rows[0]) + len(rows[1]) // 2]
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "csv"])
+@pytest.mark.parametrize("cap_of", CAPS)
+def test_an_export_over_the_byte_cap_ends_after_the_last_whole_row_that_fits(
+        app_client, credentials, settings, url, fmt, cap_of):
+    params = {"select": "sr_number,status,created_date", "format": fmt}
+    headers = bearer(token_for(app_client, credentials, "public_works_engineer"))
+    lines = app_client.get(EXPORT, params=params, headers=headers).content.splitlines(
+        keepends=True)
+    head, body = (lines[:1], lines[1:]) if fmt == "csv" else ([], lines)
+    cap = len(b"".join(head)) + cap_of(body)
+    rid = f"capped-{uuid.uuid4().hex}"
+    capped = settings.model_copy(update={"max_export_bytes": cap})
+    with TestClient(create_app(capped, url)) as client:
+        cut = client.get(EXPORT, params=params, headers={
+            **bearer(token_for(client, credentials, "public_works_engineer")),
+            "X-Request-Id": rid})
+    rows = _longest_prefix(body, cap_of(body))
+    assert cut.status_code == 200 and len(cut.content) <= cap
+    assert cut.content == b"".join(head + rows) and 0 < len(rows) < len(body)
+    with psycopg.connect(url) as conn:
+        done = conn.execute("select rows_returned, detail from audit.events where request_id"
+                            " = %s and kind = 'data.export.completed'", [rid]).fetchone()
+    assert done[0] == len(rows)
+    assert (done[1]["outcome"], done[1]["bytes"]) == ("byte_cap", len(cut.content))

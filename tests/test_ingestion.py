@@ -18,10 +18,11 @@ from demo.api import DemoApi
 from flows.ingest import ingest
 from flows.pipeline import run_all
 from flows.sources.guard import UnsafeSource
+from flows.sources.mqtt import forget_session, subscribe_once
 from flows.sources.rest import SourceError
 from hub.bootstrap import bootstrap
 from tests.conftest import count, own_warehouse, report_of
-from tests.stand_ins import DATA
+from tests.stand_ins import BROKER, DATA, beach_rows, feed_source, publish
 
 CONTRACTS = load_all(DATA.parent / "contracts")
 BIKES = CONTRACTS["transport.bike_counts"]
@@ -120,8 +121,8 @@ def test_untrusted_locations_in_a_contract_are_refused(scratch, settings, kind, 
                                                        message):
     contract = BIKES if kind == "rest" else SHELTER
     strict = settings.model_copy(update={"source_allowed_hosts": ""})
-    hostile = dataclasses.replace(contract, source=dataclasses.replace(
-        contract.source, url=location, connection_env=""))
+    hostile = dataclasses.replace(contract, source=contract.source.model_copy(
+        update={"url": location, "connection_env": ""}))
     with pytest.raises(UnsafeSource, match=message):
         ingest(scratch, hostile, location, strict)
 
@@ -163,3 +164,45 @@ def test_a_raw_table_from_before_load_ids_keeps_its_rows_batches_and_deliveries(
     assert {"_load_id", "_loaded_at"} <= left and not {"_batch_id", "_source"} & left
     assert count(scratch, "select count(*) from raw_public_works.service_requests") == \
         count(source_url, "select count(*) from service_requests") + 3
+
+
+# ---------- a sensor feed's bad payloads are kept, not dropped and not fatal
+
+BEACH = CONTRACTS["environment.beach_sensor_readings"]
+
+
+def _with_nul(record: dict[str, str]) -> bytes:
+    # Valid JSON whose value holds \u0000: PostgreSQL text cannot store that character.
+    return json.dumps({**record, "Measurement ID": "Montrose\u0000Beach"}).encode()
+
+
+def test_bad_feed_payloads_land_in_rejected_records_and_are_not_read_again(scratch, settings):
+    url = f"{BROKER}/hub-test-rejects-{uuid.uuid4().hex[:8]}"  # this test's own topic
+    source = feed_source(url)
+    subscribe_once(source)
+    good = beach_rows()[:3]
+    bad = [(b"not json", "not JSON: Expecting value"),
+           (b"[1, 2]", "not a JSON object"),
+           (b'"a string"', "not a JSON object"),
+           (b'{"Measurement ID": ', "not JSON: Expecting value"),
+           (b"\xff\xfe{}", "not UTF-8 text"),
+           (b"\x00\x01 binary", "not JSON: Expecting value"),
+           (_with_nul(good[0]), "a value holds a NUL character (\\u0000), which the warehouse"
+                                " cannot store")]
+    try:
+        publish(source.topic, [json.dumps(r).encode() for r in good] + [p for p, _ in bad])
+        first = ingest(scratch, BEACH, url, settings)
+        second = ingest(scratch, BEACH, url, settings)  # acknowledged: nothing comes again
+    finally:
+        forget_session(source)
+    assert (first.rows, second.rows) == (3, 0)
+    with psycopg.connect(scratch) as conn:
+        kept = conn.execute("select dataset, payload, reason from hub.rejected_records"
+                            " order by reject_id").fetchall()
+        ids = {i for (i,) in conn.execute("select measurement_id from"
+                                          " raw_environment.beach_sensor_readings")}
+    # Kept as received; bytes that are not UTF-8 text, and NUL, written as \xNN escapes.
+    shown = [p.decode("utf-8", "backslashreplace").replace("\x00", "\\x00") for p, _ in bad]
+    assert kept == [(BEACH.dataset_id, payload, reason)
+                    for payload, (_, reason) in zip(shown, bad, strict=True)]
+    assert ids == {r["Measurement ID"] for r in good}

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from joserfc import jwt
-from joserfc.jwk import ECKey
+from joserfc.jwk import ECKey, KeySet
 
 from tests.conftest import bearer, count, token_for
 
@@ -118,6 +118,27 @@ def test_a_remembered_token_still_expires_on_time(app_client, credentials, setti
     monkeypatch.setattr(time, "time", lambda: later)
     response = app_client.get(ROWS, params={"limit": 1}, headers=bearer(token))
     assert response.status_code == 401 and "expired" in response.json()["error_description"]
+
+
+def test_verified_tokens_remember_the_last_size_signatures(app_client, credentials,
+                                                          settings):
+    from api.errors import ApiError
+    from api.security import VerifiedTokens
+
+    hub = app_client.app.state.hub
+    first, second, third = (token_for(app_client, credentials, "transport_analyst")
+                            for _ in range(3))
+    remembering, forgetful = VerifiedTokens(hub.keys, settings, size=2), VerifiedTokens(
+        hub.keys, settings, size=0)
+    for token in (first, second, third):
+        remembering.claims(token)
+        forgetful.claims(token)
+    # With no keys, only a remembered token passes: its signature is not checked again.
+    remembering.keys = forgetful.keys = KeySet([])
+    assert remembering.claims(second)["sub"] == remembering.claims(third)["sub"]  # no raise
+    for tokens, token in ((remembering, first), (forgetful, third)):  # dropped; never kept
+        with pytest.raises(ApiError, match="not valid"):
+            tokens.claims(token)
 
 
 # ---------- revocation (RFC 7009) and introspection (RFC 7662)

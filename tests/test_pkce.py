@@ -155,3 +155,19 @@ def test_metadata_announces_the_code_flow(app_client):
     assert meta["authorization_endpoint"].endswith("/oauth/authorize")
     assert "authorization_code" in meta["grant_types_supported"]
     assert meta["code_challenge_methods_supported"] == ["S256"]
+
+
+def test_an_unknown_code_or_the_code_of_a_removed_user_is_invalid_grant(app_client, url):
+    verifier, challenge = _pkce()
+    unknown = _exchange(app_client, "no-such-code", verifier)
+    assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_grant"
+    assert "unknown authorization code" in unknown.json()["error_description"]
+    name = f"gone-{secrets.token_hex(3)}"
+    with psycopg.connect(url) as conn:
+        password = users.add_user(conn, name, "transport_analyst")
+    code = _code(_authorize(app_client, (name, password), challenge)["location"])
+    with psycopg.connect(url) as conn:
+        users.remove_user(conn, name)  # between sign-in and the exchange
+    response = _exchange(app_client, code, verifier)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+    assert "no longer exists" in response.json()["error_description"]

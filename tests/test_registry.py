@@ -248,7 +248,8 @@ def test_cli_register_stores_and_refuses_breaks(tmp_path, url, settings):
 
 def test_catalog_shows_quality_and_freshness(app_client, credentials):
     headers = bearer(token_for(app_client, credentials, "transport_analyst"))
-    [entry] = app_client.get("/datasets", headers=headers).json()["datasets"]
+    [entry] = [d for d in app_client.get("/datasets", headers=headers).json()["datasets"]
+               if d["id"] == "public_works.service_requests"]
     assert entry["published_at"] and entry["published_version"]
     quality = entry["quality"]
     assert quality["last_check_passed"] in (True, False) and quality["checked_at"]

@@ -82,6 +82,25 @@ def test_a_warehouse_refusing_the_listener_leaves_every_check_to_the_warehouse(u
     asyncio.run(scenario())
 
 
+def test_a_good_answer_is_remembered_for_ttl_seconds_and_at_most_size_of_them(
+        url, credentials):
+    subject = credentials["transport_analyst"][0]  # a client that exists: never revoked
+
+    async def scenario() -> None:
+        memory = Revocations(url, {}, ttl=0.5, size=2)
+        await memory.start()
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            for jti in ("first", "second", "third"):
+                assert not await memory.ask(conn, jti, subject)
+        assert [memory.known_good(j, subject) for j in ("first", "second", "third")] == [
+            False, True, True]  # the oldest made room
+        await asyncio.sleep(0.6)
+        assert not memory.known_good("third", subject)  # older than ttl: ask again
+        await memory.stop()
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize("table", ["clients", "users"])
 def test_removing_a_subject_notifies_the_workers(url, table):
     with psycopg.connect(url, autocommit=True) as conn:

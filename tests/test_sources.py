@@ -9,6 +9,7 @@ import logging
 import time
 import uuid
 
+import httpx
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -138,17 +139,72 @@ def test_guard_allows_a_host_the_hub_settings_allow():
     check_url("http://127.0.0.1:9/x", ("127.0.0.1",))
 
 
-def test_redirects_are_not_followed():
-    _, base = _api()
-    target = RestSource(base + "/resource/x.json", FIELDS, allowed_hosts=LOOPBACK)
-    with pytest.raises(UnsafeSource):  # an unlisted loopback host is refused before a request
-        list(read_records(RestSource(target.url.replace("127.0.0.1", "localhost"), FIELDS),
-                          cursor_column="counted_at", key_column="counted_at"))
+@pytest.fixture
+def served():
+    """Start stand-in APIs (on any loopback address) and stop them after the test."""
+    servers = []
+
+    def start(host: str = "127.0.0.1", **options) -> tuple[DemoApi, str]:
+        api = DemoApi.from_file(BIKES, "date", **options)
+        base, server = api.start(host)
+        servers.append(server)
+        return api, base
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+LINKED = Pagination("link", 5000)
+ONE_PAGE = Pagination("none")  # followed, a redirect would not loop over pages
+
+
+def test_redirects_are_not_followed(served):
+    # A real 302 from an allowed host to another server that would answer: refused with
+    # the place it points to, and that server never asked.
+    target, target_base = served()
+    _, base = served(redirect_to=f"{target_base}/resource/x.json")
+    followed = httpx.get(base + "/resource/x.json", follow_redirects=True)
+    assert followed.status_code == 200 and len(followed.json()) == 1000  # a live redirect
+    target.requests = 0
+    with pytest.raises(SourceError, match=r"redirects to 'http://127\.0\.0\.1:\d+/resource/"
+                                          r"x\.json'; configure the final URL \(redirects are"
+                                          r" not followed\)"):
+        _read(base + "/resource/x.json", pagination=ONE_PAGE)
+    assert target.requests == 0
+
+
+def test_a_redirect_to_the_metadata_address_is_not_followed(served):
+    _, base = served(redirect_to="http://169.254.169.254/latest/meta-data/")
+    with pytest.raises(SourceError, match="redirects to 'http://169.254.169.254/latest/"):
+        _read(base + "/resource/x.json", pagination=ONE_PAGE)
+
+
+def test_a_link_to_another_loopback_address_is_refused_before_it_is_asked(served):
+    internal, internal_base = served("127.0.0.2")  # answers, but no setting allows it
+    first, base = served(link_base=internal_base)
+    with pytest.raises(UnsafeSource, match="127.0.0.2 resolves to 127.0.0.2, a loopback, "
+                                           "link-local or reserved address"):
+        _read(base + "/link/x.json", pagination=LINKED, params={"limit": 5000})
+    assert (first.requests, internal.requests) == (1, 0)
+    # The same pages with that host allowed: the link was live, only the guard stopped it.
+    source = RestSource(base + "/link/x.json", FIELDS, pagination=LINKED,
+                        params={"limit": "5000"}, allowed_hosts=("127.0.0.1", "127.0.0.2"))
+    rows = [r for b in read_records(source, cursor_column="counted_at",
+                                    key_column="counted_at") for r in b.rows]
+    assert len(rows) == 38688 and internal.requests == 7
+
+
+def test_a_link_to_the_metadata_address_is_refused(served):
+    _, base = served(link_base="http://169.254.169.254")
+    with pytest.raises(UnsafeSource, match="169.254.169.254 resolves to 169.254.169.254"):
+        _read(base + "/link/x.json", pagination=LINKED, params={"limit": 5000})
 
 
 # ---------- file drops
 
-SHELTER_FIELDS = load_all(REPO / "contracts")["social_services.shelter_census"].source.field_map
+SHELTER_FIELDS = load_all(REPO / "contracts")["social_services.shelter_census"].field_map
 
 
 def _drop(folder, name: str) -> None:
@@ -207,7 +263,7 @@ def test_a_header_fixed_upstream_is_drift_naming_the_near_match(tmp_path):
 
 def test_a_file_of_unknown_format_is_refused_by_name(tmp_path):
     (tmp_path / "census.xlsx").write_bytes(b"PK")
-    with pytest.raises(SchemaDrift, match="not .csv, .jsonl, .ndjson or .parquet"):
+    with pytest.raises(SchemaDrift, match="not .csv, .jsonl, .ndjson, .json or .parquet"):
         _files(tmp_path)
 
 

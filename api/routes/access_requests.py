@@ -10,18 +10,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from api.deps import (
-    Principal,
-    RequestIdDep,
-    StateDep,
-    json_response,
-    request_event,
-    scoped,
-)
+from api.deps import Principal, RequestIdDep, StateDep, request_event, scoped
 from api.errors import ApiError, forbidden
+from api.models import AccessRequest, AccessRequestCreated, AccessRequests
+from api.openapi import token_scopes
 from hub import access_requests as requests_
 from hub.audit import record
 
@@ -37,10 +32,10 @@ class AccessRequestCreate(BaseModel):
     duration_days: int = Field(ge=1, le=365)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, openapi_extra=token_scopes("datasets:read"))
 def request_access(principal: Annotated[Principal, scoped("datasets:read")],
                    body: AccessRequestCreate, request: Request, state: StateDep,
-                   _rid: RequestIdDep) -> Response:
+                   _rid: RequestIdDep) -> AccessRequestCreated:
     """Ask for access to a dataset, for a purpose and a number of days."""
     contract = state.contracts.get(body.dataset)
     if contract is None:
@@ -57,37 +52,35 @@ def request_access(principal: Annotated[Principal, scoped("datasets:read")],
         _audit(conn, request, principal, "access_request.created", body.dataset,
                {"request_id": str(request_id), "columns": body.columns,
                 "duration_days": body.duration_days}, purpose=body.purpose)
-    response = json_response({"request_id": request_id, "status": "pending"})
-    response.status_code = 201
-    return response
+    return AccessRequestCreated(request_id=request_id, status="pending")
 
 
-@router.get("")
+@router.get("", openapi_extra=token_scopes("datasets:read", "grants:admin"))
 def list_requests(principal: Annotated[Principal, scoped("datasets:read", "grants:admin")],
-                  state: StateDep, _rid: RequestIdDep) -> Response:
+                  state: StateDep, _rid: RequestIdDep) -> AccessRequests:
     """Your own requests, and (for admins) those waiting on your department."""
     with state.pool.connection() as conn:
         found = requests_.listing(conn, client_id=principal.client_id,
                                   datasets=_decidable(state, principal))
-    return json_response({"access_requests": found})
+    return AccessRequests.model_validate({"access_requests": found})
 
 
-@router.post("/{request_id}/approve")
+@router.post("/{request_id}/approve", openapi_extra=token_scopes("grants:admin"))
 def approve(principal: Annotated[Principal, scoped("grants:admin")], request_id: uuid.UUID,
-            request: Request, state: StateDep, _rid: RequestIdDep) -> Response:
+            request: Request, state: StateDep, _rid: RequestIdDep) -> AccessRequest:
     """Approve: the request becomes a working, time-bound grant at once."""
     return _decide(principal, request_id, request, state, approve=True)
 
 
-@router.post("/{request_id}/reject")
+@router.post("/{request_id}/reject", openapi_extra=token_scopes("grants:admin"))
 def reject(principal: Annotated[Principal, scoped("grants:admin")], request_id: uuid.UUID,
-           request: Request, state: StateDep, _rid: RequestIdDep) -> Response:
+           request: Request, state: StateDep, _rid: RequestIdDep) -> AccessRequest:
     """Reject a pending request."""
     return _decide(principal, request_id, request, state, approve=False)
 
 
 def _decide(principal: Principal, request_id: uuid.UUID, request: Request, state: Any, *,
-            approve: bool) -> Response:
+            approve: bool) -> AccessRequest:
     with state.pool.connection() as conn, conn.transaction():
         found = requests_.get(conn, request_id)
         if found is None:
@@ -108,7 +101,7 @@ def _decide(principal: Principal, request_id: uuid.UUID, request: Request, state
                                     "valid_until": decided["valid_until"] and
                                     decided["valid_until"].isoformat()})
     state.request_grants.invalidate()
-    return json_response(decided)
+    return AccessRequest.model_validate(decided)
 
 
 def _decidable(state: Any, principal: Principal) -> list[str]:

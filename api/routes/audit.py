@@ -9,7 +9,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request
 from psycopg import sql
 from psycopg.rows import dict_row
 
@@ -19,11 +19,11 @@ from api.deps import (
     RequestIdDep,
     StateDep,
     authenticate,
-    json_response,
-    record_now,
     request_event,
 )
 from api.errors import ApiError, forbidden
+from api.models import AccessReport, Anomalies, AuditEvents
+from api.openapi import token_scopes
 from hub import anomalies
 from hub.audit import record
 
@@ -31,14 +31,10 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 
 
 async def auditor(request: Request, state: StateDep, _rid: RequestIdDep) -> Principal:
-    """A dependency: the caller, holding `audit:read`. Refusals are on record too."""
-    try:
-        principal = await authenticate(request, state)
-        principal.require("audit:read")
-    except ApiError as exc:
-        await record_now(state, request_event(request, "audit.denied", decision="deny",
-                                              reason=exc.description, status_code=exc.status))
-        raise
+    """A dependency: the caller, holding `audit:read`. Refusals are on record too
+    (`audit.denied`, by the error handlers: api/refusals.py)."""
+    principal = await authenticate(request, state)
+    principal.require("audit:read")
     return principal
 
 
@@ -48,14 +44,14 @@ Until = Annotated[datetime | None, Query(description="ISO time, exclusive (defau
 SEARCH_FILTERS = ("client_id", "role", "department", "dataset", "decision", "kind")
 
 
-@router.get("/events")
+@router.get("/events", openapi_extra=token_scopes("audit:read"))
 def search_events(
     principal: AuditorDep, request: Request, state: StateDep, since: Since = None,
     until: Until = None, client_id: str | None = None, role: str | None = None,
     department: str | None = None, dataset: str | None = None, decision: str | None = None,
     kind: str | None = None, after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> Response:
+) -> AuditEvents:
     """Audit events in a time window, filtered; page with `after` = the last event_id."""
     start, end = _window(since, until)
     given = {k: v for k, v in locals().items() if k in SEARCH_FILTERS and v is not None}
@@ -68,13 +64,16 @@ def search_events(
             events = cur.execute(query, [start, end, after, *given.values(), limit]).fetchall()
         _record_read(conn, request, principal, "events", given)
     next_after = events[-1]["event_id"] if len(events) == limit else None
-    return json_response({"events": events, "next_after": next_after})
+    return AuditEvents.model_validate({"events": events, "next_after": next_after})
 
 
-@router.get("/datasets/{dataset_id}/access-report")
+# datasets:read serves only the dataset's owning department.
+@router.get("/datasets/{dataset_id}/access-report",
+            openapi_extra=token_scopes("audit:read", "datasets:read"))
 def access_report(dataset_id: str, principal: PrincipalDep, request: Request, state: StateDep,
-                  _rid: RequestIdDep, since: Since = None, until: Until = None) -> Response:
-    """Who read this dataset, which columns, how many rows: for auditors and the owners."""
+                  _rid: RequestIdDep, since: Since = None, until: Until = None) -> AccessReport:
+    """Who read this dataset, which columns, how many rows: for auditors (audit:read) and
+    the owning department (datasets:read)."""
     # Not AuditorDep: the owning department may read this too.
     contract = state.contracts.get(dataset_id)
     owner = (contract is not None and principal.department == contract.department
@@ -87,8 +86,8 @@ def access_report(dataset_id: str, principal: PrincipalDep, request: Request, st
             readers = cur.execute(READERS, [dataset_id, start, end]).fetchall()
             denied = cur.execute(DENIED, [dataset_id, start, end]).fetchone()["n"]
         _record_read(conn, request, principal, "access-report", {"dataset": dataset_id})
-    return json_response({"dataset": dataset_id, "since": start, "until": end, "readers": readers,
-                  "denied_requests": denied})
+    return AccessReport.model_validate({"dataset": dataset_id, "since": start, "until": end,
+                                        "readers": readers, "denied_requests": denied})
 
 
 READERS = """
@@ -109,20 +108,23 @@ select p.*, coalesce(rc.columns, '{}') as columns
 from per_reader p left join reader_columns rc using (client_id, role, department, purpose)
 order by p.rows desc
 """
-DENIED = """select count(*) as n from audit.events where kind = 'data.denied' and dataset = %s
+# A refusal record may stand for several refusals (hub/refusals.py): its detail.count.
+DENIED = """select coalesce(sum(coalesce((detail->>'count')::int, 1)), 0) as n
+            from audit.events where kind = 'data.denied' and dataset = %s
             and occurred_at >= %s and occurred_at < %s"""
 
 
-@router.get("/anomalies")
+@router.get("/anomalies", openapi_extra=token_scopes("audit:read"))
 def anomaly_flags(principal: AuditorDep, request: Request, state: StateDep,
-                  since: Since = None, until: Until = None) -> Response:
+                  since: Since = None, until: Until = None) -> Anomalies:
     """Reads far above a client's usual volume, reads outside a grant's window, bursts of
     denied requests, and reads of personal columns unmasked."""
     start, end = _window(since, until)
     with state.pool.connection() as conn, conn.transaction():
         found = anomalies.flags(conn, start, end)
         _record_read(conn, request, principal, "anomalies", {})
-    return json_response({"since": start, "until": end, "flags": [asdict(f) for f in found]})
+    return Anomalies.model_validate({"since": start, "until": end,
+                                     "flags": [asdict(f) for f in found]})
 
 
 def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from psycopg.rows import dict_row
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AppState, RequestIdDep, StateDep, record_now, request_event
@@ -31,14 +32,24 @@ PARAMS = ("response_type", "client_id", "redirect_uri", "code_challenge",
           "code_challenge_method", "state", "scope")
 
 
-@router.get("/oauth/authorize", response_class=HTMLResponse)
+SENT_BACK = {303: {"description": "Back to redirect_uri with ?code= (and state=), or with "
+                   "?error= when the request is refused (RFC 6749 4.1.2)",
+                   "headers": {"Location": {"schema": {"type": "string"}}}}}
+
+
+@router.get("/oauth/authorize", response_class=HTMLResponse, responses=SENT_BACK)
 def authorize_form(request: Request, state: StateDep, _rid: RequestIdDep) -> Response:
     """The console's sign-in page (authorization request, RFC 6749 4.1.1)."""
     params = {k: request.query_params.get(k, "") for k in PARAMS}
     return _checked(state, params) or _form(params)
 
 
-@router.post("/oauth/authorize", response_class=HTMLResponse)
+@router.post("/oauth/authorize", response_class=HTMLResponse, responses=SENT_BACK | {
+    401: {"description": "Unknown user or wrong password: the form again, saying so",
+          "content": {"text/html": {"schema": {"type": "string"}}}},
+}, openapi_extra={"requestBody": {"required": True, "content": {
+    "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {
+        name: {"type": "string"} for name in ("username", "password", *PARAMS)}}}}}})
 async def authorize(request: Request, state: StateDep, _rid: RequestIdDep) -> Response:
     """Check the user's password; redirect back with a code, or show the form again."""
     form = await request.form()
@@ -62,32 +73,32 @@ def redeem_code(state: AppState, form: dict[str, Any]) -> tuple[str, str, str]:
     """(username, role, scope) for a valid code and verifier; ApiError invalid_grant if not.
     The code is spent by this call whatever the outcome."""
     code_hash = _hash(str(form.get("code") or ""))
-    with state.pool.connection() as conn, conn.transaction():
-        row = conn.execute(
-            "select client_id, username, redirect_uri, code_challenge, scope, expires_at,"
-            " used_at from hub.auth_codes where code_hash = %s for update", [code_hash]
-        ).fetchone()
-        conn.execute("update hub.auth_codes set used_at = coalesce(used_at, now())"
-                     " where code_hash = %s", [code_hash])
-        role = row and conn.execute("select role from hub.users where username = %s",
-                                    [row[1]]).fetchone()
+    with state.pool.connection() as conn, conn.transaction(), \
+            conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "select c.client_id, c.username, c.redirect_uri, c.code_challenge, c.scope,"
+            " c.expires_at, c.used_at, u.role from hub.auth_codes c"
+            " left join hub.users u using (username) where c.code_hash = %s for update of c",
+            [code_hash]).fetchone()
+        cur.execute("update hub.auth_codes set used_at = coalesce(used_at, now())"
+                    " where code_hash = %s", [code_hash])
     problem = _code_problem(row, form)
-    if problem or not role:
+    if problem or not row["role"]:
         raise ApiError(400, "invalid_grant", problem or "the user no longer exists")
-    return row[1], role[0], row[4]
+    return row["username"], row["role"], row["scope"]
 
 
-def _code_problem(row: tuple | None, form: dict[str, Any]) -> str | None:
+def _code_problem(row: dict[str, Any] | None, form: dict[str, Any]) -> str | None:
     if row is None:
         return "unknown authorization code"
-    client_id, _, redirect_uri, challenge, _, expires_at, used_before = row
-    if used_before is not None:
+    if row["used_at"] is not None:
         return "the authorization code was already used"
-    if expires_at < datetime.now(UTC):
+    if row["expires_at"] < datetime.now(UTC):
         return "the authorization code expired; sign in again"
-    if form.get("client_id") != client_id or form.get("redirect_uri") != redirect_uri:
+    if (form.get("client_id"), form.get("redirect_uri")) != (row["client_id"],
+                                                             row["redirect_uri"]):
         return "client_id and redirect_uri must be those of the authorization request"
-    if _challenge(str(form.get("code_verifier") or "")) != challenge:
+    if _challenge(str(form.get("code_verifier") or "")) != row["code_challenge"]:
         return "code_verifier does not match the code_challenge (PKCE, S256)"
     return None
 

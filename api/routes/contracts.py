@@ -6,14 +6,17 @@ field; a breaking change without a major version bump is a 409 listing the break
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from api.deps import Principal, RequestIdDep, StateDep, json_response, scoped
+from api.deps import Principal, RequestIdDep, StateDep, scoped
 from api.errors import ApiError, forbidden
+from api.models import ContractHistory, Registration
+from api.openapi import token_scopes
 from contracts import ContractError, load_contract_text
 from contracts.resolve import MAX_BYTES
+from hub import registry
 from hub.registry import RegistrationRefused, history, register
 
 router = APIRouter(prefix="/contracts", tags=["contracts"])
@@ -32,11 +35,14 @@ async def contract_text(request: Request) -> str:
         raise ApiError(400, "invalid_request", "body: send the contract as UTF-8 YAML") from None
 
 
-@router.post("", status_code=201, openapi_extra={"requestBody": {
-    "required": True, "content": {"application/yaml": {"schema": {"type": "string"}}}}})
+@router.post("", status_code=201, responses={200: {
+    "model": Registration, "description": "This version was registered before with the same "
+    "content: nothing changed"}}, openapi_extra=token_scopes("contracts:write") | {
+    "requestBody": {"required": True,
+                    "content": {"application/yaml": {"schema": {"type": "string"}}}}})
 def register_contract(principal: Annotated[Principal, scoped("contracts:write")],
                       text: Annotated[str, Depends(contract_text)], state: StateDep,
-                      _rid: RequestIdDep) -> Response:
+                      response: Response, _rid: RequestIdDep) -> Registration:
     """Register a new version of one of your department's contracts (ODCS v3 YAML body)."""
     try:
         contract = load_contract_text(text, "request body")
@@ -54,25 +60,24 @@ def register_contract(principal: Annotated[Principal, scoped("contracts:write")]
                        str(exc)) from None
     if state.catalog is not None:  # this worker serves the new version from its next request
         state.catalog.invalidate()
-    response = json_response(_registration(done))
     response.status_code = 201 if done.status == "registered" else 200
-    return response
+    return _registration(done)
 
 
-@router.get("/{dataset_id}")
+@router.get("/{dataset_id}", openapi_extra=token_scopes("contracts:write", "datasets:read"))
 def contract_history(dataset_id: str,
                      principal: Annotated[Principal, scoped("contracts:write", "datasets:read")],
-                     state: StateDep, _rid: RequestIdDep) -> Response:
+                     state: StateDep, _rid: RequestIdDep) -> ContractHistory:
     """Every registered version of a dataset's contract, newest first."""
     with state.pool.connection() as conn:
         versions = history(conn, dataset_id)
     if not versions:
         raise ApiError(404, "not_found", f"no contract registered for {dataset_id!r}")
-    return json_response({"dataset": dataset_id, "versions": versions})
+    return ContractHistory.model_validate({"dataset": dataset_id, "versions": versions})
 
 
-def _registration(done: Any) -> dict[str, Any]:
-    return {"dataset": done.dataset, "version": done.version, "status": done.status,
-            "breaking_changes": list(done.breaking_changes),
-            "other_changes": list(done.other_changes), "notified": done.notified,
-            "previous_major_served_until": done.deprecated_after}
+def _registration(done: registry.Registration) -> Registration:
+    return Registration(
+        dataset=done.dataset, version=done.version, status=done.status,
+        breaking_changes=list(done.breaking_changes), other_changes=list(done.other_changes),
+        notified=done.notified, previous_major_served_until=done.deprecated_after)

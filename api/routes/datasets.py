@@ -1,8 +1,10 @@
 """Shared datasets: the caller's catalog and the rows, under the access policies.
 
-Every request here leaves one audit row, allowed or denied. For an allowed read the
-audit row is committed after the rows are fetched and before the response is built: no
-data leaves without its record (if the record cannot be written, the request fails).
+Every request here is on record, allowed or refused. For an allowed read the audit row
+is committed after the rows are fetched and before the response is built: no data leaves
+without its record (if the record cannot be written, the request fails). Refusals are
+recorded by the error handlers (api/refusals.py), at most one record per client and
+reason a second, each with the count of refusals it stands for.
 
 These routes serve most of the API's traffic, so they are async end to end (async pool,
 no thread-pool hops); see bench/api.py.
@@ -17,6 +19,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 from starlette.concurrency import run_in_threadpool
 
 from access_policies import Decision, Grant, decide
@@ -28,67 +31,79 @@ from api.deps import (
     RequestIdDep,
     StateDep,
     authenticate,
-    json_response,
     record_now,
     request_event,
 )
-from api.errors import ApiError, forbidden
+from api.errors import ApiError
+from api.models import Catalog, DatasetDetail, DatasetSummary, RowsPage, ValidationReports
+from api.openapi import token_scopes
 from contracts import Contract, load_contract_text
 from contracts.targets import to_json_schema
 from hub.audit import AuditEvent
-from hub.registry import newest_of_major
+from hub.registry import StoredVersion, newest_of_major
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
+READ = token_scopes("datasets:read")
+NDJSON = "application/x-ndjson"
+# The rows page and the export build their bodies themselves (orjson, streaming): their
+# bodies are documented here, and FastAPI neither validates nor serialises them.
+ROWS_AS_TEXT = {
+    NDJSON: {"schema": {"type": "string", "description": "one JSON object per row and line, "
+                        "keyed by column"}},
+    "text/csv": {"schema": {"type": "string", "description": "a header line of column "
+                            "names, then one line per row (a null as an empty field)"}},
+}
 
 
-@router.get("")
-async def list_datasets(request: Request, state: StateDep, _rid: RequestIdDep) -> Response:
+@router.get("", openapi_extra=READ)
+async def list_datasets(request: Request, state: StateDep, _rid: RequestIdDep) -> Catalog:
     """The datasets the caller may read, with owner, description and schema."""
     async with state.apool.connection() as conn:
-        principal = await _authorize(request, state, conn, dataset=None)
+        principal = await _authorize(request, state, conn)
         grants = await state.request_grants.current(conn)
         visible = [c for c in state.contracts.values()
                    if _decision(state, principal, c, grants).allowed]
         status = await rows.quality_status(conn)
     await record_now(state, _event(request, "catalog.read", principal, None, "allow", "catalog",
                                    200))
-    return json_response({"datasets": [_summary(c, status.get(c.dataset_id)) for c in visible]})
+    return Catalog(datasets=[DatasetSummary.model_validate(_summary(c, status.get(c.dataset_id)))
+                             for c in visible])
 
 
-@router.get("/{dataset_id}")
+@router.get("/{dataset_id}", openapi_extra=READ)
 async def get_dataset(dataset_id: str, request: Request, state: StateDep,
-                      _rid: RequestIdDep) -> Response:
+                      _rid: RequestIdDep) -> DatasetDetail:
     """One dataset's description and the columns the caller will see (and how masked)."""
     async with state.apool.connection() as conn:
         principal, contract, decision = await _admit(request, state, conn, dataset_id)
         status = (await rows.quality_status(conn)).get(dataset_id)
     await record_now(state, _event(request, "catalog.read", principal, dataset_id, "allow",
                                    decision.reason, 200, decision=decision))
-    body = _summary(contract, status)
-    body["columns"] = [{"name": c.name, "mask": c.mask} for c in decision.columns]
-    body["row_schema"] = to_json_schema(contract)
-    return json_response(body)
+    return DatasetDetail.model_validate({
+        **_summary(contract, status), "row_schema": to_json_schema(contract),
+        "columns": [{"name": c.name, "mask": c.mask} for c in decision.columns]})
 
 
-@router.get("/{dataset_id}/validations")
+@router.get("/{dataset_id}/validations", openapi_extra=READ)
 async def list_validations(dataset_id: str, request: Request, state: StateDep,
                            _rid: RequestIdDep,
-                           limit: Annotated[int, Query(ge=1, le=100)] = 20) -> Response:
+                           limit: Annotated[int, Query(ge=1, le=100)] = 20) -> ValidationReports:
     """The dataset's latest validation reports: every rule, held or not, and the counts of
     the gate (rows in, published, quarantined). Visible to whoever may read the dataset."""
     async with state.apool.connection() as conn:
         await _admit(request, state, conn, dataset_id)
-        found = await (await conn.execute(
-            "select run_id, contract_version, passed, rows_in, rows_passed, rows_quarantined,"
-            " rules, created_at from hub.validation_reports where dataset = %s"
-            " order by created_at desc limit %s", [dataset_id, limit])).fetchall()
-    keys = ("run_id", "contract_version", "passed", "rows_in", "rows_published",
-            "rows_quarantined", "rules", "created_at")
-    return json_response({"dataset": dataset_id,
-                          "reports": [dict(zip(keys, r, strict=True)) for r in found]})
+        async with conn.cursor(row_factory=dict_row) as cur:
+            found = await (await cur.execute(
+                "select run_id, contract_version, passed, rows_in,"
+                " rows_passed as rows_published, rows_quarantined, rules, created_at"
+                " from hub.validation_reports where dataset = %s"
+                " order by created_at desc limit %s", [dataset_id, limit])).fetchall()
+    return ValidationReports.model_validate({"dataset": dataset_id, "reports": found})
 
 
-@router.get("/{dataset_id}/rows")
+@router.get("/{dataset_id}/rows", openapi_extra=READ, responses={
+    200: {"model": RowsPage, "description": "A page of rows: JSON by default, or NDJSON or "
+          "CSV (format=)", "content": ROWS_AS_TEXT}})
 async def read_rows(
     dataset_id: str, request: Request, state: StateDep, _rid: RequestIdDep,
     limit: Annotated[int, Query(ge=1, description="rows per page")] = 100,
@@ -106,7 +121,7 @@ async def read_rows(
     you see unmasked."""
     async with state.apool.connection() as conn:  # one connection for the whole request
         principal, contract, decision = await _admit(request, state, conn, dataset_id)
-        await _unless_retired(request, state, principal, dataset_id)
+        _unless_retired(state, dataset_id)
         relation = None
         if major is not None and major != contract.major:
             contract, relation = await _older_major(state, dataset_id, major)
@@ -124,7 +139,9 @@ async def read_rows(
     return rows.render(format, dataset_id, version, page, records, contract)
 
 
-@router.get("/{dataset_id}/export")
+@router.get("/{dataset_id}/export", openapi_extra=READ, response_class=StreamingResponse,
+            responses={200: {"description": "Every matching row, streamed (format=)",
+                             "content": ROWS_AS_TEXT}})
 async def export_rows(
     dataset_id: str, request: Request, state: StateDep, _rid: RequestIdDep,
     select: Annotated[str | None, Query(description="columns, e.g. sr_number,status")] = None,
@@ -137,7 +154,7 @@ async def export_rows(
     cap = state.settings.max_export_rows
     async with state.apool.connection() as conn:
         principal, contract, decision = await _admit(request, state, conn, dataset_id)
-        await _unless_retired(request, state, principal, dataset_id)
+        _unless_retired(state, dataset_id)
         page = rows.Page.parse(request, state.settings, decision, contract.primary_key,
                                limit or cap, 0, None, cap=cap)
         version = (await rows.fetch(conn, contract, dataclasses.replace(page, limit=0)))[0]
@@ -152,7 +169,7 @@ async def export_rows(
             started, kind="data.export.completed", rows_returned=sent.rows,
             detail={**started.detail, "bytes": sent.bytes, "outcome": sent.outcome}))
 
-    media = "application/x-ndjson" if format == "ndjson" else "text/csv"
+    media = NDJSON if format == "ndjson" else "text/csv"
     return StreamingResponse(
         export.stream(state, contract, page, format, None, done),
         media_type=media)
@@ -161,17 +178,17 @@ async def export_rows(
 async def _older_major(state: AppState, dataset_id: str, major: int) -> tuple[Contract, str]:
     """The contract and table of an older major version still within its notice period."""
     found = await run_in_threadpool(_newest_of_major, state, dataset_id, major)
-    if found is None or found[1] is None:
+    if found is None or found.deprecated_after is None:
         raise ApiError(404, "not_found", f"major: {dataset_id} has no older major version "
                        f"{major}; omit major= for the current one")
-    if found[1] < datetime.now(UTC).date():
+    if found.deprecated_after < datetime.now(UTC).date():
         raise ApiError(410, "gone", f"major: version {major} of {dataset_id} was served until "
-                       f"{found[1]}; move to the current major version")
-    older = load_contract_text(found[0], f"{dataset_id} v{major}")
+                       f"{found.deprecated_after}; move to the current major version")
+    older = load_contract_text(found.source_text, f"{dataset_id} v{major}")
     return older, f"{older.relation_name}__v{major}"
 
 
-# ---------- authorisation (every denial is audited before it is raised)
+# ---------- authorisation (refusals are audited by the error handlers: api/refusals.py)
 
 
 # A request holds one pooled connection for its reads (revocation check, grants, rows):
@@ -179,16 +196,10 @@ async def _older_major(state: AppState, dataset_id: str, major: int) -> tuple[Co
 # go through state.audit, which has a pool of its own.
 
 
-async def _authorize(request: Request, state: AppState, conn: AsyncConnection,
-                     dataset: str | None) -> Principal:
-    try:
-        principal = await authenticate(request, state, conn)
-        principal.require("datasets:read")
-    except ApiError as exc:
-        await _audit_denial(request, state, None, dataset, exc)
-        raise
-    request.state.principal = principal
-    if state.catalog is not None:
+async def _authorize(request: Request, state: AppState, conn: AsyncConnection) -> Principal:
+    principal = await authenticate(request, state, conn)
+    principal.require("datasets:read")
+    if state.catalog is not None:  # registrations in other workers show within seconds
         await state.catalog.refresh(conn)
     return principal
 
@@ -196,30 +207,28 @@ async def _authorize(request: Request, state: AppState, conn: AsyncConnection,
 async def _admit(request: Request, state: AppState, conn: AsyncConnection,
                  dataset_id: str) -> tuple[Principal, Contract, Decision]:
     """The caller, the dataset's contract and the caller's grant on it; else 401/403."""
-    principal = await _authorize(request, state, conn, dataset_id)
+    principal = await _authorize(request, state, conn)
     contract = state.contracts.get(dataset_id)
     decision = None
     if contract is not None:
         decision = _decision(state, principal, contract, await state.request_grants.current(conn))
     if contract is None or not decision.allowed:
-        # Unknown and not-granted look alike, so ids of hidden datasets do not leak.
+        # Unknown and not-granted look alike, so ids of hidden datasets do not leak; the
+        # audit record keeps the true reason.
         reason = decision.reason if decision else f"unknown dataset {dataset_id!r}"
-        error = forbidden(f"no grant lets role {principal.role} read dataset {dataset_id!r}")
-        await _audit_denial(request, state, principal, dataset_id, error, reason)
-        raise error
+        raise ApiError(403, "access_denied", f"no grant lets role {principal.role} read "
+                       f"dataset {dataset_id!r}", audit={"reason": reason})
     return principal, contract, decision
 
 
-async def _unless_retired(request: Request, state: AppState, principal: Principal,
-                          dataset_id: str) -> None:
-    """410 for a retired dataset's rows (its contract's newest version says so)."""
+def _unless_retired(state: AppState, dataset_id: str) -> None:
+    """410 for a retired dataset's rows (its contract's newest version says so); the
+    refusal is audited by the error handlers with the retirement date as its reason."""
     retired = state.catalog.retired.get(dataset_id) if state.catalog else None
     if retired is not None:
-        error = ApiError(410, "gone", f"{dataset_id} was retired on {retired} and is no "
-                         "longer published; ask its owner what replaces it")
-        await _audit_denial(request, state, principal, dataset_id, error,
-                            f"retired on {retired}")
-        raise error
+        raise ApiError(410, "gone", f"{dataset_id} was retired on {retired} and is no "
+                       "longer published; ask its owner what replaces it",
+                       audit={"reason": f"retired on {retired}"})
 
 
 def _decision(state: AppState, principal: Principal, contract: Contract,
@@ -227,12 +236,6 @@ def _decision(state: AppState, principal: Principal, contract: Contract,
     return decide(state.policy, role=principal.role, contract=contract,
                   today=datetime.now(UTC).date(), client_id=principal.client_id,
                   extra=requested)
-
-
-async def _audit_denial(request: Request, state: AppState, principal: Principal | None,
-                        dataset: str | None, error: ApiError, reason: str | None = None) -> None:
-    await record_now(state, _event(request, "data.denied", principal, dataset, "deny",
-                                   reason or error.description, error.status))
 
 
 def _event(request: Request, kind: str, principal: Principal | None, dataset: str | None,
@@ -257,8 +260,7 @@ def _unmasked_personal(decision: Decision | None, contract: Contract | None) -> 
     return [c.name for c in decision.columns if c.mask is None and c.name in personal]
 
 
-def _newest_of_major(state: AppState, dataset_id: str,
-                     major: int) -> tuple[str, Any] | None:
+def _newest_of_major(state: AppState, dataset_id: str, major: int) -> StoredVersion | None:
     with state.pool.connection() as conn:  # rare: the registry's queries stay sync
         return newest_of_major(conn, dataset_id, major)
 

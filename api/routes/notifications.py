@@ -5,27 +5,29 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query
+from psycopg.rows import dict_row
 
-from api.deps import Principal, RequestIdDep, StateDep, json_response, scoped
+from api.deps import Principal, RequestIdDep, StateDep, scoped
+from api.models import Notifications
+from api.openapi import token_scopes
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 
 
-@router.get("")
+@router.get("", openapi_extra=token_scopes("datasets:read", "contracts:write", "grants:admin"))
 def list_notifications(
     principal: Annotated[Principal, scoped("datasets:read", "contracts:write", "grants:admin")],
     state: StateDep, _rid: RequestIdDep,
     before: Annotated[int | None, Query(ge=1, description="notification_id to page from")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> Response:
+) -> Notifications:
     """Your department's notifications."""
-    with state.pool.connection() as conn:
-        found = conn.execute(
-            "select notification_id, dataset, kind, message, detail, created_at"
+    with state.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        found = cur.execute(
+            "select notification_id as id, dataset, kind, message, detail, created_at"
             " from hub.notifications where department = %s and notification_id < %s"
             " order by notification_id desc limit %s",
             [principal.department, before or 2**62, limit]).fetchall()
-    keys = ("id", "dataset", "kind", "message", "detail", "created_at")
-    return json_response({"department": principal.department,
-                          "notifications": [dict(zip(keys, r, strict=True)) for r in found]})
+    return Notifications.model_validate({"department": principal.department,
+                                         "notifications": found})

@@ -7,14 +7,21 @@ import base64
 import binascii
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from access_policies import Role
 from access_policies.model import KNOWN_SCOPES
 from api.deps import AppState, RequestIdDep, StateDep, record_now, request_event
 from api.errors import ApiError
+from api.models import (
+    Introspection,
+    PublicKeys,
+    Revoked,
+    ServerMetadata,
+    TokenResponse,
+)
 from api.revocations import is_revoked
 from api.routes.authorize import redeem_code
 from api.security import issue_token
@@ -22,12 +29,45 @@ from hub.audit import record
 from hub.clients import Client, authenticate
 
 router = APIRouter(tags=["oauth"])
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-@router.post("/oauth/token")
-async def token(request: Request, state: StateDep, _rid: RequestIdDep) -> JSONResponse:
-    """Exchange client credentials (HTTP Basic or form fields) for a signed access token."""
+class TokenForm(BaseModel):
+    """The token request (form-encoded). A confidential client authenticates with HTTP
+    Basic or client_id and client_secret here."""
+
+    grant_type: str = Field(description="client_credentials or authorization_code")
+    scope: str | None = Field(None, description="space-separated; default: all of the role's")
+    client_id: str | None = None
+    client_secret: str | None = None
+    code: str | None = Field(None, description="authorization_code: the code from sign-in")
+    redirect_uri: str | None = Field(None, description="authorization_code: as signed in")
+    code_verifier: str | None = Field(None, description="authorization_code: PKCE verifier")
+
+
+class TokenInForm(BaseModel):
+    """A token to revoke or introspect (form-encoded), sent by an authenticated client
+    (HTTP Basic, or client_id and client_secret here)."""
+
+    token: str
+    client_id: str | None = None
+    client_secret: str | None = None
+
+
+def form_body(model: type[BaseModel]) -> dict[str, Any]:
+    """openapi_extra documenting a form-encoded body, which the route reads itself."""
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": True, "content": {
+        "application/x-www-form-urlencoded": {"schema": schema}}}}
+
+
+@router.post("/oauth/token", openapi_extra=form_body(TokenForm))
+async def token(request: Request, state: StateDep, response: Response,
+                _rid: RequestIdDep) -> TokenResponse:
+    """Exchange client credentials (HTTP Basic or form fields), or the console's code and
+    PKCE verifier, for a signed access token."""
     form = await request.form()
+    response.headers.update(NO_STORE)
     if form.get("grant_type") == "authorization_code":
         return await _code_token(request, state, form)
     if form.get("grant_type") != "client_credentials":
@@ -43,12 +83,10 @@ async def token(request: Request, state: StateDep, _rid: RequestIdDep) -> JSONRe
         status_code=200, client_id=client.client_id, role=role.name,
         department=role.department,
         detail={"jti": claims["jti"], "scope": claims["scope"], "exp": claims["exp"]}))
-    body = {"access_token": access_token, "token_type": "Bearer",
-            "expires_in": state.settings.token_ttl_seconds, "scope": " ".join(scopes)}
-    return JSONResponse(body, headers=NO_STORE)
+    return _issued(state, access_token, scopes)
 
 
-async def _code_token(request: Request, state: AppState, form: Any) -> JSONResponse:
+async def _code_token(request: Request, state: AppState, form: Any) -> TokenResponse:
     """The console's code, with its PKCE verifier, for a token of the signed-in user."""
     username, role_name, scope = await run_in_threadpool(redeem_code, state, dict(form))
     role = state.policy.roles.get(role_name)
@@ -65,42 +103,51 @@ async def _code_token(request: Request, state: AppState, form: Any) -> JSONRespo
         status_code=200, client_id=subject, role=role.name, department=role.department,
         detail={"jti": claims["jti"], "scope": claims["scope"], "exp": claims["exp"],
                 "console_client": state.settings.console_client_id}))
-    body = {"access_token": access_token, "token_type": "Bearer",
-            "expires_in": state.settings.token_ttl_seconds, "scope": " ".join(scopes)}
-    return JSONResponse(body, headers=NO_STORE)
+    return _issued(state, access_token, scopes)
 
 
-@router.post("/oauth/revoke")
-async def revoke(request: Request, state: StateDep, _rid: RequestIdDep) -> JSONResponse:
+def _issued(state: AppState, access_token: str, scopes: list[str]) -> TokenResponse:
+    return TokenResponse(access_token=access_token, token_type="Bearer",
+                         expires_in=state.settings.token_ttl_seconds, scope=" ".join(scopes))
+
+
+@router.post("/oauth/revoke", openapi_extra=form_body(TokenInForm))
+async def revoke(request: Request, state: StateDep, response: Response,
+                 _rid: RequestIdDep) -> Revoked:
     """RFC 7009: the client revokes one of its own access tokens (its `jti` is denied)."""
     form = await request.form()
+    response.headers.update(NO_STORE)
     client, role = await _client(request, state, form)
     claims = _claims_or_none(state, str(form.get("token") or ""))
     if claims is None:  # RFC 7009 2.2: an invalid or expired token needs no revoking
-        return JSONResponse({}, headers=NO_STORE)
+        return Revoked()
     if claims["sub"] != client.client_id:
         raise ApiError(400, "unauthorized_client", "the token was not issued to this client")
     await run_in_threadpool(_deny_jti, state, claims, request)
     state.revocations.forget()  # this worker at once; the others when notified
-    return JSONResponse({}, headers=NO_STORE)
+    return Revoked()
 
 
-@router.post("/oauth/introspect")
-async def introspect(request: Request, state: StateDep, _rid: RequestIdDep) -> JSONResponse:
+# Unset fields are left out: an inactive token's answer is {"active": false} alone.
+@router.post("/oauth/introspect", openapi_extra=form_body(TokenInForm),
+             response_model_exclude_none=True)
+async def introspect(request: Request, state: StateDep, response: Response,
+                     _rid: RequestIdDep) -> Introspection:
     """RFC 7662: whether a token is active, and its claims, for an authenticated client."""
     form = await request.form()
+    response.headers.update(NO_STORE)
     await _client(request, state, form)
     claims = _claims_or_none(state, str(form.get("token") or ""))
     if claims is None or await _revoked_now(state, claims):
-        return JSONResponse({"active": False}, headers=NO_STORE)
-    return JSONResponse({"active": True, "token_type": "Bearer", **claims}, headers=NO_STORE)
+        return Introspection(active=False)
+    return Introspection.model_validate({"active": True, "token_type": "Bearer", **claims})
 
 
 @router.get("/.well-known/oauth-authorization-server")
-def metadata(state: StateDep) -> dict:
+def metadata(state: StateDep) -> ServerMetadata:
     """RFC 8414 authorization server metadata."""
     base = state.settings.token_issuer.rstrip("/")
-    return {
+    return ServerMetadata.model_validate({
         "issuer": state.settings.token_issuer,
         "token_endpoint": f"{base}/oauth/token",
         "authorization_endpoint": f"{base}/oauth/authorize",
@@ -116,16 +163,13 @@ def metadata(state: StateDep) -> dict:
                                                           "client_secret_post"],
         "scopes_supported": sorted(KNOWN_SCOPES),
         "response_types_supported": ["code"],
-    }
+    })
 
 
 @router.get("/.well-known/jwks.json")
-def jwks(state: StateDep) -> dict:
+def jwks(state: StateDep) -> PublicKeys:
     """Public keys that verify the hub's access tokens."""
-    return state.keys.as_dict(private=False)
-
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    return PublicKeys.model_validate(state.keys.as_dict(private=False))
 
 
 async def _client(request: Request, state: AppState, form: dict) -> tuple[Client, Role]:

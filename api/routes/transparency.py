@@ -2,32 +2,43 @@
 
 Unauthenticated, and aggregate only: counts per month, dataset and consuming department,
 and the active grants with their purposes. No client, person or column values.
+
+It also publishes the audit ledger's latest signed checkpoint: once seen outside the
+database, the entries it covers cannot be erased unnoticed (docs/audit-guarantees.md).
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from fastapi import APIRouter, Response
+import psycopg
+from fastapi import APIRouter
+from psycopg.rows import dict_row
 
-from api.deps import StateDep, json_response
+from api.deps import StateDep
+from api.models import TransparencyReport
+from hub import ledger
 
 router = APIRouter(prefix="/transparency", tags=["transparency"])
 
 READS_BY_MONTH = """
 select to_char(date_trunc('month', occurred_at at time zone 'UTC'), 'YYYY-MM') as month,
        dataset, department as consuming_department, count(*) as reads,
-       sum(rows_returned) as rows
+       coalesce(sum(rows_returned), 0)::bigint as rows
 from audit.events where kind = 'data.read' and decision = 'allow'
 group by 1, 2, 3 order by 1 desc, 2, 3
 """
 
 
 @router.get("/report")
-def report(state: StateDep) -> Response:
+def report(state: StateDep) -> TransparencyReport:
     """Monthly reads per dataset and consuming department, and the grants in force."""
-    with state.pool.connection() as conn:
-        reads = conn.execute(READS_BY_MONTH).fetchall()
+    with state.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        reads = cur.execute(READS_BY_MONTH).fetchall()
+        checkpoint = latest_checkpoint(conn, state.settings.keys_dir)
     today = datetime.now(UTC).date()
     roles = state.policy.roles
     grants = [{
@@ -37,9 +48,29 @@ def report(state: StateDep) -> Response:
     } for g in state.policy.grants
         if (g.valid_from is None or g.valid_from <= today)
         and (g.valid_until is None or today <= g.valid_until)]
-    return json_response({
-        "generated_at": datetime.now(UTC),
-        "reads_by_month": [{"month": m, "dataset": d, "consuming_department": dep,
-                            "reads": n, "rows": int(r or 0)} for m, d, dep, n, r in reads],
-        "active_grants": grants,
-    })
+    return TransparencyReport.model_validate({
+        "generated_at": datetime.now(UTC), "reads_by_month": reads, "active_grants": grants,
+        "ledger_checkpoint": checkpoint})
+
+
+# By id, the primary key's index: seals take turns (an advisory lock), so ids grow with seq.
+LATEST_CHECKPOINT = """
+select checkpoint_id, last_seq, head_hash, signed_at, key_id, signature
+from audit.checkpoints order by checkpoint_id desc limit 1
+"""
+
+
+def latest_checkpoint(conn: psycopg.Connection, keys_dir: Path) -> dict[str, Any] | None:
+    """The newest signed checkpoint, as `hub audit verify --checkpoint` reads it back, with
+    the fingerprint of the ledger key (to compare with `hub audit public-key`'s)."""
+    row = conn.execute(LATEST_CHECKPOINT).fetchone()
+    if row is None:  # nothing sealed yet
+        return None
+    return {**ledger.Checkpoint(*row).public_record(),
+            "public_key_sha256": _fingerprint(keys_dir)}
+
+
+@functools.cache
+def _fingerprint(keys_dir: Path) -> str:
+    # The ledger key never changes under a running hub: read once per process.
+    return ledger.fingerprint(ledger.load_signing_key(keys_dir).public_key())

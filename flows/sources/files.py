@@ -1,4 +1,5 @@
-"""File-drop source: CSV, JSON lines and Parquet files appearing in a folder (any fsspec URL).
+"""File-drop source: CSV, JSON (lines or an array) and Parquet files appearing in a folder
+(any fsspec URL).
 
 A plain generator with no Prefect code. Each file is read once: every batch carries the
 file's manifest entry (path, sha256, rows done so far, complete or not), which the loader
@@ -21,7 +22,8 @@ import fsspec
 
 from flows.sources.base import Batch, SchemaDrift, check_drift
 
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
+           ".parquet": "parquet"}
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ def read_files(url: str, *, fields: dict[str, str], pattern: str = "*",
 
 def _batches(path: str, data: bytes, digest: str, fields: dict[str, str],
              batch_size: int, skip: int) -> Iterator[Batch]:
-    header, records = _reader(path, data)
+    header, records = read_records(path, data)
     check_drift(f"file {path}", header, list(fields.values()))
     positions = [header.index(name) for name in fields.values()]
     done, batch = skip, []
@@ -74,19 +76,33 @@ def _entry(path: str, digest: str, size: int, done: int, complete: bool) -> dict
             "complete": complete}
 
 
-def _reader(path: str, data: bytes) -> tuple[list[str], Iterator[list]]:
+def read_records(path: str, data: bytes) -> tuple[list[str], Iterator[list]]:
+    """The header and the records of one delivered file, by its extension (`hub contracts
+    init` reads samples with it too, so a draft's columns are what the drop will see)."""
     kind = next((k for ext, k in FORMATS.items() if path.lower().endswith(ext)), None)
     if kind == "csv":
         rows = csv.reader(io.StringIO(data.decode("utf-8-sig")))
         return next(rows, []), (r for r in rows if r)
-    if kind == "jsonl":
-        lines = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
-        header = list(dict.fromkeys(k for record in lines for k in record))
-        return header, ([record.get(k) for k in header] for record in lines)
+    if kind in ("jsonl", "json"):
+        objects = _objects(path, data.decode("utf-8"), kind)
+        header = list(dict.fromkeys(k for record in objects for k in record))
+        return header, ([record.get(k) for k in header] for record in objects)
     if kind == "parquet":
         import pyarrow.parquet as pq
 
         table = pq.read_table(io.BytesIO(data))
         return table.column_names, (list(r.values()) for r in table.to_pylist())
-    raise SchemaDrift(f"file {path}: not .csv, .jsonl, .ndjson or .parquet; "
+    raise SchemaDrift(f"file {path}: not .csv, .jsonl, .ndjson, .json or .parquet; "
                       "rename it or leave it out of the drop folder")
+
+
+def _objects(path: str, text: str, kind: str) -> list[dict]:
+    """JSON lines, or (a .json file) an array of objects such as open-data portals export."""
+    if kind == "json" and text.lstrip().startswith("["):
+        objects = json.loads(text)
+    else:
+        objects = [json.loads(line) for line in text.splitlines() if line.strip()]
+    if not all(isinstance(o, dict) for o in objects):
+        raise SchemaDrift(f"file {path}: write one JSON object per record (JSON lines, or an "
+                          "array of objects in a .json file)")
+    return objects

@@ -103,17 +103,35 @@ def _parse(messages: list[mqtt.MQTTMessage], fields: dict[str, str]
            ) -> tuple[list[tuple[tuple, list[str]]], list[tuple[str, str]]]:
     rows, rejects = [], []
     for message in messages:
-        text = message.payload.decode("utf-8", errors="replace")
-        try:
-            record: Any = json.loads(text)
-        except json.JSONDecodeError as exc:
-            rejects.append((text, f"not JSON: {exc.msg}"))
-            continue
-        if not isinstance(record, dict):
-            rejects.append((text, "not a JSON object"))
+        record, problem = _record(message.payload)
+        if problem is not None:
+            rejects.append((_kept(message.payload), problem))
             continue
         rows.append((tuple(_text(record.get(name)) for name in fields.values()), list(record)))
     return rows, rejects
+
+
+def _record(payload: bytes) -> tuple[dict[str, Any], str | None]:
+    """The message's JSON object, or why it is not one the warehouse can take."""
+    try:
+        record: Any = json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError:
+        return {}, "not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        return {}, f"not JSON: {exc.msg}"
+    if not isinstance(record, dict):
+        return {}, "not a JSON object"
+    # A NUL (\u0000 in JSON) would fail the whole batch's COPY, and the broker would
+    # deliver that batch again on every pass: one message would stop the feed.
+    if any(isinstance(v, str) and "\x00" in v for v in record.values()):
+        return {}, "a value holds a NUL character (\\u0000), which the warehouse cannot store"
+    return record, None
+
+
+def _kept(payload: bytes) -> str:
+    """A rejected payload as text PostgreSQL can store: as received, with bytes that are
+    not UTF-8 and NUL characters written as \\xNN escapes."""
+    return payload.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
 def _ack(client: mqtt.Client, messages: list[mqtt.MQTTMessage]) -> None:
