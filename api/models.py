@@ -107,6 +107,7 @@ class Quality(BaseModel):
 
 class DatasetSummary(BaseModel):
     id: str
+    status: str = Field(description="the contract's ODCS status; retired: its rows answer 410")
     title: str
     owner: str
     department: str

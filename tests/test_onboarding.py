@@ -244,6 +244,8 @@ def test_retire_stops_the_dataset_answers_410_and_is_audited(reader, credentials
     today = count(url, "select current_date::text")
     assert response.status_code == 410, response.text
     assert f"{DATASET} was retired on {today}" in response.json()["error_description"]
+    # The catalog still describes it, saying it is retired (the response model keeps it).
+    assert reader.get(f"/datasets/{DATASET}", headers=headers).json()["status"] == "retired"
     with psycopg.connect(url) as conn:
         acts = conn.execute("select kind, client_id, detail->>'version' from audit.events"
                             " where dataset = %s and kind = 'contract.retired'",
