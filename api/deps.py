@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
 from access_policies import Grant, Policy
+from api.catalog import Catalog
 from api.errors import ApiError, ensure_request_id, forbidden, unauthorized
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
@@ -54,6 +55,7 @@ class AppState:
     request_grants: RequestGrants
     refusals: RefusalLog  # refused requests' records, at most one per client and reason a second
     idp: ExternalIdP | None = None
+    catalog: Catalog | None = None  # keeps `contracts` in step with the registry
 
     @property
     def keys(self) -> KeySet:

@@ -6,12 +6,14 @@ import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import psycopg
 from fastapi import FastAPI
 from joserfc.jwk import ECKey
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from access_policies import Policy, load_policies
 from api import errors, openapi, refusals
+from api.catalog import Catalog
 from api.deps import AppState, RequestGrants
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
@@ -33,7 +35,7 @@ from api.security import (
     load_signing_key,
     verification_keys,
 )
-from contracts import Contract, load_all
+from contracts import load_all
 from hub.audit import AuditEvent, GroupCommit, record, record_file_changes
 from hub.refusals import RefusalLog
 from hub.sealer import Sealer
@@ -56,8 +58,8 @@ def _connection_options(settings: Settings) -> dict[str, str]:
 def create_app(settings: Settings, warehouse_url: str,
                on_ready: Callable[[], None] | None = None) -> FastAPI:
     """Build the app; contracts and policies are loaded (and checked) now, not per request."""
-    contracts = load_all(settings.contracts_dir)
-    policy = load_policies(settings.policies_dir, contracts)
+    catalog = _catalog(settings, warehouse_url)
+    policy = load_policies(settings.policies_dir, catalog.contracts)
     key = load_signing_key(settings.keys_dir)
     tokens = VerifiedTokens(verification_keys(settings.keys_dir, key, settings.token_ttl_seconds),
                             settings)
@@ -65,7 +67,7 @@ def create_app(settings: Settings, warehouse_url: str,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = await _open_state(settings, warehouse_url, contracts, policy, key, tokens)
+        state = await _open_state(settings, warehouse_url, catalog, policy, key, tokens)
         app.state.hub = state
         _record_startup(state.pool, settings)
         _tune_gc()
@@ -89,7 +91,15 @@ def create_app(settings: Settings, warehouse_url: str,
     return app
 
 
-async def _open_state(settings: Settings, warehouse_url: str, contracts: dict[str, Contract],
+def _catalog(settings: Settings, warehouse_url: str) -> Catalog:
+    """The repository's contract files, with the registry's newest versions over them."""
+    catalog = Catalog(load_all(settings.contracts_dir))
+    with psycopg.connect(warehouse_url) as conn:
+        catalog.load(conn)
+    return catalog
+
+
+async def _open_state(settings: Settings, warehouse_url: str, catalog: Catalog,
                       policy: Policy, key: ECKey, tokens: VerifiedTokens) -> AppState:
     """The pools, listeners and limits of a serving app."""
     # Pools belong to the event loop that serves: built here, not at import.
@@ -108,10 +118,10 @@ async def _open_state(settings: Settings, warehouse_url: str, contracts: dict[st
     await revocations.start()
     audit = GroupCommit(audit_pool)
     return AppState(
-        settings, pool, apool, audit, contracts, policy, key, tokens, revocations,
+        settings, pool, apool, audit, catalog.contracts, policy, key, tokens, revocations,
         load_pseudonym_key(settings), RateLimiter(settings.rate_limit_per_minute),
         RequestGrants(), RefusalLog(audit.write),
-        ExternalIdP(settings) if settings.idp_issuer else None)
+        ExternalIdP(settings) if settings.idp_issuer else None, catalog)
 
 
 def _tune_gc() -> None:

@@ -107,6 +107,7 @@ class Quality(BaseModel):
 
 class DatasetSummary(BaseModel):
     id: str
+    status: str = Field(description="the contract's ODCS status; retired: its rows answer 410")
     title: str
     owner: str
     department: str
@@ -208,6 +209,7 @@ class Registration(BaseModel):
 
 class ContractVersion(BaseModel):
     version: str
+    status: str = Field(description="the contract's ODCS status; retired: no longer served")
     registered_by: str
     registered_at: datetime
     breaking_changes: list[str]

@@ -158,9 +158,11 @@ def _condition(column_name: str, op: str, is_value: str, pg_type: str) -> sql.Co
     return sql.SQL("{} is {}").format(column, IS_VALUES[is_value])
 
 
-def order_clause(order: list[tuple[str, bool]], key: str) -> sql.Composable:
+def order_clause(order: list[tuple[str, bool]], key: str | tuple[str, ...]) -> sql.Composable:
+    """`order`, then the key's columns not in it: a stable order for paging."""
     terms = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL("desc" if d else "asc"))
              for c, d in order]
-    if key not in [c for c, _ in order]:  # the key last: a stable order for paging
-        terms.append(sql.Identifier(key))
+    ordered = {c for c, _ in order}
+    terms += [sql.Identifier(k) for k in ((key,) if isinstance(key, str) else key)
+              if k not in ordered]
     return sql.SQL(", ").join(terms)

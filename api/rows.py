@@ -51,7 +51,7 @@ class Page:
     query: grammar.Query
     limit: int
     offset: int
-    after: Any  # keyset cursor value, or None
+    after: list | None  # keyset cursor: the last row's key values, or None
     raw: list[tuple[str, str]]
     keyset: bool  # the caller sees the primary key unmasked, so pages may carry a cursor
     masks: tuple[str | None, ...]  # per selected column: its mask, or None
@@ -62,8 +62,11 @@ class Page:
         return [None if m in IN_SQL else m for m in self.masks]
 
     @classmethod
-    def parse(cls, request: Request, settings: Settings, decision: Decision, key: str,
-              limit: int, offset: int, cursor: str | None, cap: int | None = None) -> Page:
+    def parse(cls, request: Request, settings: Settings, decision: Decision,
+              key: str | tuple[str, ...], limit: int, offset: int, cursor: str | None,
+              cap: int | None = None) -> Page:
+        """`key`: the primary key's column, or its columns in key order (composite)."""
+        keys = (key,) if isinstance(key, str) else tuple(key)
         cap = cap or settings.max_rows_per_page
         if limit > cap:
             unit = "page" if cap == settings.max_rows_per_page else "export"
@@ -74,12 +77,13 @@ class Page:
         query = grammar.parse(raw, visible, unmasked)
         if cursor and query.order:
             raise grammar.bad("cursor", "pages by the primary key; with order=, use offset")
-        if cursor and key not in unmasked:  # a cursor is a filter on the key: not on a masked one
-            raise grammar.bad("cursor", f"the primary key {key!r} is masked for your role; "
-                              "page with offset")
-        after = decode_cursor(cursor) if cursor else None
+        masked = [k for k in keys if k not in unmasked]
+        if cursor and masked:  # a cursor is a filter on the key: not on a masked one
+            raise grammar.bad("cursor", f"the primary key {masked[0]!r} is masked for your "
+                              "role; page with offset")
+        after = decode_cursor(cursor, len(keys)) if cursor else None
         by_name = {c.name: c.mask for c in decision.columns}
-        return cls(query, limit, offset, after, raw, keyset=key in unmasked,
+        return cls(query, limit, offset, after, raw, keyset=not masked,
                    masks=tuple(by_name[c] for c in query.select))
 
     def audit_record(self) -> dict[str, Any]:
@@ -124,23 +128,25 @@ def select_statement(contract: Contract, page: Page, relation: str | None = None
     shapes = tuple(grammar.shape(f, _pg_type(contract, f.column)) for f in page.query.filters)
     statement = _compose(relation or contract.relation_name, tuple(page.query.select),
                          page.masks, shapes,
-                         tuple(page.query.order), contract.primary_key[0],
+                         tuple(page.query.order), contract.primary_key,
                          page.after is not None, versioned)
     params = grammar.where_params(page.query.filters)
     if page.after is not None:
-        params.append(page.after)
+        params.extend(page.after)
     return statement, params
 
 
 @lru_cache(maxsize=1024)
 def _compose(relation: str, select: tuple[str, ...], masks: tuple[str | None, ...],
-             shapes: tuple[grammar.Shape, ...], order: tuple[tuple[str, bool], ...], key: str,
-             after: bool, versioned: bool) -> bytes:
+             shapes: tuple[grammar.Shape, ...], order: tuple[tuple[str, bool], ...],
+             key: tuple[str, ...], after: bool, versioned: bool) -> bytes:
     # Composed once per query shape: psycopg then finds the statement's placeholders in
     # its own cache instead of walking the composition on every request.
     where = grammar.where_sql(shapes)
-    if after:
-        where = sql.SQL("{} and {} > %s").format(where, sql.Identifier(key))
+    if after:  # a composite key compares as a row, in the order the pages are sorted
+        where = sql.SQL("{} and ({}) > ({})").format(
+            where, sql.SQL(", ").join(map(sql.Identifier, key)),
+            sql.SQL(", ").join(sql.Placeholder() for _ in key))
     # No aliases on masked columns: `order by` must keep meaning the stored column.
     columns = sql.SQL(", ").join(
         IN_SQL[mask](sql.Identifier(name)) if mask in IN_SQL else sql.Identifier(name)
@@ -208,21 +214,28 @@ def csv_lines(rows: Iterable[Iterable]) -> bytes:
 
 
 def _next_cursor(contract: Contract, page: Page, records: list[dict]) -> str | None:
-    key = contract.primary_key[0]
-    if len(records) < page.limit or not page.keyset or key not in page.query.select \
+    key = contract.primary_key
+    if len(records) < page.limit or not page.keyset or not set(key) <= set(page.query.select) \
             or page.query.order:
         return None
     # Dates and times travel as ISO text; the warehouse casts it back to the key's type.
-    last = json.dumps([records[-1][key]], default=lambda v: v.isoformat())
-    return base64.urlsafe_b64encode(last.encode()).decode()
+    values = json.dumps([records[-1][k] for k in key], default=_cursor_text)
+    return base64.urlsafe_b64encode(values.encode()).decode()
 
 
-def decode_cursor(cursor: str) -> Any:
+def _cursor_text(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def decode_cursor(cursor: str, parts: int = 1) -> list:
+    """The key values a cursor carries: `parts` of them, one per key column."""
     try:
-        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))[0]
-    except (binascii.Error, ValueError, IndexError, TypeError, UnicodeDecodeError):
+        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        values = None
+    if not isinstance(values, list) or len(values) != parts:
         raise grammar.bad("cursor", "not a cursor this API returned; pass next_cursor from "
-                          "the previous page unchanged") from None
-    if not isinstance(value, (str, int)):
+                          "the previous page unchanged")
+    if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in values):
         raise grammar.bad("cursor", "not a cursor this API returned")
-    return value
+    return values

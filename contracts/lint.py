@@ -12,6 +12,7 @@ from typing import Any
 
 from open_data_contract_standard.model import OpenDataContractStandard, SchemaObject, SchemaProperty
 
+from contracts.dates import FormatError, translate
 from contracts.errors import ContractError
 from contracts.mapping import LOGICAL_TO_PG
 from contracts.model import KNOWN_CLASSES, MASK_KINDS, Column, Contract
@@ -21,6 +22,10 @@ from contracts.source_config import SourceConfig, parse_source
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+TEMPORAL = ("date", "timestamp", "time")
+# A type name, with an optional size and array mark: physicalType is compiled into SQL (casts,
+# the mart's columns), so anything else is refused rather than quoted.
+PHYSICAL_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]{0,62}(\(\s*\d+\s*(,\s*\d+\s*)?\))?(\[\])?$")
 Problems = list[tuple[str, str]]
 
 
@@ -57,6 +62,9 @@ def lint(doc: OpenDataContractStandard, path: Path) -> Contract:
             sql_checks=tuple(sql_checks + table_sql),
             freshness=_freshness(doc, schema.name or "", columns, problems),
             source=source,
+            # Free text in ODCS (the examples say development, production...): only
+            # `retired` means something to the hub, it stops the dataset (hub/catalog.py).
+            status=doc.status or "active",
             path=path,
         )
     if problems or contract is None:
@@ -103,6 +111,10 @@ def _columns(obj: SchemaObject, problems: Problems) -> tuple[tuple[Column, ...],
     if columns and not any(c.primary_key for c in columns):
         problems.append(("schema.0.properties", "no primaryKey: mark the key column(s) "
                          "with primaryKey: true"))
+    positions = [c.key_position for c in columns if c.key_position is not None]
+    for position in sorted({p for p in positions if positions.count(p) > 1}):
+        problems.append(("schema.0.properties", f"primaryKeyPosition {position} is given to "
+                         "more than one key column: number them 1, 2, ..."))
     return tuple(columns), sql_checks
 
 
@@ -116,6 +128,9 @@ def _column(i: int, prop: SchemaProperty, table: str,
     if prop.logicalType not in LOGICAL_TO_PG:
         problems.append((f"{at}.logicalType", f"got {prop.logicalType!r}; write one of "
                          f"{', '.join(sorted(LOGICAL_TO_PG))}"))
+    if prop.physicalType is not None and not PHYSICAL_TYPE.match(prop.physicalType):
+        problems.append((f"{at}.physicalType", f"got {prop.physicalType!r}; write a PostgreSQL "
+                         "type such as text, bigint, numeric(10,2) or timestamp"))
     classification = prop.classification or "public"
     if classification not in KNOWN_CLASSES:
         problems.append((f"{at}.classification", f"got {classification!r}; write one of "
@@ -131,8 +146,36 @@ def _column(i: int, prop: SchemaProperty, table: str,
         description=prop.description or "",
         checks=tuple(c for c in checks if c[1] is not None),
         mask=_mask(at, prop, problems),
+        key_position=_key_position(at, prop, problems),
+        date_format=_date_format(at, prop, problems),
     )
     return column, sql_checks
+
+
+def _key_position(at: str, prop: SchemaProperty, problems: Problems) -> int | None:
+    # Non-key columns often carry -1 (the ODCS examples do): only a key's position counts.
+    position = prop.primaryKeyPosition
+    if not prop.primaryKey or position is None:
+        return None
+    if position < 1:
+        problems.append((f"{at}.primaryKeyPosition", f"got {position}; write the column's "
+                         "place in the key, counting from 1"))
+        return None
+    return position
+
+
+def _date_format(at: str, prop: SchemaProperty, problems: Problems) -> str | None:
+    """The JDK pattern of a date, timestamp or time column; other types' formats (f32,
+    i64, ...) describe storage, not text, and are not read."""
+    pattern = (prop.logicalTypeOptions or {}).get("format")
+    if prop.logicalType not in TEMPORAL or pattern is None:
+        return None
+    try:
+        translate(str(pattern))
+    except FormatError as exc:
+        problems.append((f"{at}.logicalTypeOptions.format", f"{pattern!r}: {exc}"))
+        return None
+    return str(pattern)
 
 
 def _check_kinds(at: str, logical_type: str | None, checks: list, problems: Problems) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.model import Contract
+from contracts.model import Column, Contract
 
 # ODCS logicalType -> PostgreSQL type, used when a property gives no physicalType.
 LOGICAL_TO_PG = {
@@ -23,6 +23,10 @@ LOGICAL_TO_PG = {
     "timestamp": "timestamp",
     "time": "time",
 }
+# Type names other systems use in physicalType (the ODCS examples do), in PostgreSQL's own
+# words: dbt's enforced contract compares the names.
+PG_ALIASES = {"string": "text", "long": "bigint", "double": "double precision",
+              "datetime": "timestamp", "int": "integer", "bool": "boolean"}
 
 # ODCS comparison operators of a `type: sql` rule -> SQL operator applied to the query's value.
 SQL_OPERATORS = {
@@ -42,6 +46,8 @@ class Rule:
     @property
     def name(self) -> str:
         target = self.column if self.column is not None else str(self.value)
+        if self.kind == "unique" and self.column is None:  # a composite key: unique(a, b)
+            target = ", ".join(self.value)
         if self.kind == "sql":
             target = f"#{self.value[0]}"  # sql rules are numbered in contract order
         return f"{self.kind}({target})"
@@ -131,9 +137,13 @@ RULE_KINDS: dict[str, RuleKind] = {
                          min_value=r.value[0], max_value=r.value[1]),
         violation=_between,
     ),
+    # On one column, or (column None) on the columns of a composite key together.
     "unique": RuleKind(
-        dbt=lambda r: ("unique", {}),
-        gx=lambda r: _gx("expect_column_values_to_be_unique", column=r.column),
+        dbt=lambda r: ("unique", {}) if r.column else ("unique_combination",
+                                                       {"columns": list(r.value)}),
+        gx=lambda r: (_gx("expect_column_values_to_be_unique", column=r.column) if r.column
+                      else _gx("expect_compound_columns_to_be_unique",
+                               column_list=list(r.value))),
     ),
     "row_count_at_least": RuleKind(
         dbt=lambda r: ("row_count_at_least", {"minimum": r.value}),
@@ -165,12 +175,15 @@ GX_SCREENS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 def rules(contract: Contract) -> list[Rule]:
     """Every rule the contract states, in a stable order."""
     found: list[Rule] = []
+    single_key = len(contract.primary_key) == 1
     for col in contract.columns:
         if col.required or col.primary_key:
             found.append(Rule("not_null", col.name))
-        if col.unique or col.primary_key:
+        if col.unique or (col.primary_key and single_key):
             found.append(Rule("unique", col.name))
         found.extend(Rule(kind, col.name, value) for kind, value in col.checks)
+    if not single_key:  # each part of a composite key repeats; the parts together may not
+        found.append(Rule("unique", None, contract.primary_key))
     if contract.min_row_count is not None:
         found.append(Rule("row_count_at_least", None, contract.min_row_count))
     if contract.freshness is not None:
@@ -179,25 +192,67 @@ def rules(contract: Contract) -> list[Rule]:
     return found
 
 
-def row_rules(contract: Contract) -> list[dict[str, str]]:
+def row_rules(contract: Contract, cast_checked: bool = False) -> list[dict[str, str]]:
     """The row-level rules as SQL, for the mart's filter and the quarantine model.
 
     The first is built in: a key delivered more than once in one batch (a repeated
     daylight-saving hour, a duplicated date) cannot be told apart, so every copy is
     quarantined instead of one being kept at random. Staging models count the copies in
-    `_key_copies` (macro `latest_delivery`)."""
-    key = quote_ident(contract.primary_key[0])
-    found = [{"rule": f"duplicate_key({contract.primary_key[0]})",
-              "violation": f"({key} is not null and _key_copies > 1)",
-              "reason": f"{quote_literal(contract.primary_key[0] + ' = ')} || {key}::text"
-                        " || ' came ' || _key_copies || ' times in one delivery'"}]
+    `_key_copies` (macro `latest_delivery`). With `cast_checked` (a staging model generated
+    from the contract, contracts/dbt_models.py), a value that does not cast to its column's
+    type is a built-in rule too, `type(<column>)`, instead of failing the whole build."""
+    found = [_duplicate_key(contract.primary_key)]
+    checked = {c.name: c for c in contract.columns if cast_checked and casts(c)}
+    found += [_cast_rule(c) for c in checked.values()]
     for rule in rules(contract):
         render = RULE_KINDS[rule.kind].violation
         if render is not None:
             predicate, reason = render(rule)
+            if rule.kind == "not_null" and rule.column in checked:  # said by type(column)
+                predicate = f"({predicate} and not {cast_failed(checked[rule.column])})"
             found.append({"rule": rule.name, "violation": predicate, "reason": reason})
     return found
 
 
+def _duplicate_key(key: tuple[str, ...]) -> dict[str, str]:
+    present = " and ".join(f"{quote_ident(k)} is not null" for k in key)
+    shown = " || ".join(f"{quote_literal((', ' if i else '') + k + ' = ')} || {quote_ident(k)}"
+                        "::text" for i, k in enumerate(key))
+    return {"rule": f"duplicate_key({', '.join(key)})",
+            "violation": f"({present} and _key_copies > 1)",
+            "reason": f"{shown} || ' came ' || _key_copies || ' times in one delivery'"}
+
+
+# What a column's values must be, for the reason of a value that does not cast.
+TYPE_WORDS = {"integer": "an integer", "number": "a number", "boolean": "a boolean",
+              "date": "a date", "timestamp": "a timestamp", "time": "a time"}
+
+
+def casts(column: Column) -> bool:
+    """Whether generated staging casts the column's text (and checks that it can)."""
+    return column.logical_type in TYPE_WORDS
+
+
+def cast_failed(column: Column) -> str:
+    """SQL true when generated staging could not cast the column's raw text (kept in the
+    staging model's `_raw` record, as delivered)."""
+    raw = f"_raw->>{quote_literal(column.name)}"
+    return f"({quote_ident(column.name)} is null and nullif(trim({raw}), '') is not null)"
+
+
+def _cast_rule(column: Column) -> dict[str, str]:
+    expected = TYPE_WORDS[column.logical_type]
+    if column.date_format:
+        expected += f" in the format {column.date_format}"
+    else:
+        expected += f" ({pg_type(column.physical_type, column.logical_type)})"
+    raw = f"_raw->>{quote_literal(column.name)}"
+    return {"rule": f"type({column.name})", "violation": cast_failed(column),
+            "reason": f"{quote_literal(column.name + ' = ')} || quote_literal({raw}) || "
+                      f"{quote_literal(' is not ' + expected)}"}
+
+
 def pg_type(physical_type: str | None, logical_type: str) -> str:
-    return physical_type or LOGICAL_TO_PG[logical_type]
+    if not physical_type:
+        return LOGICAL_TO_PG[logical_type]
+    return PG_ALIASES.get(physical_type.lower(), physical_type)

@@ -30,6 +30,11 @@ class Column:
     # Row-level quality rules on this column: (rule kind, argument), e.g. ("pattern", "^\\d+$")
     checks: tuple[tuple[str, Any], ...] = ()
     mask: str | None = None  # hub customProperty `hubMask`: how to mask when personal
+    # ODCS `primaryKeyPosition`: where the column stands in a composite key (None: unstated)
+    key_position: int | None = None
+    # ODCS `logicalTypeOptions.format` of a date/timestamp/time column: the JDK
+    # DateTimeFormatter pattern its values arrive in (None: ISO 8601)
+    date_format: str | None = None
 
     @property
     def personal(self) -> bool:
@@ -54,6 +59,8 @@ class Contract:
     # ODCS `type: sql` rules: (query with {object} for the table, SQL operator, threshold)
     sql_checks: tuple[tuple[str, str, Any], ...] = ()
     source: SourceConfig | None = None
+    # ODCS `status`: a `retired` dataset is no longer built or served (hub/registry.py)
+    status: str = "active"
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -79,7 +86,15 @@ class Contract:
 
     @property
     def primary_key(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns if c.primary_key)
+        """The key columns in `primaryKeyPosition` order; unpositioned ones by their place
+        among the columns."""
+        keyed = [(c.key_position or i + 1, i, c.name)
+                 for i, c in enumerate(self.columns) if c.primary_key]
+        return tuple(name for _, _, name in sorted(keyed))
+
+    @property
+    def retired(self) -> bool:
+        return self.status == "retired"
 
     @property
     def major(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,9 @@ from contracts.errors import ContractError, yaml_problem
 
 MAX_BYTES = 1_000_000  # contracts are hand-written; a megabyte is already absurd
 MAX_DEPTH = 32
+# Contract text ends up in dbt files, which dbt renders as Jinja: a registered contract
+# must not be able to run template code with the hub's warehouse credentials.
+TEMPLATE = re.compile(r"\{[{%#]")
 
 
 def read_odcs(path: Path) -> OpenDataContractStandard:
@@ -25,6 +29,10 @@ def parse_odcs(text: str, path: Path) -> OpenDataContractStandard:
     if len(text.encode("utf-8")) > MAX_BYTES:
         raise ContractError(str(path), [("(file)", f"over {MAX_BYTES} bytes; contracts are "
                                          "limited to that: split it or trim examples")])
+    if TEMPLATE.search(text):
+        raise ContractError(str(path), [("(file)", "contains '{{', '{%' or '{#', which dbt "
+                                         "reads as a template; write the braces apart "
+                                         "('{ {')")])
     document = _parse_yaml(path, text)
     try:
         return OpenDataContractStandard.model_validate(document)

@@ -33,25 +33,30 @@ def to_dbt_sources(contract: Contract) -> dict[str, Any]:
     }]}
 
 
-def to_dbt_models(contract: Contract) -> dict[str, Any]:
+def to_dbt_models(contract: Contract, cast_checked: bool = False) -> dict[str, Any]:
     """The mart's config (enforced contract, types, constraints, tests) and its quarantine.
 
     Both models carry the row-level rules as SQL in `meta.row_rules`: the mart keeps the rows
-    that break none, the quarantine model keeps the others with the rules they break.
+    that break none, the quarantine model keeps the others with the rules they break. With
+    `cast_checked` (staging generated from the contract), values that did not cast are
+    among them (mapping.row_rules).
     """
     by_column: dict[str | None, list[Rule]] = {}
     for rule in rules(contract):
         if RULE_KINDS[rule.kind].dbt is not None:
             by_column.setdefault(rule.column, []).append(rule)
     meta = {"dataset": contract.dataset_id, "contract_version": contract.version,
-            "owner": contract.owner, "row_rules": row_rules(contract)}
+            "owner": contract.owner, "row_rules": row_rules(contract, cast_checked)}
     model = {
         "name": contract.relation_name,
         "description": f"{contract.title}. Grain: {contract.grain or 'see contract'}",
         "config": {"contract": {"enforced": True}, "meta": meta},
         "data_tests": [_dbt_test(r) for r in by_column.get(None, [])],
-        "columns": [_dbt_column(c, by_column.get(c.name, [])) for c in contract.columns],
+        "columns": [_dbt_column(c, by_column.get(c.name, []), len(contract.primary_key) == 1)
+                    for c in contract.columns],
     }
+    if len(contract.primary_key) > 1:  # a composite key is a constraint of the model
+        model["constraints"] = [{"type": "primary_key", "columns": list(contract.primary_key)}]
     quarantine = {
         "name": f"{contract.relation_name}__quarantine",
         "description": f"Rows of {contract.dataset_id} held back by their contract: one row per "
@@ -61,11 +66,11 @@ def to_dbt_models(contract: Contract) -> dict[str, Any]:
     return {"version": 2, "models": [model, quarantine]}
 
 
-def _dbt_column(col: Any, col_rules: list[Rule]) -> dict[str, Any]:
+def _dbt_column(col: Any, col_rules: list[Rule], single_key: bool) -> dict[str, Any]:
     constraints = []
     if col.required or col.primary_key:
         constraints.append({"type": "not_null"})
-    if col.primary_key:
+    if col.primary_key and single_key:
         constraints.append({"type": "primary_key"})
     entry = {"name": col.name, "description": col.description,
              "data_type": pg_type(col.physical_type, col.logical_type)}

@@ -1,4 +1,10 @@
-"""dbt step: compile the contract's dbt files, then `dbt build` the dataset's models."""
+"""dbt step: the dbt project under HUB_HOME (the repository's, with the files compiled from
+the registry's contracts), then `dbt build` of one dataset's models.
+
+The repository checkout is never written: a dataset onboarded by registering a contract
+changes no tracked file. Its models are generated (contracts/dbt_models.py) unless the
+repository's dbt_project has hand-written ones of the same name.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import re
 from pathlib import Path
 
 from contracts import Contract
-from contracts.dbt_files import generated_files
+from contracts.dbt_files import generated_files, hand_written_models
 from flows.checks import Failure, StepResult
 from hub.settings import Settings
 from hub.warehouse import connection_params
@@ -15,26 +21,51 @@ from hub.warehouse import connection_params
 NOT_NULL = re.compile(r'null value in column "(?P<column>[^"]+)".*violates not-null constraint')
 
 
-def write_generated(contracts: list[Contract], project_dir: Path) -> list[Path]:
-    """Write the compiled files that changed; return them."""
-    changed = []
-    for path, text in generated_files(contracts, project_dir).items():
+# What dbt writes into a project folder, never copied from the repository's.
+NOT_PROJECT = {"target", "logs", "dbt_packages"}
+
+
+def project_dir(settings: Settings) -> Path:
+    """The dbt project the pipeline builds, under HUB_HOME."""
+    return settings.home / "dbt" / "project"
+
+
+def prepare_project(contracts: list[Contract], settings: Settings) -> Path:
+    """Mirror the repository's dbt project into project_dir() with the files compiled from
+    `contracts` on top. Only changed files are written (dbt's partial parse keeps what it
+    knows) and files no longer wanted (a retired dataset's models) are removed."""
+    source, target = settings.dbt_project_dir, project_dir(settings)
+    wanted = {path.relative_to(source): path.read_text() for path in _project_files(source)}
+    compiled = generated_files(contracts, target, hand_written_models(source), with_models=True)
+    wanted |= {path.relative_to(target): text for path, text in compiled.items()}
+    for path in _project_files(target) if target.exists() else []:
+        if path.relative_to(target) not in wanted:
+            path.unlink()
+    for relative, text in wanted.items():
+        path = target / relative
         if not path.exists() or path.read_text() != text:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-            changed.append(path)
-    return changed
+    return target
 
 
-def run_dbt(warehouse_url: str, contract: Contract, settings: Settings) -> StepResult:
-    """`dbt build` the dataset's mart and everything upstream of it."""
+def _project_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()
+            and not NOT_PROJECT & set(p.relative_to(root).parts[:1])
+            and not p.name.startswith(".")]
+
+
+def run_dbt(warehouse_url: str, contract: Contract, settings: Settings,
+            project: Path | None = None) -> StepResult:
+    """`dbt build` the dataset's mart and everything upstream of it, in `project`
+    (default: the repository's dbt project, as it is)."""
     from dbt.cli.main import dbtRunner  # heavy import, only when building
 
     for key, value in connection_params(warehouse_url).items():
         os.environ[f"HUB_DBT_{key.upper()}"] = value
-    work = settings.home / "dbt"
-    args = ["build", "--project-dir", str(settings.dbt_project_dir),
-            "--profiles-dir", str(settings.dbt_project_dir), "--target-path", str(work / "target"),
+    work, project = settings.home / "dbt", project or settings.dbt_project_dir
+    args = ["build", "--project-dir", str(project),
+            "--profiles-dir", str(project), "--target-path", str(work / "target"),
             "--log-path", str(work / "logs"), "--select", f"+{contract.relation_name}",
             f"{contract.relation_name}__quarantine", "--quiet"]
     result = dbtRunner().invoke(args)

@@ -121,12 +121,12 @@ def open_source(conn: psycopg.Connection, contract: Contract, url: str, settings
         # PostgreSQL sources stream COPY text straight through; others go via SQLAlchemy.
         read = copy_batches if _copies(contract, url) else read_batches
         return read(url, table=src.table, columns=columns,
-                    cursor_column=src.cursor_column, key_column=contract.primary_key[0],
+                    cursor_column=src.cursor_column, key_column=contract.primary_key,
                     after=read_cursor(conn, contract.dataset_id), batch_size=src.batch_size,
                     types={c.name: c.logical_type for c in contract.columns})
     if isinstance(src, RestConfig):
         return read_records(_rest(contract, src, url, settings), cursor_column=src.cursor_column,
-                            key_column=contract.primary_key[0],
+                            key_column=contract.primary_key,
                             after=read_cursor(conn, contract.dataset_id))
     if isinstance(src, FilesConfig):
         _check_local(url, src.url, settings)

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import psycopg
 from prefect import flow
 
-from access_policies import load_policies
-from contracts import Contract, ContractError, load_all, load_each
+from access_policies import Policy, load_policies
+from contracts import Contract, ContractError, load_each
 from contracts.diff import semver
 from flows import build
 from flows.checks import Failure
@@ -35,6 +35,7 @@ from flows.stages import (
 )
 from hub.audit import AuditEvent, record, record_file_changes
 from hub.bootstrap import bootstrap
+from hub.catalog import in_force, retired_on
 from hub.notifications import notify
 from hub.registry import RegistrationRefused, latest_version, register
 from hub.settings import Settings, get_settings
@@ -57,11 +58,16 @@ class RunReport:
 
 
 @flow(name="dataset-pipeline", log_prints=False)
-def dataset_pipeline(dataset_id: str, warehouse_url: str, settings: Settings) -> RunReport:
+def dataset_pipeline(contract: Contract, warehouse_url: str, settings: Settings) -> RunReport:
     """One pass for one dataset; never raises for a contract failure, reports it instead."""
-    contract = load_all(settings.contracts_dir)[dataset_id]
     run_id, started = uuid.uuid4(), datetime.now(UTC)
-    report = RunReport(dataset_id)
+    report = RunReport(contract.dataset_id)
+    if contract.source is None:
+        report.failures = [Failure("contract", "registry", "the contract has no "
+                                   "customProperties.hubSource: add one saying where the "
+                                   "dataset's data comes from (kind: sql, rest, files, mqtt)")]
+        _record(warehouse_url, run_id, started, report, contract, built=False)
+        return report
     loaded = _attempt("ingest", report, ingest_flow, contract, warehouse_url, settings)
     if loaded is None:  # after its retries: the dataset fails, the others carry on
         _record(warehouse_url, run_id, started, report, contract, built=False)
@@ -140,47 +146,68 @@ def _record(warehouse_url: str, run_id: uuid.UUID, started: datetime, report: Ru
 
 def run_all(dataset_id: str | None = None, settings: Settings | None = None,
             stand_in: StandIn | None = None) -> list[RunReport]:
-    """One pipeline pass over every dataset (or one); each dataset fails on its own.
-    `stand_in` provides demo systems for sources with a sample and no URL."""
+    """One pipeline pass over every dataset the registry holds in force (or one); each
+    dataset fails on its own. The repository's contract files are registered first, when
+    newer than the registry. `stand_in` provides demo systems for sources with a sample and
+    no URL."""
     settings = settings or get_settings()
     use_stand_ins(stand_in)
-    contracts, broken = load_each(settings.contracts_dir)
-    wanted = [dataset_id] if dataset_id else sorted(contracts)
-    unknown = [d for d in wanted if d not in contracts and d not in broken]
-    if unknown:
-        raise KeyError(f"unknown dataset {unknown[0]!r}; known: "
-                       f"{', '.join(sorted([*contracts, *broken]))}")
+    files, broken = load_each(settings.contracts_dir)
     if broken:  # policies and compiled files need every contract: nothing runs
-        return not_run(broken, wanted)
+        return not_run(broken, [dataset_id] if dataset_id else sorted(files))
     try:
-        warehouse_url, refused = _prepare(contracts, wanted, settings)
-    except Exception as exc:  # no warehouse, say: every dataset reports it
-        failures = problems_of(exc, "start", ", ".join(wanted))
-        return [RunReport(d, failures=failures) for d in wanted]
+        warehouse_url, active, wanted, refused = _prepare(files, dataset_id, settings)
+    except KeyError:
+        raise  # an unknown or retired dataset asked for: the caller says which exist
+    except Exception as exc:  # no warehouse, say: every dataset asked for reports it
+        names = [dataset_id] if dataset_id else sorted(files)
+        failures = problems_of(exc, "start", ", ".join(names))
+        return [RunReport(d, failures=failures) for d in names]
     return [RunReport(d, failures=[Failure("contract", "registry", refused[d])]) if d in refused
-            else _one(d, warehouse_url, settings) for d in wanted]
+            else _one(active[d], warehouse_url, settings) for d in wanted]
 
 
-def _prepare(contracts: dict[str, Contract], wanted: list[str],
-             settings: Settings) -> tuple[str, dict[str, str]]:
-    """The warehouse, the contracts registered, the source limits and the dbt files in
-    place; returns the warehouse URL and why a dataset's contract was refused."""
+def _prepare(files: dict[str, Contract], dataset_id: str | None, settings: Settings,
+             ) -> tuple[str, dict[str, Contract], list[str], dict[str, str]]:
+    """The warehouse, the repository's files registered, the source limits and the dbt
+    project in place. Returns the warehouse URL, the contracts in force, the datasets to
+    run and why a dataset's file was refused."""
     warehouse_url = resolve_url(settings)
     bootstrap(warehouse_url)
     with psycopg.connect(warehouse_url) as conn:  # the contracts in force are on record
-        record_file_changes(conn, "contract.changed", [c.path for c in contracts.values()],
+        record_file_changes(conn, "contract.changed", [c.path for c in files.values()],
                             settings.contracts_dir.parent)
-    refused = register_files(warehouse_url, contracts, wanted, settings)
-    ensure_source_limits([contracts[d] for d in wanted], settings)
-    build.write_generated(list(contracts.values()), settings.dbt_project_dir)
-    return warehouse_url, refused
+        # Grants may name any dataset the registry knows, retired ones included.
+        policy = load_policies(settings.policies_dir, {**in_force(conn, retired=True), **files})
+    refused = register_files(warehouse_url, files, [d for d in files if dataset_id in (None, d)],
+                             policy)
+    with psycopg.connect(warehouse_url) as conn:
+        active = in_force(conn)
+        wanted = _wanted(conn, dataset_id, active, files)
+    ensure_source_limits([active[d] for d in wanted], settings)
+    build.prepare_project(list(active.values()), settings)
+    return warehouse_url, active, wanted, refused
 
 
-def _one(dataset_id: str, warehouse_url: str, settings: Settings) -> RunReport:
+def _wanted(conn: psycopg.Connection, dataset_id: str | None, active: dict[str, Contract],
+            files: dict[str, Contract]) -> list[str]:
+    """The datasets to run: every one in force, or the one asked for if it is."""
+    if dataset_id is None or dataset_id in active:
+        return [dataset_id] if dataset_id else sorted(active)
+    retired = retired_on(conn, dataset_id)
+    if retired is not None:
+        raise KeyError(f"dataset {dataset_id!r} was retired on {retired}: it is no longer "
+                       "built; register a new version with status: active to publish it again")
+    raise KeyError(f"unknown dataset {dataset_id!r}; known: "
+                   f"{', '.join(sorted(set(active) | set(files)))}")
+
+
+def _one(contract: Contract, warehouse_url: str, settings: Settings) -> RunReport:
     try:
-        return dataset_pipeline(dataset_id, warehouse_url, settings)
+        return dataset_pipeline(contract, warehouse_url, settings)
     except Exception as exc:  # outside the stages (its bookkeeping): this dataset only
-        return RunReport(dataset_id, failures=problems_of(exc, "pipeline", dataset_id))
+        return RunReport(contract.dataset_id,
+                         failures=problems_of(exc, "pipeline", contract.dataset_id))
 
 
 def not_run(broken: dict[str, ContractError], wanted: list[str]) -> list[RunReport]:
@@ -201,11 +228,10 @@ def ensure_source_limits(contracts: list[Contract], settings: Settings) -> None:
 
 
 def register_files(warehouse_url: str, contracts: dict[str, Contract], wanted: list[str],
-                   settings: Settings) -> dict[str, str]:
+                   policy: Policy) -> dict[str, str]:
     """Register each wanted contract file newer than the registry's latest version of its
     dataset; return why a dataset's file was refused (a breaking change without a major
     bump)."""
-    policy = load_policies(settings.policies_dir, contracts)
     refused = {}
     for contract in (contracts[d] for d in wanted):
         with psycopg.connect(warehouse_url) as conn:

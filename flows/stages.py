@@ -79,7 +79,7 @@ def ingest_task(warehouse_url: str, contract: Contract, settings: Settings) -> L
 @task(cache_policy=NO_CACHE)
 def build_task(warehouse_url: str, contract: Contract, settings: Settings) -> StepResult:
     progress.stage(contract.dataset_id, "build (dbt)")
-    result = build.run_dbt(warehouse_url, contract, settings)
+    result = build.run_dbt(warehouse_url, contract, settings, build.project_dir(settings))
     get_run_logger().info("%s: dbt build %s", contract.dataset_id,
                           "passed" if result.success else "failed")
     return result

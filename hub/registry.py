@@ -4,6 +4,11 @@ Registering checks the new version against the latest one: a breaking change wit
 major version is refused with the list of breaks. With one it is accepted, the older majors
 get a deprecation date (they stay queryable until then), and every department holding a
 grant on the dataset gets a notification. Each registration is audited.
+
+The registry is the source of truth for what the hub builds and serves: the newest version
+of each dataset's contract, whichever way it arrived (a repository file registered by
+`hub run`, `hub contracts register`, `POST /contracts`). A newest version with `status:
+retired` stops the dataset (`retire` writes one), and the act is audited.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class StoredVersion:
     source_text: str  # the ODCS YAML exactly as registered
     checksum: str
     deprecated_after: date | None
+    status: str  # the contract's ODCS status: a newest version `retired` stops the dataset
 
 
 @dataclass
@@ -63,6 +69,7 @@ def register(conn: psycopg.Connection, contract: Contract, text: str, by: str,
                  [contract.dataset_id])
     checksum = _checksum(text)
     latest = latest_version(conn, contract.dataset_id)
+    was_retired = latest is not None and latest.status == "retired"
     if latest is not None and latest.version == contract.version:
         if latest.checksum == checksum:
             return Registration(contract.dataset_id, contract.version, "unchanged")
@@ -81,6 +88,8 @@ def register(conn: psycopg.Connection, contract: Contract, text: str, by: str,
             _deprecate(conn, contract, result.deprecated_after)
             result.notified = _notify_consumers(conn, contract, result, policy)
     _insert(conn, contract, text, checksum, by, result)
+    if contract.retired and not was_retired:
+        _record_retirement(conn, contract, by)
     return result
 
 
@@ -91,7 +100,8 @@ def _checksum(text: str) -> str:
 
 
 NEWEST_FIRST = " order by string_to_array(version, '.')::int[] desc"  # semver, not text
-STORED = "select version, source_text, checksum, deprecated_after from hub.contracts"
+STORED = ("select version, source_text, checksum, deprecated_after, status"
+          " from hub.contracts")
 
 
 def latest_version(conn: psycopg.Connection, dataset: str) -> StoredVersion | None:
@@ -105,9 +115,9 @@ def history(conn: psycopg.Connection, dataset: str) -> list[dict[str, Any]]:
     """Every registered version of the dataset's contract, newest first."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            "select version, registered_by, registered_at, breaking_changes, deprecated_after,"
-            " checksum as sha256 from hub.contracts where dataset = %s" + NEWEST_FIRST,
-            [dataset]).fetchall()
+            "select version, status, registered_by, registered_at, breaking_changes,"
+            " deprecated_after, checksum as sha256 from hub.contracts where dataset = %s"
+            + NEWEST_FIRST, [dataset]).fetchall()
 
 
 def newest_of_major(conn: psycopg.Connection, dataset: str, major: int) -> StoredVersion | None:
@@ -121,15 +131,23 @@ def _insert(conn: psycopg.Connection, contract: Contract, text: str, checksum: s
             result: Registration) -> None:
     conn.execute(
         "insert into hub.contracts (dataset, version, major, department, source_text, checksum,"
-        " breaking_changes, registered_by) values (%s, %s, %s, %s, %s, %s, %s, %s)",
+        " breaking_changes, registered_by, status) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
         [contract.dataset_id, contract.version, contract.major, contract.department, text,
-         checksum, list(result.breaking_changes), by])
+         checksum, list(result.breaking_changes), by, contract.status])
     record(conn, AuditEvent(
         kind="contract.registered", client_id=by, department=contract.department,
         dataset=contract.dataset_id, reason=f"version {contract.version} registered",
         detail={"version": contract.version, "sha256": checksum,
                 "breaking_changes": list(result.breaking_changes),
                 "other_changes": list(result.other_changes)}))
+
+
+def _record_retirement(conn: psycopg.Connection, contract: Contract, by: str) -> None:
+    # Its own event besides contract.registered: auditors look for retirements by kind.
+    record(conn, AuditEvent(
+        kind="contract.retired", client_id=by, department=contract.department,
+        dataset=contract.dataset_id, reason=f"retired by version {contract.version}: no "
+        "longer built, and its rows are gone (410)", detail={"version": contract.version}))
 
 
 def _deprecate(conn: psycopg.Connection, contract: Contract, after: date) -> None:

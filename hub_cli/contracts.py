@@ -1,4 +1,5 @@
-"""`hub contracts ...`: init, lint, compile, diff (offline) and register (in the warehouse)."""
+"""`hub contracts ...`: init, lint, compile, diff (offline), register and retire (in the
+warehouse)."""
 
 from __future__ import annotations
 
@@ -128,4 +129,29 @@ def register(file: Existing, by: Annotated[str, typer.Option(
     if done.notified:
         print(f"  notified: {', '.join(done.notified)}; older majors served until "
               f"{done.deprecated_after}")
+    return 0
+
+
+@app.command("retire")
+def retire(dataset: Annotated[str, typer.Argument(help="the dataset, e.g. public_works.potholes")],
+           by: Annotated[str, typer.Option(help="who retires it (recorded)")] = "hub-cli") -> int:
+    """Retire a dataset: a new contract version with status: retired. It stops publishing
+    and its rows route answers 410; audited."""
+    from access_policies import load_policies
+    from hub.catalog import NotRegistered, in_force
+    from hub.catalog import retire as store
+    from hub.registry import RegistrationRefused
+
+    settings = get_settings()
+    try:
+        with warehouse(settings) as conn:
+            known = {**in_force(conn, retired=True), **load_all(settings.contracts_dir)}
+            done = store(conn, dataset, by, load_policies(settings.policies_dir, known))
+    except NotRegistered as exc:
+        raise UsageError(str(exc)) from None
+    except RegistrationRefused as exc:
+        print(f"{dataset}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{done.dataset}: retired by version {done.version}; `hub run` no longer builds it "
+          "and its rows route answers 410")
     return 0

@@ -41,12 +41,15 @@ def ours(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settin
 def hub(server_url: str, ours: Settings, settings: Settings) -> Iterator[tuple[TestClient, str]]:
     v1 = (settings.contracts_dir / "public_works" / "service_requests.odcs.yaml").read_text()
     with own_warehouse(server_url, "hub_refusals") as url:
-        with psycopg.connect(url) as conn:  # major 1, served until yesterday
+        v2 = (ours.contracts_dir / "public_works" / "service_requests.odcs.yaml").read_text()
+        with psycopg.connect(url) as conn:  # major 1, served until yesterday; major 2 newest
+            # The registry is what the API serves (as `hub run` would have registered 2.0.0).
             conn.execute(
                 "insert into hub.contracts (dataset, version, major, department, source_text,"
                 " checksum, registered_by, deprecated_after) values (%s, '1.0.0', 1,"
-                " 'public_works', %s, 'registered earlier', 'test', current_date - 1)",
-                [DATASET, v1])
+                " 'public_works', %s, 'registered earlier', 'test', current_date - 1),"
+                " (%s, '2.0.0', 2, 'public_works', %s, 'registered later', 'test', null)",
+                [DATASET, v1, DATASET, v2])
         with TestClient(create_app(ours, url)) as client:
             yield client, url
 
@@ -75,7 +78,7 @@ KINDS: list[tuple[int, str | None, str, str, dict[str, Any], str, str]] = [
     (404, "public_works_data_admin", "POST", f"/access-requests/{uuid.uuid4()}/approve", {},
      "access_request.denied", "no access request"),
     (403, "transport_analyst", "GET", "/audit/events", {}, "audit.denied", "audit:read"),
-    (409, "public_works_engineer", "POST", "/contracts", {"content": "v1"},
+    (409, "public_works_engineer", "POST", "/contracts", {"content": "v2"},
      "contract.denied", "already registered with other content"),
     (410, "transport_analyst", "GET", ROWS, {"params": {"major": 1}}, "data.denied",
      "was served until"),
@@ -86,12 +89,12 @@ KINDS: list[tuple[int, str | None, str, str, dict[str, Any], str, str]] = [
 
 @pytest.mark.parametrize("status, role, method, path, arguments, kind, reason", KINDS,
                          ids=[f"{k[0]}-{k[5]}" for k in KINDS])
-def test_each_kind_of_refusal_leaves_an_audit_row(hub, settings, status, role, method, path,
+def test_each_kind_of_refusal_leaves_an_audit_row(hub, ours, status, role, method, path,
                                                   arguments, kind, reason):
     client, url = hub
     client_id, headers = caller(client, url, role) if role else (None, {})
-    if arguments.get("content") == "v1":  # the registered 1.0.0, edited: a version conflict
-        arguments = {"content": _yaml(settings).replace("Citizens'", "Residents'", 1)}
+    if arguments.get("content") == "v2":  # the registered 2.0.0, edited: a version conflict
+        arguments = {"content": _yaml(ours).replace("Citizens'", "Residents'", 1)}
     request_id = f"kind-{uuid.uuid4().hex}"
     response = client.request(method, path, headers={**headers, "X-Request-Id": request_id},
                               **arguments)

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import yaml
 
-from contracts import load_contract
+from contracts import load_contract, load_contract_text
 from contracts.mapping import RULE_KINDS, rules
 from contracts.targets import to_dbt_models
 from flows.build import run_dbt
@@ -102,3 +102,46 @@ def test_too_few_clean_rows_fail_only_the_row_count(project, url):
     failed = _failed(url, project)
     assert failed == {"dbt": {"row_count_at_least(3)"}, "gx": {"row_count_at_least(3)"},
                       "quarantine": set(), "sandbox": set()}
+
+
+# ---------- a composite key: one unique(a, b) rule, which dbt and GX both run
+
+KEYED_DOCUMENT = yaml.safe_load((REPO / "tests" / "data" / "every_rule.odcs.yaml").read_text())
+for _position, _prop in enumerate(KEYED_DOCUMENT["schema"][0]["properties"][:2], 1):
+    _prop.update(primaryKey=True, primaryKeyPosition=_position)  # reading_id, then station
+KEYED = load_contract_text(yaml.safe_dump(KEYED_DOCUMENT), "keyed")
+
+
+@pytest.fixture(scope="module")
+def keyed_project(tmp_path_factory, settings):
+    root = tmp_path_factory.mktemp("agree-keyed") / "dbt_project"
+    shutil.copytree(REPO / "dbt_project", root, ignore=shutil.ignore_patterns("models", "target"))
+    marts = root / "models" / "marts" / "environment"
+    marts.mkdir(parents=True)
+    models = to_dbt_models(KEYED)
+    models["models"][0]["config"]["contract"] = {"enforced": False}
+    models["models"][0].pop("constraints")
+    for column in models["models"][0]["columns"]:
+        column.pop("constraints", None)
+    (marts / "_environment__readings.yml").write_text(yaml.safe_dump(models))
+    (marts / "environment__readings.sql").write_text(
+        "select reading_id, station, code, value, taken_at, serial from agree.readings")
+    (marts / "environment__readings__quarantine.sql").write_text(
+        "{{ quarantined_rows('agree.readings') }}")
+    return settings.model_copy(update={"dbt_project_dir": root})
+
+
+@pytest.mark.parametrize("rows, broken", [
+    (GOOD + [(1, "south", "ABC", 1.0, RECENT, None)], False),  # reading 1 at two stations
+    (GOOD + [(1, "north", "ABC", 1.0, RECENT, None)], True),  # reading 1 at north twice
+])
+def test_a_composite_key_is_unique_as_a_whole_for_dbt_and_gx(keyed_project, url, rows,
+                                                            broken):
+    assert KEYED.primary_key == ("reading_id", "station")
+    _load(url, rows)
+    built = run_dbt(url, KEYED, keyed_project)
+    dbt_failed = {f.rule for f in built.failures}
+    gx_failed = {f.rule for f in validate(url, KEYED).failures}
+    assert ("unique(reading_id, station)" in dbt_failed) is broken
+    assert ("unique(reading_id, station)" in gx_failed) is broken
+    assert not {"unique(reading_id)", "unique(station)"} & (dbt_failed | gx_failed)

@@ -11,6 +11,7 @@ import dataclasses
 import re
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from flows.pipeline import _one
 from flows.problems import MissingSetting, explain_build, kind_of, problems_of, worth_retrying
 from flows.sources.base import SchemaDrift
 from hub.settings import Settings
+from hub.warehouse import drop_database, ensure_database
 from tests.conftest import REPO, own_warehouse
 from tests.test_cli import hub
 
@@ -230,13 +232,20 @@ def test_a_missing_credential_names_its_variable(monkeypatch):
         _secret("HUB_SOURCE_NOPE_KEY")
 
 
-def test_a_bug_outside_the_stages_fails_only_its_dataset(settings, prefect_harness):
-    # The pass's bookkeeping around the stages, failing: the dataset reports it, and the
-    # pass (here, the caller) carries on.
-    report = _one("nowhere.to_be_found", settings.database_url.get_secret_value(), settings)
+def test_a_bug_outside_the_stages_fails_only_its_dataset(server_url, settings, prefect_harness):
+    # The pass's bookkeeping around the stages, failing: here the run's record, written to a
+    # database the hub never set up. The dataset reports it, and the pass (here, the
+    # caller) carries on.
+    name = f"hub_test_nobooks_{uuid.uuid4().hex[:8]}"
+    url = ensure_database(server_url, name)
+    try:
+        report = _one(dataclasses.replace(load_contract(SHELTER), source=None), url, settings)
+    finally:
+        drop_database(server_url, name)
     [failure] = report.failures
-    assert (report.status, failure.rule, failure.engine) == ("failed", "pipeline", "hub")
-    assert "KeyError: 'nowhere.to_be_found'" in failure.message
+    assert (report.dataset, report.status) == ("social_services.shelter_census", "failed")
+    assert (failure.rule, failure.engine) == ("pipeline", "hub")
+    assert "UndefinedTable" in failure.message, failure.message
 
 
 def test_a_model_that_breaks_otherwise_points_to_its_sql_and_dbts_log():

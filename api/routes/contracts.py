@@ -58,6 +58,8 @@ def register_contract(principal: Annotated[Principal, scoped("contracts:write")]
     except RegistrationRefused as exc:
         raise ApiError(409, "breaking_change" if exc.breaks else "version_conflict",
                        str(exc)) from None
+    if state.catalog is not None:  # this worker serves the new version from its next request
+        state.catalog.invalidate()
     response.status_code = 201 if done.status == "registered" else 200
     return _registration(done)
 

@@ -121,12 +121,13 @@ async def read_rows(
     you see unmasked."""
     async with state.apool.connection() as conn:  # one connection for the whole request
         principal, contract, decision = await _admit(request, state, conn, dataset_id)
+        _unless_retired(state, dataset_id)
         relation = None
         if major is not None and major != contract.major:
             contract, relation = await _older_major(state, dataset_id, major)
             decision = _decision(state, principal, contract,
                                  await state.request_grants.current(conn))
-        page = rows.Page.parse(request, state.settings, decision, contract.primary_key[0],
+        page = rows.Page.parse(request, state.settings, decision, contract.primary_key,
                                limit, offset, cursor)
         version, found = await rows.fetch(conn, contract, page, relation)
     if state.settings.audit_reads:  # committed before the response is built
@@ -153,7 +154,8 @@ async def export_rows(
     cap = state.settings.max_export_rows
     async with state.apool.connection() as conn:
         principal, contract, decision = await _admit(request, state, conn, dataset_id)
-        page = rows.Page.parse(request, state.settings, decision, contract.primary_key[0],
+        _unless_retired(state, dataset_id)
+        page = rows.Page.parse(request, state.settings, decision, contract.primary_key,
                                limit or cap, 0, None, cap=cap)
         version = (await rows.fetch(conn, contract, dataclasses.replace(page, limit=0)))[0]
         started = _event(request, "data.export", principal, dataset_id, "allow",
@@ -197,6 +199,8 @@ async def _older_major(state: AppState, dataset_id: str, major: int) -> tuple[Co
 async def _authorize(request: Request, state: AppState, conn: AsyncConnection) -> Principal:
     principal = await authenticate(request, state, conn)
     principal.require("datasets:read")
+    if state.catalog is not None:  # registrations in other workers show within seconds
+        await state.catalog.refresh(conn)
     return principal
 
 
@@ -215,6 +219,16 @@ async def _admit(request: Request, state: AppState, conn: AsyncConnection,
         raise ApiError(403, "access_denied", f"no grant lets role {principal.role} read "
                        f"dataset {dataset_id!r}", audit={"reason": reason})
     return principal, contract, decision
+
+
+def _unless_retired(state: AppState, dataset_id: str) -> None:
+    """410 for a retired dataset's rows (its contract's newest version says so); the
+    refusal is audited by the error handlers with the retirement date as its reason."""
+    retired = state.catalog.retired.get(dataset_id) if state.catalog else None
+    if retired is not None:
+        raise ApiError(410, "gone", f"{dataset_id} was retired on {retired} and is no "
+                       "longer published; ask its owner what replaces it",
+                       audit={"reason": f"retired on {retired}"})
 
 
 def _decision(state: AppState, principal: Principal, contract: Contract,
@@ -262,7 +276,8 @@ def _grant_window(grant: Any) -> dict[str, str | None]:
 def _summary(contract: Contract, status: dict[str, Any] | None) -> dict[str, Any]:
     status = status or {}
     return {
-        "id": contract.dataset_id, "title": contract.title, "owner": contract.owner,
+        "id": contract.dataset_id, "status": contract.status, "title": contract.title,
+        "owner": contract.owner,
         "department": contract.department, "description": contract.description,
         "grain": contract.grain, "contract_version": contract.version,
         "published_version": status.get("version"), "published_at": status.get("published_at"),

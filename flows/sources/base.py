@@ -23,17 +23,38 @@ class SourceError(RuntimeError):
 
 @dataclass(frozen=True, order=True)
 class Cursor:
-    """Position after the last committed row: its cursor value and its key (as text)."""
+    """Position after the last committed row: its cursor value and its key (as text; a
+    composite key's first column in `key`, the others in `key_rest`). Cursors compare as
+    rows are ordered: by value, then key column by key column."""
 
     value: str
     key: str
+    key_rest: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, str]:
-        return {"value": self.value, "key": self.key}
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.key, *self.key_rest)
+
+    def to_json(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"value": self.value, "key": self.key}
+        if self.key_rest:
+            found["key_rest"] = list(self.key_rest)
+        return found
 
     @classmethod
-    def from_json(cls, data: dict[str, str] | None) -> Cursor | None:
-        return cls(data["value"], data["key"]) if data else None
+    def from_json(cls, data: dict[str, Any] | None) -> Cursor | None:
+        if not data:
+            return None
+        return cls(data["value"], data["key"], tuple(data.get("key_rest", ())))
+
+    @classmethod
+    def of(cls, value: str, keys: Sequence[str]) -> Cursor:
+        return cls(value, keys[0], tuple(keys[1:]))
+
+
+def key_columns(key_column: str | Sequence[str]) -> list[str]:
+    """The key column, or the columns of a composite key, as a list."""
+    return [key_column] if isinstance(key_column, str) else list(key_column)
 
 
 @dataclass

@@ -16,7 +16,7 @@ import psycopg
 from psycopg import pq, sql
 from psycopg.abc import Buffer
 
-from flows.sources.base import Batch, Cursor, check_drift, pg_family, retyped
+from flows.sources.base import Batch, Cursor, check_drift, key_columns, pg_family, retyped
 
 # Rows handed to the warehouse at a time. Each row waits in its own libpq buffer until its
 # chunk is joined: at 200 rows the relay used 0.33 s of CPU per million rows, at 1,000 rows
@@ -27,10 +27,12 @@ ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\
 
 
 def copy_batches(url: str, *, table: str, columns: Sequence[str], cursor_column: str,
-                 key_column: str, after: Cursor | None = None, batch_size: int = 5000,
+                 key_column: str | Sequence[str], after: Cursor | None = None,
+                 batch_size: int = 5000,
                  types: dict[str, str] | None = None) -> Iterator[Batch]:
-    """Yield batches whose `copy_text` streams the rows in COPY text format. `types` maps
-    columns to the contract's logical types, to catch a column retyped at the source."""
+    """Yield batches whose `copy_text` streams the rows in COPY text format. `key_column` is
+    the key, or the columns of a composite key. `types` maps columns to the contract's
+    logical types, to catch a column retyped at the source."""
     # The rows pass through as bytes: they must leave the source in the encoding the
     # warehouse reads them in (a LATIN1 database would otherwise send LATIN1).
     with psycopg.connect(url, autocommit=True, client_encoding="utf8") as conn:
@@ -41,34 +43,53 @@ def copy_batches(url: str, *, table: str, columns: Sequence[str], cursor_column:
         families = {name: pg_family(kind) for name, kind in found.items()}
         check_drift(f"source table {table!r}", list(found), columns,
                     retyped(families, types or {}))
-        cursor, key = (cursor_column, found[cursor_column]), (key_column, found[key_column])
-        positions = (list(columns).index(cursor_column), list(columns).index(key_column))
-        for statement in _queries(table, columns, cursor, key, after):
+        keys = [(k, found[k]) for k in key_columns(key_column)]
+        cursor = (cursor_column, found[cursor_column])
+        positions = tuple(list(columns).index(c) for c in [cursor_column, *dict(keys)])
+        for statement in _queries(table, columns, cursor, keys, after):
             yield from _split(_rows(conn, statement), batch_size, positions)
 
 
 def _queries(table: str, columns: Sequence[str], cursor: tuple[str, str],
-             key: tuple[str, str], after: Cursor | None) -> list[sql.Composed]:
-    """Rows after `after` in (cursor, key) order: the order of a plain index on (cursor,
-    key), so the source walks the index instead of sorting the table (asking for nulls
+             keys: list[tuple[str, str]], after: Cursor | None) -> list[sql.Composed]:
+    """Rows after `after` in (cursor, key...) order: the order of a plain index on (cursor,
+    key...), so the source walks the index instead of sorting the table (asking for nulls
     first made it sort). On the first pass, rows with no cursor value come first, in a
     statement of their own: read then, never after. Within a cursor value, rows with a
     null key come last (a null key is stored in the cursor as '')."""
-    moment, ident = sql.Identifier(cursor[0]), sql.Identifier(key[0])
+    moment = sql.Identifier(cursor[0])
     select = (sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table))
-    ordered = sql.SQL("{}, {}").format(moment, ident)
+    ordered = sql.SQL(", ").join([moment, *(sql.Identifier(k) for k, _ in keys)])
     if after is None:
-        return [_copy(select, sql.SQL("{} is null").format(moment), ident),
+        first_key = sql.Identifier(keys[0][0])
+        return [_copy(select, sql.SQL("{} is null").format(moment), first_key),
                 _copy(select, sql.SQL("{} is not null").format(moment), ordered)]
     # The stored cursor is text: cast to the columns' own types. `m >= v` bounds an index
     # range scan; the rest picks up where the last batch ended.
     value = sql.SQL("cast({} as {})").format(sql.Literal(after.value), sql.SQL(cursor[1]))
-    rest = sql.SQL("{m} > {v}").format(m=moment, v=value)
-    if after.key != "":
-        rest = sql.SQL("({} or {} > cast({} as {}) or {} is null)").format(
-            rest, ident, sql.Literal(after.key), sql.SQL(key[1]), ident)
-    where = sql.SQL("{m} >= {v} and {rest}").format(m=moment, v=value, rest=rest)
+    rest = sql.SQL(" or ").join([sql.SQL("{m} > {v}").format(m=moment, v=value),
+                                 *_after_key(keys, after.keys)])
+    where = sql.SQL("{m} >= {v} and ({rest})").format(m=moment, v=value, rest=rest)
     return [_copy(select, where, ordered)]
+
+
+def _after_key(keys: list[tuple[str, str]], done: tuple[str, ...]) -> list[sql.Composable]:
+    """Conditions for a key after `done` at the same cursor value, in the order nulls
+    last gives (a part stored as '' was null): one per key column, each with the columns
+    before it equal. A cursor from a key of another shape (the contract's key changed)
+    also takes the rows equal on the parts both have: read again rather than skipped."""
+    terms, equal = [], []
+    for (name, kind), part in zip(keys, done, strict=False):
+        column = sql.Identifier(name)
+        typed = sql.SQL("cast({} as {})").format(sql.Literal(part), sql.SQL(kind))
+        if part != "":  # nothing sorts after a null part but later keys
+            terms.append(sql.SQL(" and ").join([*equal, sql.SQL("({c} > {t} or {c} is null)")
+                                                .format(c=column, t=typed)]))
+        equal.append(sql.SQL("{} is null").format(column) if part == ""
+                     else sql.SQL("{} = {}").format(column, typed))
+    if len(done) != len(keys):
+        terms.append(sql.SQL(" and ").join(equal) if equal else sql.SQL("true"))
+    return [sql.SQL("({})").format(term) for term in terms]
 
 
 def _copy(select: tuple[sql.Composable, sql.Composable], where: sql.Composable,
@@ -113,7 +134,7 @@ def _expect(conn: psycopg.Connection, result: pq.abc.PGresult, status: pq.ExecSt
 
 
 def _split(rows: Iterator[Buffer], batch_size: int,
-           positions: tuple[int, int]) -> Iterator[Batch]:
+           positions: tuple[int, ...]) -> Iterator[Batch]:
     """Batches of up to `batch_size` rows, each streamed: its `copy_text` yields the rows in
     chunks as the source sends them, so the warehouse parses one chunk while the next
     arrives. A batch's rows must be read before the next batch is asked for; its `cursor`
@@ -137,9 +158,10 @@ def _chunks(first: Buffer, rows: Iterator[Buffer], batch: Batch, batch_size: int
     count += len(pending)
     yield b"".join(pending)
     fields = bytes(last)[:-1].split(b"\t")  # the furthest row, less its newline
-    value, key = (_decode(fields[i]) for i in positions)
+    value, *keys = (_decode(fields[i]) for i in positions)
     batch.copy_rows = count
-    batch.cursor = Cursor(value, key or "") if value is not None else None  # null cursors yet
+    batch.cursor = (Cursor.of(value, [k or "" for k in keys]) if value is not None
+                    else None)  # rows without cursor values: no position to keep yet
 
 
 def _decode(field: bytes) -> str | None:

@@ -18,7 +18,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from flows.sources.base import Batch, Cursor, SourceError, check_drift
+from flows.sources.base import Batch, Cursor, SourceError, check_drift, key_columns
 from flows.sources.guard import check_url
 
 RETRIED = {429, 500, 502, 503, 504}
@@ -51,10 +51,12 @@ class RestSource:
     backoff_seconds: float = 0.5
 
 
-def read_records(source: RestSource, *, cursor_column: str, key_column: str,
+def read_records(source: RestSource, *, cursor_column: str, key_column: str | Sequence[str],
                  after: Cursor | None = None, client: httpx.Client | None = None
                  ) -> Iterator[Batch]:
-    """Yield one batch per page of records changed after `after`, in the contract's order."""
+    """Yield one batch per page of records changed after `after`, in the contract's order
+    (`key_column`: the key, or the columns of a composite key)."""
+    keys = key_columns(key_column)
     check_url(source.url, source.allowed_hosts)
     own = client is None
     client = client or httpx.Client(timeout=30, follow_redirects=False)
@@ -67,11 +69,10 @@ def read_records(source: RestSource, *, cursor_column: str, key_column: str,
                 seen = list(dict.fromkeys(name for record in records for name in record))
                 check_drift(f"API {source.url}", seen, list(source.fields.values()))
                 checked = True
-            rows = _rows(records, source.fields, cursor_column, key_column, after)
+            rows = _rows(records, source.fields, cursor_column, keys, after)
             if rows:  # the furthest row, whatever order the server sent them in
                 columns = list(source.fields)
-                yield Batch(rows, max(_cursor(r, columns, cursor_column, key_column)
-                                      for r in rows))
+                yield Batch(rows, max(_cursor(r, columns, cursor_column, keys) for r in rows))
     finally:
         if own:
             client.close()
@@ -161,19 +162,20 @@ def _dig(body: Any, path: str) -> Any:
     return body
 
 
-def _rows(records: list[dict], fields: dict[str, str], cursor_column: str, key_column: str,
+def _rows(records: list[dict], fields: dict[str, str], cursor_column: str, keys: list[str],
           after: Cursor | None) -> list[tuple]:
     names = list(fields.values())
     rows = [tuple(record.get(name) for name in names) for record in records]
     if after is None:
         return rows
     # The server's filter may be inclusive or missing: keep only what is past the cursor.
-    at_cursor, at_key = list(fields).index(cursor_column), list(fields).index(key_column)
-    return [r for r in rows if (_text(r[at_cursor]), _text(r[at_key])) > (after.value, after.key)]
+    columns = list(fields)
+    return [r for r in rows if _cursor(r, columns, cursor_column, keys) > after]
 
 
-def _cursor(row: tuple, columns: Sequence[str], cursor_column: str, key_column: str) -> Cursor:
-    return Cursor(_text(row[columns.index(cursor_column)]), _text(row[columns.index(key_column)]))
+def _cursor(row: tuple, columns: Sequence[str], cursor_column: str, keys: list[str]) -> Cursor:
+    return Cursor.of(_text(row[columns.index(cursor_column)]),
+                     [_text(row[columns.index(k)]) for k in keys])
 
 
 def _text(value: Any) -> str:
