@@ -43,11 +43,11 @@ def bootstrap(url: str, app_role: str = "hub_app") -> None:
         if outcome.adopted:
             log.warning("adopted a warehouse made before migrations were recorded: %s",
                         ", ".join(m.path.name for m in outcome.applied))
-        _ensure_role(conn, app_role)
+        ensure_role(conn, app_role)
         conn.execute(sql.SQL(APP_GRANTS).format(role=sql.Identifier(app_role)))
 
 
-def _ensure_role(conn: psycopg.Connection, role: str) -> None:
+def ensure_role(conn: psycopg.Connection, role: str) -> None:
     # Roles are cluster-wide: another database's bootstrap may create it at the same time.
     exists = conn.execute("select 1 from pg_roles where rolname = %s", [role]).fetchone()
     if not exists:

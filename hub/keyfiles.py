@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+
+class ExposedKeyFile(Exception):
+    """A key file others can read: the hub refuses to use it (and so to start)."""
+
+
+def check_private(path: Path) -> None:
+    """Refuse a key file that its group or others may read or write (as ssh does)."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ExposedKeyFile(f"key file {path} is readable by others (mode {mode:04o}): "
+                             f"run `chmod 600 {path}`; the hub will not use it until then")
 
 
 def read_or_create(path: Path, make: Callable[[], bytes]) -> bytes:
@@ -17,6 +30,7 @@ def read_or_create(path: Path, make: Callable[[], bytes]) -> bytes:
     never reads a half-written key, and the loser of the race reads the winner's key.
     """
     if path.exists():
+        check_private(path)
         return path.read_bytes()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".new-")  # mkstemp: mode 0600

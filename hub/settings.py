@@ -74,6 +74,16 @@ class Settings(BaseSettings):
     # recorded one by one; the API records that audit was off when it starts.
     audit_reads: bool = True
 
+    # ---------- backups (docs/operations.md#backups)
+    backup_key: SecretStr | None = None  # the passphrase backups are encrypted with
+    backup_key_file: Path | None = None  # or a file holding it (mode 0600, not beside backups)
+    backup_url: str | None = None  # a folder or fsspec URL; unset: HOME/backups
+    backup_keep: str = "7/4/12"  # daily/weekly/monthly backups retention keeps
+
+    # ---------- TLS for `hub serve` (both set: https, Secure cookies, HSTS)
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+
     def allowed_hosts(self) -> tuple[str, ...]:
         hosts = [h.strip().lower() for h in self.source_allowed_hosts.split(",") if h.strip()]
         return tuple(hosts + (["127.0.0.1", "localhost"] if self.demo_sources else []))
@@ -93,6 +103,10 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.home / "keys"
+
+    @property
+    def backup_destination(self) -> str:
+        return self.backup_url or str(self.home / "backups")
 
     @property
     def audit_archive_dir(self) -> Path:

@@ -12,10 +12,11 @@ from typer._click import exceptions as click_errors
 
 from access_policies import PolicyError
 from contracts import ContractError
+from hub.keyfiles import ExposedKeyFile
 from hub.migrations import MigrationError
 from hub.runtime import configure
 from hub.settings import get_settings
-from hub_cli import audit, clients, contracts, pipeline, policies, users
+from hub_cli import audit, backup, clients, contracts, pipeline, policies, users
 from hub_cli.common import UsageError
 
 app = typer.Typer(name="hub", help="Civic Data Hub", no_args_is_help=True,
@@ -27,6 +28,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(contracts.app, name="contracts")
 app.add_typer(users.app, name="users")
 app.add_typer(policies.app, name="policies")
+app.add_typer(backup.app, name="backup")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("stopped", file=sys.stderr)
         return 130
-    except (UsageError, ContractError, PolicyError, MigrationError, FileNotFoundError) as exc:
+    except (UsageError, ContractError, PolicyError, MigrationError, FileNotFoundError,
+            ExposedKeyFile) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return code if isinstance(code, int) else 0
