@@ -35,6 +35,7 @@ from api.security import (
     load_signing_key,
     verification_keys,
 )
+from api.transport import TransportSecurity
 from contracts import load_all
 from hub.audit import AuditEvent, GroupCommit, record, record_file_changes
 from hub.refusals import RefusalLog
@@ -86,6 +87,8 @@ def create_app(settings: Settings, warehouse_url: str,
                   description="Shared city datasets under data contracts and access policies.")
     errors.install(app, refusals.record_refusal)
     app.add_middleware(RequestIds)  # before anything can fail: every error carries the id
+    if settings.tls_enabled:
+        app.add_middleware(TransportSecurity)
     openapi.install(app)
     _include_routes(app)
     return app

@@ -94,7 +94,12 @@ class Settings(BaseSettings):
     @property
     def token_issuer(self) -> str:
         """The issuer in tokens and metadata: HUB_ISSUER, else where the API listens."""
-        return self.issuer or f"http://{self.api_host}:{self.api_port}"
+        scheme = "https" if self.tls_enabled else "http"
+        return self.issuer or f"{scheme}://{self.api_host}:{self.api_port}"
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_certfile is not None and self.tls_keyfile is not None
 
     def redirect_uris(self) -> set[str]:
         text = self.console_redirect_uris or f"{self.token_issuer}/console/callback"

@@ -98,15 +98,17 @@ def sqlalchemy_url(url: str, driver: str = "psycopg") -> str:
 
 
 def connection_params(url: str) -> dict[str, str]:
-    """host/port/user/password/dbname, as dbt's profile wants them."""
+    """host/port/user/password/dbname/sslmode, as dbt's profile wants them."""
     parsed = make_url(url)
     host = parsed.query.get("host") or parsed.host or "localhost"
+    sslmode = parsed.query.get("sslmode") or "prefer"  # libpq's default
     return {
         "host": host if isinstance(host, str) else host[0],
         "port": str(parsed.port or 5432),
         "user": parsed.username or "postgres",
         "password": parsed.password or "",
         "dbname": parsed.database or "postgres",
+        "sslmode": sslmode if isinstance(sslmode, str) else sslmode[0],
     }
 
 

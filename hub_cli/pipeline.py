@@ -55,10 +55,36 @@ def _point_to(log_file: Path, reports: list) -> None:
               "hub's maintainers", file=sys.stderr)
 
 
-def serve(host: Host = None, port: Port = None) -> int:
-    """Serve the API."""
-    _serve(listening(get_settings(), host, port), on_ready=None)
+CertFile = Annotated[Path | None, typer.Option(
+    help="TLS certificate (PEM) to serve https with (default HUB_TLS_CERTFILE)")]
+KeyFile = Annotated[Path | None, typer.Option(
+    help="its private key (PEM, mode 0600; default HUB_TLS_KEYFILE)")]
+
+
+def serve(host: Host = None, port: Port = None, ssl_certfile: CertFile = None,
+          ssl_keyfile: KeyFile = None) -> int:
+    """Serve the API; with a certificate and key, over https only (HSTS, Secure cookies)."""
+    settings = listening(get_settings(), host, port)
+    _serve(with_tls(settings, ssl_certfile, ssl_keyfile), on_ready=None)
     return 0
+
+
+def with_tls(settings: Settings, certfile: Path | None, keyfile: Path | None) -> Settings:
+    """The settings with the TLS files given; both or neither, existing, the key private."""
+    from hub.keyfiles import check_private
+
+    settings = settings.model_copy(update={"tls_certfile": certfile or settings.tls_certfile,
+                                           "tls_keyfile": keyfile or settings.tls_keyfile})
+    given = [f for f in (settings.tls_certfile, settings.tls_keyfile) if f is not None]
+    if len(given) == 1:
+        raise UsageError("TLS needs both a certificate and its key: give --ssl-certfile and "
+                         "--ssl-keyfile (or HUB_TLS_CERTFILE and HUB_TLS_KEYFILE)")
+    for path in given:
+        if not path.is_file():
+            raise UsageError(f"TLS file {path} does not exist")
+    if given:
+        check_private(settings.tls_keyfile)
+    return settings
 
 
 def demo(host: Host = None, port: Port = None) -> int:
@@ -131,7 +157,9 @@ def _serve(settings: Settings, on_ready: Callable[[], None] | None) -> None:
     url = resolve_url(settings)
     bootstrap(url)
     app = create_app(settings, url, on_ready=on_ready)
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+    tls = ({"ssl_certfile": str(settings.tls_certfile), "ssl_keyfile": str(settings.tls_keyfile)}
+           if settings.tls_enabled else {})
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning", **tls)
 
 
 def _demo_client(settings: Settings) -> tuple[str, str]:

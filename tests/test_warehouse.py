@@ -39,10 +39,15 @@ def test_urls_keep_the_socket_directory():
     assert connection_params(gx_url)["host"] == "/tmp/hub/pg"
     assert connection_params(SOCKET_URL) == {"host": "/tmp/hub/pg", "port": "5432",
                                              "user": "postgres", "password": "",
-                                             "dbname": "postgres"}
+                                             "dbname": "postgres", "sslmode": "prefer"}
 
 
 def test_tcp_url_params():
     params = connection_params("postgresql://u:s3cret@db.city:6543/wh")
     assert params == {"host": "db.city", "port": "6543", "user": "u", "password": "s3cret",
-                      "dbname": "wh"}
+                      "dbname": "wh", "sslmode": "prefer"}
+
+
+def test_sslmode_of_the_url_reaches_dbt():
+    url = "postgresql://u@db.city/wh?sslmode=verify-full&sslrootcert=/etc/city-ca.pem"
+    assert connection_params(url)["sslmode"] == "verify-full"

@@ -81,13 +81,18 @@ def read_manifest(store: Store, name: str, key: bytes) -> dict[str, Any]:
     return json.loads(text)
 
 
-def check_stored(store: Store, name: str, obj: str, manifest: dict[str, Any]) -> None:
-    """The stored object's sha256 is the manifest's: it is the object this backup wrote."""
+def check_stored(store: Store, name: str, obj: str, manifest: dict[str, Any],
+                 key: bytes) -> None:
+    """The stored object's sha256 is the manifest's: it is the object this backup wrote.
+    If not, a decrypting pass names what is wrong when it can (truncated, altered chunk)."""
     sha = hashlib.sha256()
     with store.reader(name, obj) as source:
         while block := source.read(CHUNK):
             sha.update(block)
     if sha.hexdigest() != manifest["files"][obj]["stored_sha256"]:
+        with store.reader(name, obj) as source:
+            for _ in decrypt(source, key, obj):  # raises, naming the problem, if it sees one
+                pass
         raise BackupError(f"{obj}: checksum does not match the manifest's: the file was "
                           "replaced or altered since the backup was made")
 

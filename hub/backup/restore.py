@@ -35,7 +35,7 @@ class Source:
     def manifest(self) -> dict[str, Any]:
         found = read_manifest(self.store, self.name, self.key)
         for obj in (DUMP, HOME):
-            check_stored(self.store, self.name, obj, found)
+            check_stored(self.store, self.name, obj, found, self.key)
         return found
 
 

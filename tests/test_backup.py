@@ -1,0 +1,182 @@
+"""Backups: the restore drill, and each refusal, through the `hub` command as users run it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+
+from hub import clients, ledger
+from hub.audit import AuditEvent, record
+from hub.backup.crypto import EncryptingWriter, decrypt
+from hub.backup.store import DUMP, HOME, MANIFEST
+from hub.settings import Settings
+from hub.warehouse import drop_database, ensure_database
+from tests.conftest import bearer, own_warehouse
+from tests.test_cli import hub
+
+KEY = "correct horse battery staple"
+REQUESTS = "public_works.service_requests"
+PUBLISHED = (REQUESTS, "social_services.shelter_census")
+
+
+def _env(url: str, home: Path, **more: str) -> dict[str, str]:
+    return {"HUB_DATABASE_URL": url, "HUB_HOME": str(home), "HUB_BACKUP_KEY": KEY, **more}
+
+
+def _create(env: dict[str, str], store: Path) -> str:
+    made = hub("backup", "create", "--to", str(store), env=env)
+    assert made.returncode == 0, made.stdout + made.stderr
+    return made.stdout.splitlines()[-1]
+
+
+def _recreate(server_url: str, url: str) -> None:
+    name = make_url(url).database
+    drop_database(server_url, name)
+    ensure_database(server_url, name)
+
+
+def _read(settings: Settings, url: str, token: str) -> dict:
+    from api.main import create_app
+
+    with TestClient(create_app(settings, url)) as api:
+        response = api.get(f"/datasets/{REQUESTS}/rows?limit=50", headers=bearer(token))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_restore_drill(server_url, settings, source_url, department_sources, prefect_harness,
+                       tmp_path):
+    from api.main import create_app
+    from flows.pipeline import run_all
+
+    home, store = tmp_path / "home", tmp_path / "backups"
+    with own_warehouse(server_url, "hub_test_drill") as url:
+        drill = settings.model_copy(update={"database_url": SecretStr(url), "home": home})
+        home.mkdir()
+        for dataset in PUBLISHED:
+            [report] = run_all(dataset, drill)
+            assert report.status == "published", report.failures
+        with psycopg.connect(url) as conn:
+            client, secret = clients.add_client(conn, name="drill", role="transport_analyst")
+        with TestClient(create_app(drill, url)) as api:
+            token = api.post("/oauth/token", data={"grant_type": "client_credentials"},
+                             auth=(client.client_id, secret)).json()["access_token"]
+        before = _read(drill, url, token)
+        name = _create(_env(url, home), store)
+        checked = hub("backup", "verify", name, "--from", str(store), env=_env(url, home))
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert f"VERIFIED: {name}" in checked.stdout and "; intact" in checked.stdout
+
+        _recreate(server_url, url)  # the warehouse and HUB_HOME are lost
+        shutil.rmtree(home)
+        restored = hub("backup", "restore", name, "--from", str(store), env=_env(url, home))
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+
+        after = _read(drill, url, token)  # the same token: the signing key came back
+        assert after == before and len(before["rows"]) == 50
+        audit = hub("audit", "verify", env=_env(url, home))
+        assert audit.returncode == 0 and "ledger intact" in audit.stdout, audit.stdout
+        for dataset in PUBLISHED:
+            [report] = run_all(dataset, drill)
+            assert report.rows_loaded == 0, (dataset, report)
+        with psycopg.connect(url) as conn:
+            kinds = [k for (k,) in conn.execute(
+                "select kind from audit.events where kind like 'backup.%' order by event_id")]
+    assert kinds == ["backup.created", "backup.verified", "backup.restored"]
+
+
+# ---------- refusals
+
+
+@pytest.fixture
+def backed_up(server_url, tmp_path):
+    """A small warehouse with sealed audit entries, and one backup of it."""
+    home, store = tmp_path / "home", tmp_path / "backups"
+    with own_warehouse(server_url, "hub_test_backup") as url:
+        with psycopg.connect(url) as conn:
+            for n in range(3):
+                record(conn, AuditEvent(kind="test.event", reason=f"event {n}"))
+            ledger.seal(conn, ledger.load_signing_key(home / "keys"))
+        name = _create(_env(url, home), store)
+        yield url, home, store, name
+
+
+def _refused(result, says: str) -> None:
+    assert result.returncode != 0
+    assert says in result.stdout + result.stderr, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_wrong_key_is_refused(backed_up):
+    url, home, store, name = backed_up
+    env = _env(url, home, HUB_BACKUP_KEY="not the key")
+    _refused(hub("backup", "restore", name, "--from", str(store), "--force", env=env),
+             "wrong backup key")
+    checked = hub("backup", "verify", name, "--from", str(store), env=env)
+    assert checked.returncode == 1 and "FAILED" in checked.stdout
+    _refused(checked, "manifest.json.cdhb: wrong backup key")
+
+
+def test_truncated_file_is_refused(backed_up):
+    url, home, store, name = backed_up
+    dump = store / name / DUMP
+    dump.write_bytes(dump.read_bytes()[:-100])
+    _refused(hub("backup", "restore", name, "--from", str(store), "--force",
+                 env=_env(url, home)),
+             f"error: {DUMP}: truncated: the file ends before its final chunk")
+
+
+def test_flipped_byte_inside_the_archive_is_refused(backed_up):
+    url, home, store, name = backed_up
+    dump = store / name / DUMP
+    data = bytearray(dump.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    dump.write_bytes(bytes(data))
+    _refused(hub("backup", "verify", name, "--from", str(store), env=_env(url, home)),
+             f"{DUMP}: chunk 0 fails authentication: the file was altered")
+
+
+def test_manifest_checksum_mismatch_is_refused(backed_up):
+    url, home, store, name = backed_up
+    path = store / name / MANIFEST
+    with path.open("rb") as source:
+        manifest = json.loads(b"".join(decrypt(source, KEY.encode(), MANIFEST)))
+    manifest["files"][HOME]["stored_sha256"] = "0" * 64  # a manifest of another backup
+    with path.open("wb") as sink:
+        writer = EncryptingWriter(sink, KEY.encode())
+        writer.write(json.dumps(manifest).encode())
+        writer.close()
+    _refused(hub("backup", "restore", name, "--from", str(store), "--force",
+                 env=_env(url, home)),
+             f"error: {HOME}: checksum does not match the manifest's")
+
+
+def test_restore_over_a_non_empty_warehouse_needs_force(backed_up):
+    url, home, store, name = backed_up
+    env = _env(url, home)
+    _refused(hub("backup", "restore", name, "--from", str(store), env=env),
+             "refusing to restore over a non-empty warehouse or HUB_HOME")
+    forced = hub("backup", "restore", name, "--from", str(store), "--force", env=env)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    audit = hub("audit", "verify", env=env)
+    assert audit.returncode == 0 and "3 entries" in audit.stdout, audit.stdout
+
+
+def test_unknown_backup_and_missing_key_say_what_to_do(backed_up, tmp_path):
+    url, home, store, _ = backed_up
+    _refused(hub("backup", "restore", "hub-20260101T000000Z-abcd", "--from", str(store),
+                 env=_env(url, home)), "no backup 'hub-20260101T000000Z-abcd'")
+    _refused(hub("backup", "restore", "latest", "--from", str(store), env=_env(url, home)),
+             "'latest' is not a backup name")
+    no_key = {"HUB_DATABASE_URL": url, "HUB_HOME": str(home)}
+    _refused(hub("backup", "create", "--to", str(store), env=no_key),
+             "no backup key: set HUB_BACKUP_KEY")
+    _refused(hub("backup", "create", env=_env(url, home, HUB_BACKUP_KEEP="a week")),
+             "HUB_BACKUP_KEEP='a week': write daily/weekly/monthly counts")
