@@ -73,6 +73,7 @@ def test_restore_drill(server_url, settings, source_url, department_sources, pre
         checked = hub("backup", "verify", name, "--from", str(store), env=_env(url, home))
         assert checked.returncode == 0, checked.stdout + checked.stderr
         assert f"VERIFIED: {name}" in checked.stdout and "; intact" in checked.stdout
+        assert _backup_events(url) == ["backup.created", "backup.verified"]
 
         _recreate(server_url, url)  # the warehouse and HUB_HOME are lost
         shutil.rmtree(home)
@@ -86,10 +87,15 @@ def test_restore_drill(server_url, settings, source_url, department_sources, pre
         for dataset in PUBLISHED:
             [report] = run_all(dataset, drill)
             assert report.rows_loaded == 0, (dataset, report)
-        with psycopg.connect(url) as conn:
-            kinds = [k for (k,) in conn.execute(
-                "select kind from audit.events where kind like 'backup.%' order by event_id")]
-    assert kinds == ["backup.created", "backup.verified", "backup.restored"]
+        # The dump was taken before its own record was written: the restored log has the
+        # restore's record only.
+        assert _backup_events(url) == ["backup.restored"]
+
+
+def _backup_events(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [k for (k,) in conn.execute(
+            "select kind from audit.events where kind like 'backup.%' order by event_id")]
 
 
 # ---------- refusals
