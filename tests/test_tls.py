@@ -110,25 +110,29 @@ def _answers(base: str, context: ssl.SSLContext) -> bool:
         return False
 
 
-def test_cookies_are_secure_and_hsts_sent_only_with_tls(settings, url, first_run, tmp_path):
+def test_cookies_are_secure_and_hsts_sent_only_with_tls(server_url, settings, tmp_path):
+    cert, key = self_signed(tmp_path)
+    with own_warehouse(server_url, "hub_test_cookies") as url:
+        for tls in (True, False):
+            _probe(settings.model_copy(update={"tls_certfile": cert if tls else None,
+                                               "tls_keyfile": key if tls else None}), url, tls)
+
+
+def _probe(served, url: str, expected: bool) -> None:
     from api.main import create_app
 
-    cert, key = self_signed(tmp_path)
-    for tls, expected in ((True, True), (False, False)):
-        served = settings.model_copy(update={"tls_certfile": cert if tls else None,
-                                             "tls_keyfile": key if tls else None})
-        app = create_app(served, url)
+    app = create_app(served, url)
 
-        @app.get("/cookie-probe", include_in_schema=False)
-        def probe() -> Response:  # the API sets no cookie yet: any route's would do
-            response = Response("ok")
-            response.set_cookie("session", "x", httponly=True)
-            return response
+    @app.get("/cookie-probe", include_in_schema=False)
+    def probe() -> Response:  # the API sets no cookie yet: any route's would do
+        response = Response("ok")
+        response.set_cookie("session", "x", httponly=True)
+        return response
 
-        with TestClient(app) as api:
-            answer = api.get("/cookie-probe")
-        assert ("; secure" in answer.headers["set-cookie"].lower()) is expected
-        assert ("strict-transport-security" in answer.headers) is expected
+    with TestClient(app) as api:
+        answer = api.get("/cookie-probe")
+    assert ("; secure" in answer.headers["set-cookie"].lower()) is expected
+    assert ("strict-transport-security" in answer.headers) is expected
 
 
 def test_serve_refuses_a_tls_key_or_hub_key_others_can_read(server_url, tmp_path):
