@@ -166,6 +166,9 @@ def test_backup_key_file_must_be_private(server_url, tmp_path):
         assert exposed.returncode == 2 and "Traceback" not in exposed.stderr
         assert f"key file {key_file} is readable by others" in exposed.stderr
         key_file.chmod(0o600)
+        beside = hub("backup", "create", "--to", str(tmp_path), env=env)
+        assert beside.returncode == 2 and "Traceback" not in beside.stderr
+        assert f"HUB_BACKUP_KEY_FILE {key_file} is inside the backup destination" in beside.stderr
         made = hub("backup", "create", "--to", str(tmp_path / "b"), env=env)
         assert made.returncode == 0, made.stderr
         assert "a long passphrase" not in "".join(

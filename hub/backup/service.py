@@ -53,11 +53,21 @@ def make_backup(settings: Settings, url: str, destination: str) -> tuple[str, li
     """A new backup at `destination`, then retention; (its name, the names pruned)."""
     store, key = Store(destination), backup_key(settings)
     keep = parse_keep(settings.backup_keep)
+    _key_apart(settings.backup_key_file, destination)
     name = create(url, settings.home, store, key, hub_version())
     gone = prune(store, keep)
     _audit(url, "backup.created", "hub backup create",
            {"name": name, "destination": _shown(destination), "pruned": gone})
     return name, gone
+
+
+def _key_apart(key_file: Path | None, destination: str) -> None:
+    """A key kept with the backups protects nothing: whoever has one has the other."""
+    if key_file is None or "://" in destination:
+        return
+    if key_file.resolve().is_relative_to(Path(destination).resolve()):
+        raise BackupError(f"HUB_BACKUP_KEY_FILE {key_file} is inside the backup destination "
+                          f"{destination}: keep the key away from the backups")
 
 
 def _shown(destination: str) -> str:
