@@ -149,16 +149,22 @@ def test_flipped_byte_inside_the_archive_is_refused(backed_up):
              f"{DUMP}: chunk 0 fails authentication: the file was altered")
 
 
-def test_manifest_checksum_mismatch_is_refused(backed_up):
-    url, home, store, name = backed_up
-    path = store / name / MANIFEST
+def _rewrite_manifest(path: Path, change) -> None:
+    """Decrypt the manifest, change it, encrypt it again with the right key."""
     with path.open("rb") as source:
         manifest = json.loads(b"".join(decrypt(source, KEY.encode(), MANIFEST)))
-    manifest["files"][HOME]["stored_sha256"] = "0" * 64  # a manifest of another backup
+    change(manifest)
     with path.open("wb") as sink:
         writer = EncryptingWriter(sink, KEY.encode())
         writer.write(json.dumps(manifest).encode())
         writer.close()
+
+
+def test_manifest_checksum_mismatch_is_refused(backed_up):
+    url, home, store, name = backed_up
+    # A manifest of another backup: the stored file is not the one it describes.
+    _rewrite_manifest(store / name / MANIFEST,
+                      lambda m: m["files"][HOME].update(stored_sha256="0" * 64))
     _refused(hub("backup", "restore", name, "--from", str(store), "--force",
                  env=_env(url, home)),
              f"error: {HOME}: checksum does not match the manifest's")
@@ -186,3 +192,55 @@ def test_unknown_backup_and_missing_key_say_what_to_do(backed_up, tmp_path):
              "no backup key: set HUB_BACKUP_KEY")
     _refused(hub("backup", "create", env=_env(url, home, HUB_BACKUP_KEEP="a week")),
              "HUB_BACKUP_KEEP='a week': write daily/weekly/monthly counts")
+
+
+def test_content_checksum_mismatch_leaves_an_empty_warehouse_empty(backed_up, server_url):
+    url, home, store, name = backed_up
+    _rewrite_manifest(store / name / MANIFEST,
+                      lambda m: m["files"][DUMP].update(plain_sha256="0" * 64))
+    with own_warehouse(server_url, "hub_test_restore_into") as target:
+        _recreate(server_url, target)  # own_warehouse bootstraps it: empty it again
+        _refused(hub("backup", "restore", name, "--from", str(store),
+                     env=_env(target, home.parent / "fresh")),
+                 f"error: {DUMP}: decrypted content does not match the manifest's checksum")
+        with psycopg.connect(target) as conn:  # pg_restore's one transaction rolled back
+            assert conn.execute("select to_regclass('audit.events')").fetchone()[0] is None
+
+
+def test_verify_names_each_mismatch_with_the_manifest(backed_up):
+    url, home, store, name = backed_up
+    _rewrite_manifest(store / name / MANIFEST,
+                      lambda m: m["tables"].update({"audit.events": 99, "shared.gone": 1}))
+    checked = hub("backup", "verify", name, "--from", str(store), env=_env(url, home))
+    assert checked.returncode == 1 and f"FAILED: {name}" in checked.stdout
+    assert "rows of audit.events: manifest 99, restored 3" in checked.stdout
+    assert "rows of shared.gone: manifest 1, restored no table" in checked.stdout
+    with psycopg.connect(url) as conn:
+        [(decision, detail)] = conn.execute("select decision, detail from audit.events"
+                                            " where kind = 'backup.verified'").fetchall()
+    assert decision == "deny" and detail["ok"] is False
+
+
+def test_tool_and_store_failures_say_what_to_do(backed_up, tmp_path):
+    from hub.backup import BackupError
+    from hub.backup.create import _dump
+    from hub.backup.pgtools import find_tool
+    from hub.backup.restore import Source, load
+    from hub.backup.store import Store
+
+    url, home, store, name = backed_up
+    with pytest.raises(BackupError, match="no pg_dump for PostgreSQL 99 or newer was found"):
+        find_tool("pg_dump", 99)
+    with pytest.raises(BackupError, match="backup destination 'nosuch://x'"):
+        Store("nosuch://x")
+    with pytest.raises(BackupError, match="pg_dump failed: .*invalid snapshot identifier"):
+        _dump(url, "00000003-0000001B-1", Store(str(tmp_path / "s")), "hub-x", KEY.encode())
+    source = Source(Store(str(store)), name, KEY.encode())
+    with pytest.raises(BackupError, match="pg_restore failed: .*already exists"):
+        load(source, source.manifest(), url)  # over the very warehouse it came from
+    missing = {"HUB_DATABASE_URL": url, "HUB_HOME": str(home),
+               "HUB_BACKUP_KEY_FILE": str(tmp_path / "nope.key")}
+    _refused(hub("backup", "list", "--from", "nosuch://x", env=missing),
+             "backup destination 'nosuch://x'")
+    _refused(hub("backup", "create", "--to", str(store), env=missing),
+             f"HUB_BACKUP_KEY_FILE {tmp_path / 'nope.key'} does not exist")

@@ -141,6 +141,8 @@ def test_serve_refuses_a_tls_key_or_hub_key_others_can_read(server_url, tmp_path
         env = {"HUB_HOME": str(tmp_path / "home"), "HUB_DATABASE_URL": url}
         half = hub("serve", "--ssl-certfile", str(cert), env=env)
         assert half.returncode == 2 and "TLS needs both a certificate and its key" in half.stderr
+        gone = hub("serve", "--ssl-certfile", str(cert), "--ssl-keyfile", "nope.pem", env=env)
+        assert gone.returncode == 2 and "TLS file nope.pem does not exist" in gone.stderr
         key.chmod(0o644)
         exposed = hub("serve", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key), env=env)
         assert exposed.returncode == 2, exposed.stderr

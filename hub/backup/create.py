@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from hub.backup import BackupError
 from hub.backup.manifest import facts
 from hub.backup.objects import encrypted, pump, write_home, write_manifest
-from hub.backup.pgtools import find_tool, server_major
+from hub.backup.pgtools import error_line, find_tool, server_major
 from hub.backup.store import DUMP, HOME, Store, new_name
 
 FORMAT = 1
@@ -74,10 +74,6 @@ def _dump(url: str, snapshot: str, store: Store, name: str, key: bytes):
         pump(process, writer)
         if process.wait() != 0:
             errors.seek(0)
-            raise BackupError(f"pg_dump failed: {_last_line(errors.read())}")
+            raise BackupError(f"pg_dump failed: {error_line(errors.read())}")
     return writer.written
 
-
-def _last_line(text: bytes) -> str:
-    lines = [ln for ln in text.decode(errors="replace").splitlines() if ln.strip()]
-    return lines[-1] if lines else "no message"

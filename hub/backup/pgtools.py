@@ -49,3 +49,10 @@ def _major(path: Path) -> int | None:
         return None
     match = re.search(r"\(PostgreSQL\) (\d+)", out)
     return int(match.group(1)) if match else None
+
+
+def error_line(stderr: bytes) -> str:
+    """The line of a tool's messages that says what went wrong (its last error)."""
+    lines = [ln.strip() for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "error" in ln.lower()]
+    return (errors or lines or ["no message"])[-1]

@@ -20,7 +20,7 @@ from hub.backup import BackupError
 from hub.backup.create import libpq_args
 from hub.backup.manifest import TABLES
 from hub.backup.objects import HOME_PARTS, check_stored, plain_chunks, read_manifest
-from hub.backup.pgtools import find_tool, server_major
+from hub.backup.pgtools import error_line, find_tool, server_major
 from hub.backup.store import DUMP, HOME, Store
 
 
@@ -57,12 +57,8 @@ def load(source: Source, manifest: dict[str, Any], url: str) -> None:
         process.stdin.close()
         if process.wait() != 0:
             errors.seek(0)
-            raise BackupError(f"pg_restore failed: {_last_line(errors.read())}")
+            raise BackupError(f"pg_restore failed: {error_line(errors.read())}")
 
-
-def _last_line(text: bytes) -> str:
-    lines = [ln for ln in text.decode(errors="replace").splitlines() if ln.strip()]
-    return lines[-1] if lines else "no message"
 
 
 def warehouse_tables(url: str) -> int:
