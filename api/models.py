@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.onboarding_models import NextPublish, OnboardingState
+
 # ---------- OAuth2 (RFC 6749, 7009, 7662, 8414, 7517)
 
 
@@ -198,13 +200,20 @@ class AccessRequests(BaseModel):
 
 
 class Registration(BaseModel):
+    """The version registered, and what happens next."""
+
     dataset: str
     version: str
     status: Literal["registered", "unchanged"]
+    lint_warnings: list[str] = Field(description="the contract lints, but read these")
+    compared_with: str | None = Field(description="the version in force it was checked "
+                                      "against (none for a first version)")
+    verdict: str = Field(description="the breaking-change verdict against that version")
     breaking_changes: list[str]
     other_changes: list[str]
     notified: list[str] = Field(description="departments told of a breaking change")
     previous_major_served_until: date | None
+    publishes: NextPublish
 
 
 class ContractVersion(BaseModel):
@@ -219,6 +228,8 @@ class ContractVersion(BaseModel):
 
 class ContractHistory(BaseModel):
     dataset: str
+    onboarding: OnboardingState = Field(description="where the dataset stands, from the "
+                                        "registry, the pipeline's passes and its versions")
     versions: list[ContractVersion] = Field(description="newest first")
 
 

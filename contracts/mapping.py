@@ -121,7 +121,10 @@ RULE_KINDS: dict[str, RuleKind] = {
         violation=_not_null,
     ),
     "accepted_values": RuleKind(
-        dbt=lambda r: ("accepted_values", {"values": list(r.value)}),
+        # dbt's accepted_values test puts each value between quotes unescaped: O'Farrell
+        # would end the literal, so quotes are doubled here.
+        dbt=lambda r: ("accepted_values", {"values": [
+            v.replace("'", "''") if isinstance(v, str) else v for v in r.value]}),
         gx=lambda r: _gx("expect_column_values_to_be_in_set", column=r.column,
                          value_set=list(r.value)),
         violation=_accepted,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from contracts import Contract
 from contracts.dbt_files import generated_files, hand_written_models
+from contracts.dbt_models import staging_name
 from flows.checks import Failure, StepResult
 from hub.settings import Settings
 from hub.warehouse import connection_params
@@ -35,7 +36,10 @@ def prepare_project(contracts: list[Contract], settings: Settings) -> Path:
     `contracts` on top. Only changed files are written (dbt's partial parse keeps what it
     knows) and files no longer wanted (a retired dataset's models) are removed."""
     source, target = settings.dbt_project_dir, project_dir(settings)
-    wanted = {path.relative_to(source): path.read_text() for path in _project_files(source)}
+    in_force = {name for c in contracts for name in (
+        staging_name(c), c.relation_name, f"{c.relation_name}__quarantine")}
+    wanted = {path.relative_to(source): path.read_text() for path in _project_files(source)
+              if not _idle_model(path.relative_to(source), in_force)}
     compiled = generated_files(contracts, target, hand_written_models(source), with_models=True)
     wanted |= {path.relative_to(target): text for path, text in compiled.items()}
     for path in _project_files(target) if target.exists() else []:
@@ -47,6 +51,20 @@ def prepare_project(contracts: list[Contract], settings: Settings) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
     return target
+
+
+def _idle_model(relative: Path, in_force: set[str]) -> bool:
+    """A hand-written model (or its mart's YAML) of a dataset no contract in force
+    describes. It is left out: its department's sources file is compiled from the contracts
+    in force, so the model's source would be missing and dbt would refuse the whole
+    project (a department onboarding a dataset beside a retired hand-written one)."""
+    parts = relative.parts
+    if len(parts) != 4 or parts[0] != "models" or parts[1] not in ("staging", "marts"):
+        return False
+    department, name = parts[2], relative.stem.removeprefix("_")
+    dataset_model = name.startswith((f"{department}__", f"stg_{department}__"))
+    is_model = relative.suffix == ".sql" or (parts[1] == "marts" and relative.suffix == ".yml")
+    return dataset_model and is_model and name not in in_force
 
 
 def _project_files(root: Path) -> list[Path]:

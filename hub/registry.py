@@ -60,6 +60,7 @@ class Registration:
     other_changes: tuple[str, ...] = ()
     notified: list[str] = field(default_factory=list)
     deprecated_after: date | None = None
+    compared_with: str | None = None  # the version in force it was checked against
 
 
 def register(conn: psycopg.Connection, contract: Contract, text: str, by: str,
@@ -72,10 +73,12 @@ def register(conn: psycopg.Connection, contract: Contract, text: str, by: str,
     was_retired = latest is not None and latest.status == "retired"
     if latest is not None and latest.version == contract.version:
         if latest.checksum == checksum:
-            return Registration(contract.dataset_id, contract.version, "unchanged")
+            return Registration(contract.dataset_id, contract.version, "unchanged",
+                                compared_with=latest.version)
         raise RegistrationRefused(f"version {contract.version} of {contract.dataset_id} is "
                                   "already registered with other content: bump the version")
-    result = Registration(contract.dataset_id, contract.version, "registered")
+    result = Registration(contract.dataset_id, contract.version, "registered",
+                          compared_with=latest.version if latest else None)
     if latest is not None:
         old = load_contract_text(latest.source_text, f"{contract.dataset_id}@{latest.version}")
         changes = diff(old, contract)

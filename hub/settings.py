@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     policies_dir: Path = PROJECT_ROOT / "access_policies"
     dbt_project_dir: Path = PROJECT_ROOT / "dbt_project"
     sample_data_dir: Path = PROJECT_ROOT / "data"
+    # Prefect deployments: POST /contracts says which one (if any) publishes a dataset
+    deployments_file: Path = PROJECT_ROOT / "deploy" / "prefect.yaml"
 
     # ---------- demo
     # When a source's connection variable is unset, provision the department's sample

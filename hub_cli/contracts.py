@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from contracts import ContractError, load_all, load_contract
+from contracts import Contract, ContractError, load_all, load_contract
 from contracts.dbt_files import generated_files
 from contracts.diff import diff as changes_between
 from contracts.diff import version_problem
 from hub.settings import get_settings
 from hub_cli.common import UsageError, warehouse
+
+if TYPE_CHECKING:  # the registry (psycopg...) is imported by the commands that use it
+    from hub.registry import Registration
 
 app = typer.Typer(help="data contracts", no_args_is_help=True)
 Existing = Annotated[Path, typer.Argument(help="an ODCS contract file")]
@@ -124,12 +127,24 @@ def register(file: Existing, by: Annotated[str, typer.Option(
         print(f"{file}: refused: {exc}", file=sys.stderr)
         return 1
     print(f"{done.dataset} {done.version}: {done.status}")
+    _next_steps(done, contract, settings.deployments_file)
+    return 0
+
+
+def _next_steps(done: Registration, contract: Contract, deployments_file: Path) -> None:
+    """What POST /contracts answers besides: the verdict, warnings, when it publishes."""
+    from contracts.advice import lint_warnings
+    from hub.onboarding import next_publish, verdict
+
+    print(f"  verdict: {verdict(done)}")
     for line in done.breaking_changes:
         print(f"  breaking: {line}")
     if done.notified:
         print(f"  notified: {', '.join(done.notified)}; older majors served until "
               f"{done.deprecated_after}")
-    return 0
+    for warning in lint_warnings(contract):
+        print(f"  warning: {warning}")
+    print(f"  publishes: {next_publish(contract, deployments_file)['when']}")
 
 
 @app.command("retire")

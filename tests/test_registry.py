@@ -239,6 +239,12 @@ def test_cli_register_stores_and_refuses_breaks(tmp_path, url, settings):
     first = register(doc)
     assert first.returncode == 0, first.stderr
     assert "public_works.street_lights 1.0.0: registered" in first.stdout
+    assert "  verdict: first version of public_works.street_lights" in first.stdout
+    # No hubSource: said, with what follows from it (as POST /contracts answers).
+    assert "  warning: customProperties.hubSource: missing: the next pipeline pass fails " \
+           "this dataset's contract step" in first.stdout
+    assert "  publishes: never, until a version with customProperties.hubSource is " \
+           "registered" in first.stdout
     narrowed = copy.deepcopy(doc)
     narrowed["schema"][0]["properties"][0]["physicalType"] = "integer"  # bigint -> integer
     refused = register(dict(narrowed, version="1.0.1"))

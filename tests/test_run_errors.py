@@ -27,7 +27,7 @@ from flows.problems import MissingSetting, explain_build, kind_of, problems_of, 
 from flows.sources.base import SchemaDrift
 from hub.settings import Settings
 from hub.warehouse import drop_database, ensure_database
-from tests.conftest import REPO, own_warehouse
+from tests.conftest import REPO, count, own_warehouse
 from tests.test_cli import hub
 
 SHELTER = REPO / "contracts" / "social_services" / "shelter_census.odcs.yaml"
@@ -122,6 +122,30 @@ def test_an_unparseable_date_names_the_value_and_its_column(broken_pass):
     # The mart and its quarantine both met it: said once.
     assert (broken_pass.stdout + broken_pass.stderr).count("13/45/2016") == 1
     assert "3 of 3 dataset(s) not published" in broken_pass.stdout
+
+
+def test_a_contract_that_cannot_be_compiled_names_the_column_and_the_fix(server_url, tmp_path,
+                                                                         home):
+    # It lints and registers (lint checks a physicalType's shape offline), but the models
+    # compiled from it name a type the warehouse does not have.
+    text = SHELTER.read_text().replace(" shelter_census\n", " shelter_census_typo\n")
+    with own_warehouse(server_url, "hub_test_runtypo") as url:
+        env = layout(tmp_path, home, url, [])
+        (tmp_path / "contracts" / "typo.odcs.yaml").write_text(
+            text.replace("physicalType: integer", "physicalType: integr", 1))
+        env["HUB_SOURCE_SOCIAL_SERVICES_DROP"] = drop(tmp_path / "census", CENSUS)
+        result = hub("run", env=env)
+        registered = count(url, "select count(*) from hub.contracts"
+                                " where dataset = 'social_services.shelter_census_typo'")
+    line = one_line(result, "social_services.shelter_census_typo", "build")
+    assert line == ("social_services.shelter_census_typo build [contract]: the models cannot "
+                    "be compiled: column total_adults has physicalType 'integr', which is no "
+                    "PostgreSQL type; write one such as text, integer, bigint, numeric(10,2), "
+                    "date or timestamp in the contract (or leave physicalType out: the "
+                    "logicalType's type is used)")
+    assert registered == 1  # registration took it
+    assert "1 of 1 dataset(s) not published" in result.stdout
+    assert result.returncode == 2  # a file to fix
 
 
 # ---------- runs stopped before any dataset, or by the hub itself
