@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from contracts import load_all
 from flows.pipeline import run_all
 from flows.sql_rules import run_sql_rules
+from hub import clock
 from tests.conftest import REPO, count
 
 DATASET = "public_works.service_requests"
@@ -110,8 +112,9 @@ def test_new_major_publishes_and_the_old_one_stays_readable(first_run, next_majo
         missing = client.get(rows, params={"major": 7}, headers=headers)
         assert missing.status_code == 404 and "no older major version 7" in missing.text
         with psycopg.connect(url) as conn:
-            conn.execute("update hub.contracts set deprecated_after = current_date - 1"
-                         " where dataset = %s and major = 1", [DATASET])
+            conn.execute("update hub.contracts set deprecated_after = %s"
+                         " where dataset = %s and major = 1",
+                         [clock.today() - timedelta(days=1), DATASET])
         gone = client.get(rows, params={"major": 1}, headers=headers)
         assert gone.status_code == 410 and "move to the current major" in gone.text
 
