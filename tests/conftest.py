@@ -52,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"hub clock: {test_day(config)} (set with --clock YYYY-MM-DD or HUB_TEST_CLOCK)"
+    return f"test clock: {test_day(config)} (set with --clock YYYY-MM-DD or HUB_TEST_CLOCK)"
 
 
 def test_day(config: pytest.Config) -> date:

@@ -200,3 +200,16 @@ def test_cli_reports_a_broken_policy_file_and_exits_2(tmp_path, home):
     result = hub("policies", "test", str(SHIPPED), env=home | {"HUB_POLICIES_DIR": str(policies)})
     assert result.returncode == 2
     assert "p.yaml: roles.r.scopes[0]: unknown scope 'rows:write'" in result.stderr
+
+
+def test_cli_decides_on_the_hub_clock(home):
+    result = hub("policies", "test", env=home | {"HUB_CLOCK": "2028-01-01"})
+    assert result.returncode == 1
+    assert "grant transport-reads-311 is not valid on 2028-01-01" in result.stdout
+
+
+def test_cli_names_a_bad_hub_clock_in_one_line(home):
+    result = hub("policies", "test", env=home | {"HUB_CLOCK": "2031-13-01"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: HUB_CLOCK='2031-13-01': ")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
