@@ -80,6 +80,11 @@ def fix_test_clock(config: pytest.Config) -> None:
         os.environ["HUB_POLICIES_DIR"] = str(copy)
 
 
+def clock_env() -> dict[str, str]:
+    """The test clock's variables, for a subprocess given an otherwise clean environment."""
+    return {k: os.environ[k] for k in ("HUB_CLOCK", "HUB_POLICIES_DIR") if k in os.environ}
+
+
 GRANT_DAY = re.compile(r"(valid_(?:from|until):\s*)(\d{4}-\d{2}-\d{2})")
 
 
