@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pydantic import SecretStr
 
 from hub.bootstrap import bootstrap
 from hub.settings import Settings
@@ -273,5 +274,26 @@ def own_warehouse(server_url: str, prefix: str) -> Iterator[str]:
     bootstrap(url)
     try:
         yield url
+    finally:
+        drop_database(server_url, name)
+
+
+@contextmanager
+def own_public_works(server_url: str, settings: Settings, home: Path,
+                     monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, str]]:
+    """Settings for a warehouse of one test's own, fed by its own copy of public works' 311
+    system (its variable pointing there for the test): the pipeline passes a test makes and
+    the source rows it edits touch nothing another test reads. Yields (settings, source)."""
+    from contracts import load_all
+    from demo.sources import provision
+
+    contract = load_all(settings.contracts_dir)["public_works.service_requests"]
+    name = f"hub_src_{uuid.uuid4().hex[:8]}"
+    source = provision(server_url, contract, settings.sample_data_dir, database=name)
+    monkeypatch.setenv(contract.source.connection_env, source)
+    try:
+        with own_warehouse(server_url, "hub_own") as url:
+            yield settings.model_copy(update={"database_url": SecretStr(url), "home": home}), \
+                source
     finally:
         drop_database(server_url, name)
