@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -25,6 +24,7 @@ from api.ratelimit import RateLimiter
 from api.revocations import Revocations
 from api.security import VerifiedTokens
 from contracts import Contract
+from hub import clock
 from hub.access_requests import approved_grants
 from hub.audit import AuditEvent, GroupCommit
 from hub.refusals import RefusalLog
@@ -77,7 +77,7 @@ class RequestGrants:
             return self._grants
         async with self._lock:  # one request re-reads; the others wait for its answer
             if time.monotonic() - self._read_at > self.ttl:
-                self._grants = await approved_grants(conn, datetime.now(UTC).date())
+                self._grants = await approved_grants(conn, clock.today())
                 self._read_at = time.monotonic()
             return self._grants
 

@@ -60,13 +60,17 @@ def volume(conn: psycopg.Connection, since: datetime, until: datetime) -> list[F
     return found
 
 
+DECIDED_ON = "coalesce((detail->>'decided_on')::date, occurred_at::date)"
+
+
 def outside_grant_window(conn: psycopg.Connection, since: datetime, until: datetime) -> list[Flag]:
     rows = conn.execute(
         "select client_id, event_id, grant_id, occurred_at from audit.events"
         " where kind = 'data.read' and decision = 'allow'"
         " and occurred_at >= %s and occurred_at < %s"
-        " and ((detail->>'valid_until')::date < occurred_at::date"
-        "   or (detail->>'valid_from')::date > occurred_at::date)", [since, until]).fetchall()
+        # The day the API decided on (HUB_CLOCK may fix it); older entries: the read's day.
+        " and ((detail->>'valid_until')::date < " + DECIDED_ON +
+        "   or (detail->>'valid_from')::date > " + DECIDED_ON + ")", [since, until]).fetchall()
     return [Flag("outside_grant_window", c, {"event_id": e, "grant": g, "at": at.isoformat()})
             for c, e, g, at in rows]
 

@@ -26,6 +26,7 @@ from psycopg.rows import class_row, dict_row
 from access_policies.model import Policy
 from contracts import Contract, load_contract_text
 from contracts.diff import diff, version_problem
+from hub import clock
 from hub.audit import AuditEvent, record
 from hub.notifications import notify
 
@@ -87,7 +88,7 @@ def register(conn: psycopg.Connection, contract: Contract, text: str, by: str,
             raise RegistrationRefused(problem, changes.breaking)
         result.breaking_changes, result.other_changes = changes.breaking, changes.other
         if contract.major > old.major:
-            result.deprecated_after = (today or date.today()) + timedelta(DEPRECATION_DAYS)
+            result.deprecated_after = (today or clock.today()) + timedelta(DEPRECATION_DAYS)
             _deprecate(conn, contract, result.deprecated_after)
             result.notified = _notify_consumers(conn, contract, result, policy)
     _insert(conn, contract, text, checksum, by, result)
@@ -165,7 +166,7 @@ def consumers(conn: psycopg.Connection, policy: Policy, dataset: str, owner: str
              for r in g.roles if r in policy.roles}
     found |= {d for (d,) in conn.execute(
         "select distinct department from hub.access_requests where dataset = %s and"
-        " status = 'approved' and valid_until >= current_date", [dataset])}
+        " status = 'approved' and valid_until >= %s", [dataset, clock.today()])}
     return sorted(found - {owner})
 
 

@@ -10,6 +10,7 @@ import logging
 import os
 import warnings
 
+from hub import clock
 from hub.settings import Settings
 
 QUIET_OFFLINE = {
@@ -25,6 +26,7 @@ QUIET_OFFLINE = {
 
 def configure(settings: Settings) -> None:
     settings.home.mkdir(parents=True, exist_ok=True)
+    clock.fix_today(settings.clock)
     prefect_home = settings.home / "prefect"
     # Prefect does not create a missing PREFECT_HOME; its server then never comes up.
     prefect_home.mkdir(exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,6 +21,11 @@ class Settings(BaseSettings):
     # ---------- warehouse
     home: Path = Path(".hub")  # embedded PostgreSQL, signing keys, dbt and Prefect state
     database_url: SecretStr | None = None  # unset: start the embedded PostgreSQL under `home`
+
+    # ---------- calendar
+    # The day the hub compares dates against (grant validity, expiry, deprecation), as
+    # YYYY-MM-DD; unset: the real day (UTC). For tests and rehearsals (hub/clock.py).
+    clock: date | None = None
 
     # ---------- project files
     contracts_dir: Path = PROJECT_ROOT / "contracts"

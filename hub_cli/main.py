@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from pydantic import ValidationError
 
 # Typer 0.29 vendors its own Click (pinned in pyproject.toml): its exceptions live there.
 from typer._click import exceptions as click_errors
@@ -33,7 +34,11 @@ app.add_typer(backup.app, name="backup")
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; return its exit code. Mistakes of the caller's print one line."""
-    configure(get_settings())
+    try:
+        configure(get_settings())
+    except ValidationError as exc:  # a HUB_ variable that does not parse: say which
+        print(f"error: {setting_problem(exc)}", file=sys.stderr)
+        return 2
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="hub", standalone_mode=False)
@@ -50,3 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return code if isinstance(code, int) else 0
+
+
+def setting_problem(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    name = "HUB_" + "_".join(str(part) for part in first["loc"][:1]).upper()
+    return f"{name}={first.get('input')!r}: {first['msg']}"

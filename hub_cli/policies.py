@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +17,7 @@ from access_policies.expectations import (
     tally,
 )
 from contracts import load_all
+from hub import clock
 from hub.settings import get_settings
 from hub_cli.common import UsageError
 
@@ -35,8 +36,8 @@ def test(
     print each difference and exit 1 on any."""
     settings = get_settings()
     path = file or settings.policies_dir / EXPECTED_FILE
-    # The API decides on the UTC date: so does this check.
-    today = on.date() if on else datetime.now(UTC).date()
+    # The API decides on the hub's day (HUB_CLOCK, else the UTC date): so does this check.
+    today = on.date() if on else clock.today()
     contracts = load_all(settings.contracts_dir)
     try:
         policy = load_policies(settings.policies_dir, contracts)

@@ -8,20 +8,34 @@ its own databases, created here and dropped at the end.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
+from pydantic import SecretStr
 
 from hub.bootstrap import bootstrap
 from hub.settings import Settings
 from hub.warehouse import drop_database, ensure_database, start_embedded
 
 RUN_TAG = uuid.uuid4().hex[:8]
+
+# The day the tests run on unless told otherwise (--clock, HUB_TEST_CLOCK): inside every
+# shipped grant's window. The tests never see the real date.
+REFERENCE_DAY = date(2026, 11, 23)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--clock", metavar="YYYY-MM-DD", default=None,
+                     help="the day the hub believes it is (default HUB_TEST_CLOCK, else "
+                     f"{REFERENCE_DAY}); grant dates in the policies move with it")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,10 +45,57 @@ def pytest_configure(config: pytest.Config) -> None:
     from hub.runtime import QUIET_OFFLINE, quiet_libraries
 
     quiet_libraries()
+    fix_test_clock(config)
 
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="hub-test-prefect-"))
     for key, value in QUIET_OFFLINE.items():
         os.environ.setdefault(key, value)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"test clock: {test_day(config)} (set with --clock YYYY-MM-DD or HUB_TEST_CLOCK)"
+
+
+def test_day(config: pytest.Config) -> date:
+    text = config.getoption("--clock") or os.environ.get("HUB_TEST_CLOCK") or str(REFERENCE_DAY)
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise pytest.UsageError(f"--clock/HUB_TEST_CLOCK: {text!r} is not a day; "
+                                "write YYYY-MM-DD") from None
+
+
+def fix_test_clock(config: pytest.Config) -> None:
+    """Fix the hub's day here and, through HUB_CLOCK, in every server and command the tests
+    start; off the reference day, the policies are a copy with their dates moved as far."""
+    import tempfile
+
+    from hub import clock
+
+    day = test_day(config)
+    clock.fix_today(day)
+    os.environ["HUB_CLOCK"] = day.isoformat()
+    if day != REFERENCE_DAY:
+        copy = Path(tempfile.mkdtemp(prefix="hub-test-policies-")) / "access_policies"
+        shift_policies(REPO / "access_policies", copy, day - REFERENCE_DAY)
+        os.environ["HUB_POLICIES_DIR"] = str(copy)
+
+
+def clock_env() -> dict[str, str]:
+    """The test clock's variables, for a subprocess given an otherwise clean environment."""
+    return {k: os.environ[k] for k in ("HUB_CLOCK", "HUB_POLICIES_DIR") if k in os.environ}
+
+
+GRANT_DAY = re.compile(r"(valid_(?:from|until):\s*)(\d{4}-\d{2}-\d{2})")
+
+
+def shift_policies(source: Path, target: Path, by: timedelta) -> None:
+    """A copy of the policy folder whose grant windows are moved `by`: they relate to the
+    test clock as the shipped ones relate to REFERENCE_DAY."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in target.glob("*.yaml"):
+        path.write_text(GRANT_DAY.sub(
+            lambda m: m[1] + (date.fromisoformat(m[2]) + by).isoformat(), path.read_text()))
 
 
 @pytest.fixture(scope="session")
@@ -213,5 +274,26 @@ def own_warehouse(server_url: str, prefix: str) -> Iterator[str]:
     bootstrap(url)
     try:
         yield url
+    finally:
+        drop_database(server_url, name)
+
+
+@contextmanager
+def own_public_works(server_url: str, settings: Settings, home: Path,
+                     monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, str]]:
+    """Settings for a warehouse of one test's own, fed by its own copy of public works' 311
+    system (its variable pointing there for the test): the pipeline passes a test makes and
+    the source rows it edits touch nothing another test reads. Yields (settings, source)."""
+    from contracts import load_all
+    from demo.sources import provision
+
+    contract = load_all(settings.contracts_dir)["public_works.service_requests"]
+    name = f"hub_src_{uuid.uuid4().hex[:8]}"
+    source = provision(server_url, contract, settings.sample_data_dir, database=name)
+    monkeypatch.setenv(contract.source.connection_env, source)
+    try:
+        with own_warehouse(server_url, "hub_own") as url:
+            yield settings.model_copy(update={"database_url": SecretStr(url), "home": home}), \
+                source
     finally:
         drop_database(server_url, name)

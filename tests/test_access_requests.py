@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import psycopg
 import pytest
 
-from hub import clients
+from hub import clients, clock
 from tests.conftest import bearer, count
 
 ROWS = "/datasets/public_works.service_requests/rows"
@@ -52,8 +53,8 @@ def test_request_approve_read_and_expire(app_client, people, url):
     assert {r["address"] for r in body["rows"]} <= {"[redacted]", None}  # personal: masked
 
     with psycopg.connect(url) as conn:  # seven days pass
-        conn.execute("update hub.access_requests set valid_until = current_date - 1"
-                     " where request_id = %s", [request_id])
+        conn.execute("update hub.access_requests set valid_until = %s"
+                     " where request_id = %s", [clock.today() - timedelta(days=1), request_id])
     app_client.app.state.hub.request_grants.invalidate()
     assert app_client.get(ROWS, headers=requester).status_code == 403
 

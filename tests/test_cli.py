@@ -17,7 +17,7 @@ from flows.checks import Failure
 from flows.pipeline import RunReport
 from hub import clients
 from hub_cli.pipeline import format_reports
-from tests.conftest import REPO, own_warehouse
+from tests.conftest import REPO, clock_env, own_warehouse
 from tests.stand_ins import DATA, forget_feed
 
 CONTRACT = REPO / "contracts" / "public_works" / "service_requests.odcs.yaml"
@@ -27,7 +27,7 @@ def hub(*args: str, env: dict[str, str] | None = None, timeout: int = 300):
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith(("HUB_", "PREFECT_"))}  # as on a fresh shell
     return subprocess.run([sys.executable, "-m", "hub_cli", *args], cwd=REPO,
-                          env=clean | (env or {}), capture_output=True, text=True,
+                          env=clean | clock_env() | (env or {}), capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -199,15 +199,16 @@ def test_serve_seals_the_audit_log_while_it_runs(server_url, tmp_path):
     port = _free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "PREFECT_"))}
     with own_warehouse(server_url, "hub_test_serve") as url:
-        env = clean | {"HUB_HOME": str(tmp_path), "HUB_DATABASE_URL": url,
+        env = clean | clock_env() | {"HUB_HOME": str(tmp_path), "HUB_DATABASE_URL": url,
                        "HUB_AUDIT_SEAL_SECONDS": "0.2"}
         server = subprocess.Popen([sys.executable, "-m", "hub_cli", "serve", "--port", str(port)],
                                   cwd=REPO, env=env)
         try:
             base = f"http://127.0.0.1:{port}"
-            _wait_until(lambda: _answers(base))
+            _wait_until(lambda: _answers(base), f"`hub serve` answering at {base}")
             assert httpx.get(f"{base}/datasets").status_code == 401  # a denial, on record
-            _wait_until(lambda: _chained(url) > 0)  # sealed in the background, not at stop
+            # Sealed in the background, not at stop.
+            _wait_until(lambda: _chained(url) > 0, "an audit entry chained")
         finally:
             server.terminate()  # uvicorn shuts down, then re-raises the signal
             server.wait(timeout=30)
@@ -231,8 +232,8 @@ def _chained(url: str) -> int:
         return conn.execute("select count(*) from audit.chain").fetchone()[0]
 
 
-def _wait_until(condition, seconds: float = 60) -> None:
+def _wait_until(condition, what: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, f"waited {seconds:.0f} s for {what}"
         time.sleep(0.1)

@@ -1,8 +1,10 @@
 """Self-service onboarding: a dataset that exists nowhere in the repository, its contract
 and its data made here, registered over the API and delivered as a file drop, publishes on
-the next pipeline pass from models the hub compiles from the contract. Then retiring it.
+the next pipeline pass from models the hub compiles from the contract. Then retiring one.
 
-Runs in file order on the shared warehouse, each test building on the one before.
+Each stage is a module fixture that makes what its tests need (`onboarded`, `reader`,
+`retired`); the retirement tests retire a second dataset (OLD), so no test finds the other
+one retired or not depending on which ran first, and any order passes.
 """
 
 from __future__ import annotations
@@ -107,15 +109,33 @@ def engineer(app_client, credentials) -> dict[str, str]:
     return bearer(token_for(app_client, credentials, "public_works_engineer"))
 
 
+OLD = "public_works.road_weather_old"
+OLD_ROWS = f"/datasets/{OLD}/rows"
+OLD_CONTRACT = dict(CONTRACT, id="road-weather-old-test", name="Road weather, retiring",
+                    schema=[dict(CONTRACT["schema"][0], name="road_weather_old")])
+
+
+def _register(app_client, engineer: dict[str, str], contract: dict) -> None:
+    response = app_client.post("/contracts", content=yaml.safe_dump(contract),
+                               headers={**engineer, "Content-Type": "application/yaml"})
+    assert response.status_code == 201, response.text
+
+
 @pytest.fixture(scope="module")
 def onboarded(app_client, engineer, settings, drop):
     """Register over the API, then one pipeline pass; with the checkout's status before."""
     before = _git_status()
-    response = app_client.post("/contracts", content=yaml.safe_dump(CONTRACT),
-                               headers={**engineer, "Content-Type": "application/yaml"})
-    assert response.status_code == 201, response.text
+    _register(app_client, engineer, CONTRACT)
     [report] = run_all(DATASET, settings)
     return before, report
+
+
+@pytest.fixture(scope="module")
+def old_published(app_client, engineer, settings, drop) -> None:
+    """The dataset the retirement tests retire, published from the same drop."""
+    _register(app_client, engineer, OLD_CONTRACT)
+    [report] = run_all(OLD, settings)
+    assert report.status == "published", report
 
 
 def test_the_next_pass_publishes_the_good_rows_of_a_contract_registered_over_the_api(
@@ -175,15 +195,15 @@ def test_hub_run_builds_every_contract_the_registry_holds_in_force(onboarded, ur
 
 
 @pytest.fixture(scope="module")
-def reader(onboarded, tmp_path_factory, settings, url):
+def reader(onboarded, old_published, tmp_path_factory, settings, url):
     """An API whose policies grant the dataset to its department's engineers (checked at
     startup against the datasets the registry holds)."""
     policies = tmp_path_factory.mktemp("policies")
-    shutil.copy(REPO / "access_policies" / "city.yaml", policies)
+    shutil.copy(settings.policies_dir / "city.yaml", policies)  # shifted with the clock
     (policies / "weather.yaml").write_text(yaml.safe_dump({"grants": [{
-        "id": "public-works-own-weather", "dataset": DATASET,
+        "id": f"public-works-own-{name}", "dataset": name,
         "roles": ["public_works_engineer"], "columns": "all",
-        "purpose": "Operate the department's own road weather data."}]}))
+        "purpose": "Operate the department's own road weather data."} for name in (DATASET, OLD)]}))
     with TestClient(create_app(settings.model_copy(update={"policies_dir": policies}),
                                url)) as client:
         yield client
@@ -226,45 +246,50 @@ def _gone(reader, headers) -> object:
     """The rows route's answer once the worker has re-read the registry (every 2 s)."""
     deadline = time.monotonic() + 10
     while True:
-        response = reader.get(ROWS, headers=headers)
+        response = reader.get(OLD_ROWS, headers=headers)
         if response.status_code == 410 or time.monotonic() > deadline:
             return response
         time.sleep(0.5)
 
 
-def test_retire_stops_the_dataset_answers_410_and_is_audited(reader, credentials, settings,
-                                                             url):
+@pytest.fixture(scope="module")
+def retired(reader, credentials, settings, url) -> subprocess.CompletedProcess:
+    """OLD, served a moment ago, retired with `hub contracts retire`."""
     headers = bearer(token_for(reader, credentials, "public_works_engineer"))
-    assert reader.get(ROWS, headers=headers).status_code == 200
-    done = hub("contracts", "retire", DATASET, "--by", "pw-engineer", url=url,
-               settings=settings)
-    assert done.returncode == 0, done.stderr
-    assert f"{DATASET}: retired by version 1.1.0" in done.stdout
+    assert reader.get(OLD_ROWS, headers=headers).status_code == 200
+    return hub("contracts", "retire", OLD, "--by", "pw-engineer", url=url, settings=settings)
+
+
+def test_retire_stops_the_dataset_answers_410_and_is_audited(reader, retired, credentials,
+                                                             url):
+    assert retired.returncode == 0, retired.stderr
+    assert f"{OLD}: retired by version 1.1.0" in retired.stdout
+    headers = bearer(token_for(reader, credentials, "public_works_engineer"))
     response = _gone(reader, headers)
     today = count(url, "select current_date::text")
     assert response.status_code == 410, response.text
-    assert f"{DATASET} was retired on {today}" in response.json()["error_description"]
+    assert f"{OLD} was retired on {today}" in response.json()["error_description"]
     # The catalog still describes it, saying it is retired (the response model keeps it).
-    assert reader.get(f"/datasets/{DATASET}", headers=headers).json()["status"] == "retired"
+    assert reader.get(f"/datasets/{OLD}", headers=headers).json()["status"] == "retired"
     with psycopg.connect(url) as conn:
         acts = conn.execute("select kind, client_id, detail->>'version' from audit.events"
-                            " where dataset = %s and kind = 'contract.retired'",
-                            [DATASET]).fetchall()
+                            " where dataset = %s and kind = 'contract.retired'"
+                            " and detail->>'version' = '1.1.0'", [OLD]).fetchall()
         denied = conn.execute("select count(*) from audit.events where dataset = %s and"
                               " kind = 'data.denied' and status_code = 410",
-                              [DATASET]).fetchone()[0]
-        assert DATASET not in in_force(conn)
+                              [OLD]).fetchone()[0]
+        assert OLD not in in_force(conn)
     assert acts == [("contract.retired", "pw-engineer", "1.1.0")] and denied >= 1
 
 
-def test_a_retired_dataset_is_not_built(settings):
-    with pytest.raises(KeyError, match=f"dataset '{DATASET}' was retired on .*: it is no "
+def test_a_retired_dataset_is_not_built(retired, settings):
+    with pytest.raises(KeyError, match=f"dataset '{OLD}' was retired on .*: it is no "
                                        "longer built"):
-        run_all(DATASET, settings)
+        run_all(OLD, settings)
 
 
-def test_retire_twice_or_an_unknown_dataset_says_so(settings, url):
-    again = hub("contracts", "retire", DATASET, url=url, settings=settings)
+def test_retire_twice_or_an_unknown_dataset_says_so(retired, settings, url):
+    again = hub("contracts", "retire", OLD, url=url, settings=settings)
     assert again.returncode == 1 and "was already retired on" in again.stderr
     unknown = hub("contracts", "retire", "public_works.nope", url=url, settings=settings)
     assert unknown.returncode == 2
@@ -273,21 +298,21 @@ def test_retire_twice_or_an_unknown_dataset_says_so(settings, url):
 
 
 def test_a_new_version_can_bring_it_back_and_status_retired_retires_it_again(
-        reader, credentials, url):
+        reader, retired, credentials, url):
     headers = bearer(token_for(reader, credentials, "public_works_engineer"))
     post = {**headers, "Content-Type": "application/yaml"}
-    back = reader.post("/contracts", content=yaml.safe_dump(dict(CONTRACT, version="1.2.0")),
+    back = reader.post("/contracts", content=yaml.safe_dump(dict(OLD_CONTRACT, version="1.2.0")),
                        headers=post)
     assert back.status_code == 201, back.text
-    assert reader.get(ROWS, headers=headers).status_code == 200  # the same worker: at once
-    retired = reader.post("/contracts", headers=post, content=yaml.safe_dump(
-        dict(CONTRACT, version="1.3.0", status="retired")))
-    assert retired.status_code == 201, retired.text
-    assert reader.get(ROWS, headers=headers).status_code == 410
+    assert reader.get(OLD_ROWS, headers=headers).status_code == 200  # the same worker: at once
+    again = reader.post("/contracts", headers=post, content=yaml.safe_dump(
+        dict(OLD_CONTRACT, version="1.3.0", status="retired")))
+    assert again.status_code == 201, again.text
+    assert reader.get(OLD_ROWS, headers=headers).status_code == 410
     with psycopg.connect(url) as conn:
         versions = [v for (v,) in conn.execute(
             "select detail->>'version' from audit.events where dataset = %s"
-            " and kind = 'contract.retired' order by event_id", [DATASET])]
+            " and kind = 'contract.retired' order by event_id", [OLD])]
     assert versions == ["1.1.0", "1.3.0"]
 
 

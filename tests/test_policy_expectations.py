@@ -7,7 +7,7 @@ import copy
 import os
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +150,8 @@ def hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 @pytest.fixture
 def home(tmp_path) -> dict[str, str]:
-    return {"HUB_HOME": str(tmp_path / "home")}
+    # The shipped policy on a fixed day inside its grants, whatever the real date.
+    return {"HUB_HOME": str(tmp_path / "home"), "HUB_CLOCK": TODAY.isoformat()}
 
 
 def test_cli_passes_the_shipped_file_with_a_summary(home):
@@ -168,7 +169,7 @@ def test_cli_names_each_doctored_cell_and_exits_1(tmp_path, home):
     assert result.stdout.splitlines() == [
         "public_works_engineer, public_works.service_requests, address: expected "
         "masked:hash, policy gives visible",
-        f"{path}: 1 difference(s) from the policy on {datetime.now(UTC).date()}"]
+        f"{path}: 1 difference(s) from the policy on {TODAY}"]
 
 
 def test_cli_checks_as_on_a_given_day(home):
@@ -199,3 +200,16 @@ def test_cli_reports_a_broken_policy_file_and_exits_2(tmp_path, home):
     result = hub("policies", "test", str(SHIPPED), env=home | {"HUB_POLICIES_DIR": str(policies)})
     assert result.returncode == 2
     assert "p.yaml: roles.r.scopes[0]: unknown scope 'rows:write'" in result.stderr
+
+
+def test_cli_decides_on_the_hub_clock(home):
+    result = hub("policies", "test", env=home | {"HUB_CLOCK": "2028-01-01"})
+    assert result.returncode == 1
+    assert "grant transport-reads-311 is not valid on 2028-01-01" in result.stdout
+
+
+def test_cli_names_a_bad_hub_clock_in_one_line(home):
+    result = hub("policies", "test", env=home | {"HUB_CLOCK": "2031-13-01"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: HUB_CLOCK='2031-13-01': ")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

@@ -1,10 +1,13 @@
 """The gate: a dataset-level failure keeps the last good version served; SQL rules run in a
-sandbox that refuses at run time what lint would have refused. Runs after test_pipeline."""
+sandbox that refuses at run time what lint would have refused. Each pipeline pass runs on
+a warehouse of the test's own."""
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
+from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -12,46 +15,61 @@ import pytest
 from contracts import load_all
 from flows.pipeline import run_all
 from flows.sql_rules import run_sql_rules
-from tests.conftest import REPO, count
+from hub import clients, clock
+from hub.settings import Settings
+from tests.conftest import REPO, bearer, count, own_public_works, token_for
 
 DATASET = "public_works.service_requests"
 LATEST = "select max(version) from hub.dataset_versions where dataset = %s"
+SHARED = "select count(*) from shared.public_works__service_requests"
 
 
-@pytest.fixture(scope="module")
-def stricter(tmp_path_factory, settings):
-    """Settings whose contract (2.0.0: a new rule is a breaking change) adds a table rule
-    the real data cannot meet."""
-    root = tmp_path_factory.mktemp("stricter")
+RULE = """      - type: sql
+        query: select count(*) from service_requests where status = 'Closed'
+        mustBeLessThan: 10
+"""
+
+
+def _contract_copy(root: Path, settings: Settings, version: str, rule: bool) -> Settings:
+    """`settings` with a copy of the contracts and dbt project whose 311 contract is
+    `version`, with (or without) a table rule the real data cannot meet."""
     shutil.copytree(REPO / "contracts", root / "contracts")
     shutil.copytree(REPO / "dbt_project", root / "dbt_project",
                     ignore=shutil.ignore_patterns("target"))
     path = root / "contracts" / "public_works" / "service_requests.odcs.yaml"
-    text = path.read_text().replace("version: 1.0.0", "version: 2.0.0", 1)
-    text = text.replace("""        dimension: completeness
-""", """        dimension: completeness
-      - type: sql
-        query: select count(*) from service_requests where status = 'Closed'
-        mustBeLessThan: 10
-""", 1)
+    text = path.read_text().replace("version: 1.0.0", f"version: {version}", 1)
+    if rule:
+        text = text.replace("        dimension: completeness\n",
+                            "        dimension: completeness\n" + RULE, 1)
     path.write_text(text)
     return settings.model_copy(update={"contracts_dir": root / "contracts",
                                        "dbt_project_dir": root / "dbt_project"})
 
 
-def test_dataset_level_failure_keeps_the_last_good_version(first_run, stricter, url):
-    served, rows = count(url, LATEST, [DATASET]), count(url, "select count(*) from "
-                                                        "shared.public_works__service_requests")
-    [report] = run_all(DATASET, stricter)
+@pytest.fixture
+def failed(server_url, settings, prefect_harness, tmp_path, monkeypatch):
+    """On a warehouse of this test's own: version 1 published, then a pass under 2.0.0 (a
+    new rule is a breaking change) that the real data fails. Yields (settings, warehouse,
+    report, (versions served, rows) before the failing pass)."""
+    with own_public_works(server_url, settings, tmp_path / "home", monkeypatch) as (ours, _):
+        url = ours.database_url.get_secret_value()
+        assert run_all(DATASET, ours)[0].status == "published"
+        before = count(url, LATEST, [DATASET]), count(url, SHARED)
+        [report] = run_all(DATASET, _contract_copy(tmp_path / "2.0.0", ours, "2.0.0", True))
+        yield ours, url, report, before
+
+
+def test_dataset_level_failure_keeps_the_last_good_version(failed):
+    _, url, report, before = failed
     assert report.status == "failed"
     [failure] = report.failures
     assert (failure.rule, failure.engine) == ("sql(#0)", "sandbox")
     assert "expected < 10" in failure.message
-    assert count(url, LATEST, [DATASET]) == served
-    assert count(url, "select count(*) from shared.public_works__service_requests") == rows
+    assert (count(url, LATEST, [DATASET]), count(url, SHARED)) == before
 
 
-def test_the_failure_is_reported_and_the_owner_notified(first_run, url):
+def test_the_failure_is_reported_and_the_owner_notified(failed):
+    _, url, _, _ = failed
     with psycopg.connect(url) as conn:
         passed, rules = conn.execute(
             "select passed, rules from hub.validation_reports where contract_version = '2.0.0'"
@@ -63,57 +81,51 @@ def test_the_failure_is_reported_and_the_owner_notified(first_run, url):
     assert notice[:2] == ("public_works", "validation.failed") and "sql(#0)" in notice[2]
 
 
-def test_the_breaking_version_was_registered_and_consumers_told(first_run, url):
+def test_the_breaking_version_was_registered_and_consumers_told(failed):
+    _, url, _, _ = failed
     with psycopg.connect(url) as conn:
         versions = conn.execute("select version, deprecated_after is not null, breaking_changes"
                                 " from hub.contracts where dataset = %s order by version",
                                 [DATASET]).fetchall()
-        # This version's notices only: test_registry writes one of the same kind by hand
-        # into the shared warehouse, and may run first.
         notices = conn.execute("select department from hub.notifications"
-                               " where kind = 'contract.breaking_change'"
-                               " and detail->>'version' = '2.0.0'").fetchall()
+                               " where kind = 'contract.breaking_change'").fetchall()
     assert versions == [("1.0.0", True, []), ("2.0.0", False, ["rule sql(#0) added"])]
     assert notices == [("transport",)]  # transport holds a grant; the owner is not notified
 
 
-@pytest.fixture(scope="module")
-def next_major(tmp_path_factory, stricter):
-    """2.1.0: the failing rule dropped again (a loosening), so 2.x publishes."""
-    path = stricter.contracts_dir / "public_works" / "service_requests.odcs.yaml"
-    text = path.read_text().replace("version: 2.0.0", "version: 2.1.0", 1)
-    path.write_text(text.replace("""      - type: sql
-        query: select count(*) from service_requests where status = 'Closed'
-        mustBeLessThan: 10
-""", ""))
-    return stricter
-
-
-def test_new_major_publishes_and_the_old_one_stays_readable(first_run, next_major, url,
-                                                           credentials):
+def test_new_major_publishes_and_the_old_one_stays_readable(failed, tmp_path):
     from fastapi.testclient import TestClient
 
     from api.main import create_app
-    from tests.conftest import bearer, token_for
 
+    ours, url, _, _ = failed
+    # 2.1.0: the failing rule dropped again (a loosening), so 2.x publishes.
+    next_major = _contract_copy(tmp_path / "2.1.0", ours, "2.1.0", False)
     before = count(url, LATEST, [DATASET])
     [report] = run_all(DATASET, next_major)
     assert (report.status, report.version) == ("published", before + 1)
+    with psycopg.connect(url) as conn:
+        client, secret = clients.add_client(conn, name="analyst", role="transport_analyst")
+    with TestClient(create_app(next_major, url)) as app:
+        headers = bearer(token_for(app, {"a": (client.client_id, secret)}, "a"))
+        _old_major_served_until_deprecated(app, headers, url, before)
+
+
+def _old_major_served_until_deprecated(client, headers: dict, url: str, before: int) -> None:
     rows = "/datasets/public_works.service_requests/rows"
-    with TestClient(create_app(next_major, url)) as client:
-        headers = bearer(token_for(client, credentials, "transport_analyst"))
-        current = client.get(rows, params={"limit": 5}, headers=headers).json()
-        old = client.get(rows, params={"limit": 5, "major": 1}, headers=headers)
-        assert old.status_code == 200, old.text
-        assert (current["version"], old.json()["version"]) == (before + 1, before)
-        assert old.json()["rows"] == current["rows"]  # same data, kept under the old contract
-        missing = client.get(rows, params={"major": 7}, headers=headers)
-        assert missing.status_code == 404 and "no older major version 7" in missing.text
-        with psycopg.connect(url) as conn:
-            conn.execute("update hub.contracts set deprecated_after = current_date - 1"
-                         " where dataset = %s and major = 1", [DATASET])
-        gone = client.get(rows, params={"major": 1}, headers=headers)
-        assert gone.status_code == 410 and "move to the current major" in gone.text
+    current = client.get(rows, params={"limit": 5}, headers=headers).json()
+    old = client.get(rows, params={"limit": 5, "major": 1}, headers=headers)
+    assert old.status_code == 200, old.text
+    assert (current["version"], old.json()["version"]) == (before + 1, before)
+    assert old.json()["rows"] == current["rows"]  # same data, kept under the old contract
+    missing = client.get(rows, params={"major": 7}, headers=headers)
+    assert missing.status_code == 404 and "no older major version 7" in missing.text
+    with psycopg.connect(url) as conn:
+        conn.execute("update hub.contracts set deprecated_after = %s"
+                     " where dataset = %s and major = 1",
+                     [clock.today() - timedelta(days=1), DATASET])
+    gone = client.get(rows, params={"major": 1}, headers=headers)
+    assert gone.status_code == 410 and "move to the current major" in gone.text
 
 
 def _with_rule(settings, query: str):

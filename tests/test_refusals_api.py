@@ -10,6 +10,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -18,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from contracts.resolve import MAX_BYTES
-from hub import clients
+from hub import clients, clock
 from hub.settings import Settings
 from tests.conftest import bearer, own_warehouse, refused
 
@@ -47,9 +48,9 @@ def hub(server_url: str, ours: Settings, settings: Settings) -> Iterator[tuple[T
             conn.execute(
                 "insert into hub.contracts (dataset, version, major, department, source_text,"
                 " checksum, registered_by, deprecated_after) values (%s, '1.0.0', 1,"
-                " 'public_works', %s, 'registered earlier', 'test', current_date - 1),"
+                " 'public_works', %s, 'registered earlier', 'test', %s),"
                 " (%s, '2.0.0', 2, 'public_works', %s, 'registered later', 'test', null)",
-                [DATASET, v1, DATASET, v2])
+                [DATASET, v1, clock.today() - timedelta(days=1), DATASET, v2])
         with TestClient(create_app(ours, url)) as client:
             yield client, url
 

@@ -29,15 +29,6 @@ def _revoke_elsewhere(url: str, app_client, token: str) -> None:
                      [claims["jti"], claims["sub"], claims["exp"]])
 
 
-def _listener_pid(url: str) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute("select pid from pg_stat_activity where query = %s"
-                           " and datname = current_database()",
-                           ["listen hub_revocations"]).fetchone()
-    assert row is not None, "the API has no connection listening for revocations"
-    return row[0]
-
-
 def test_a_remembered_token_revoked_by_another_process_is_refused(app_client, credentials, url):
     token = token_for(app_client, credentials, "transport_analyst")
     for _ in range(2):  # the second request is answered from the worker's memory
@@ -47,14 +38,27 @@ def test_a_remembered_token_revoked_by_another_process_is_refused(app_client, cr
     assert refused.status_code == 401 and "revoked" in refused.json()["error_description"]
 
 
+@pytest.fixture
+def own_app(settings, url, first_run):
+    """An API of this test's own: the session's app_client keeps its listener untouched."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    with TestClient(create_app(settings, url)) as client:
+        yield client
+
+
 def test_with_its_listener_gone_the_worker_asks_the_warehouse_then_listens_again(
-        app_client, credentials, url):
+        own_app, credentials, url):
+    app_client = own_app
     revocations = app_client.app.state.hub.revocations
     token = token_for(app_client, credentials, "transport_analyst")
     assert app_client.get(ROWS, params={"limit": 1}, headers=bearer(token)).status_code == 200
     with psycopg.connect(url) as conn:
         # With a timeout it returns once the backend has gone, its socket closed.
-        conn.execute("select pg_terminate_backend(%s, 5000)", [_listener_pid(url)])
+        conn.execute("select pg_terminate_backend(%s, 5000)",
+                     [revocations._listener.pgconn.backend_pid])  # this app's, not another's
     _revoke_elsewhere(url, app_client, token)  # no notification can reach this worker now
     refused = app_client.get(ROWS, params={"limit": 1}, headers=bearer(token))
     assert refused.status_code == 401 and "revoked" in refused.json()["error_description"]
@@ -63,7 +67,10 @@ def test_with_its_listener_gone_the_worker_asks_the_warehouse_then_listens_again
         app_client.get("/.well-known/jwks.json")  # lets the app's event loop run
         time.sleep(0.05)
     assert revocations.listening, "the worker did not listen again within 10 s"
-    _listener_pid(url)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select query from pg_stat_activity where pid = %s",
+                            [revocations._listener.pgconn.backend_pid]).fetchone() == \
+            ("listen hub_revocations",)
 
 
 def test_a_warehouse_refusing_the_listener_leaves_every_check_to_the_warehouse(url, first_run):

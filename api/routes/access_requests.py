@@ -7,7 +7,6 @@ itself after the requested days. Every step is audited; nobody decides their own
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
@@ -18,6 +17,7 @@ from api.errors import ApiError, forbidden
 from api.models import AccessRequest, AccessRequestCreated, AccessRequests
 from api.openapi import token_scopes
 from hub import access_requests as requests_
+from hub import clock
 from hub.audit import record
 
 router = APIRouter(prefix="/access-requests", tags=["access requests"])
@@ -90,7 +90,7 @@ def _decide(principal: Principal, request_id: uuid.UUID, request: Request, state
         try:
             decided = requests_.decide(conn, request_id, approve=approve,
                                        decided_by=principal.client_id,
-                                       today=datetime.now(UTC).date())
+                                       today=clock.today())
         except requests_.RequestError as exc:
             status = 403 if "own" in str(exc) else 409
             raise ApiError(status, "access_denied" if status == 403 else "conflict",

@@ -13,7 +13,6 @@ no thread-pool hops); see bench/api.py.
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -39,6 +38,7 @@ from api.models import Catalog, DatasetDetail, DatasetSummary, RowsPage, Validat
 from api.openapi import token_scopes
 from contracts import Contract, load_contract_text
 from contracts.targets import to_json_schema
+from hub import clock
 from hub.audit import AuditEvent
 from hub.registry import StoredVersion, newest_of_major
 
@@ -181,7 +181,7 @@ async def _older_major(state: AppState, dataset_id: str, major: int) -> tuple[Co
     if found is None or found.deprecated_after is None:
         raise ApiError(404, "not_found", f"major: {dataset_id} has no older major version "
                        f"{major}; omit major= for the current one")
-    if found.deprecated_after < datetime.now(UTC).date():
+    if found.deprecated_after < clock.today():
         raise ApiError(410, "gone", f"major: version {major} of {dataset_id} was served until "
                        f"{found.deprecated_after}; move to the current major version")
     older = load_contract_text(found.source_text, f"{dataset_id} v{major}")
@@ -234,7 +234,7 @@ def _unless_retired(state: AppState, dataset_id: str) -> None:
 def _decision(state: AppState, principal: Principal, contract: Contract,
               requested: tuple[Grant, ...]) -> Decision:
     return decide(state.policy, role=principal.role, contract=contract,
-                  today=datetime.now(UTC).date(), client_id=principal.client_id,
+                  today=clock.today(), client_id=principal.client_id,
                   extra=requested)
 
 
@@ -266,11 +266,13 @@ def _newest_of_major(state: AppState, dataset_id: str, major: int) -> StoredVers
 
 
 def _grant_window(grant: Any) -> dict[str, str | None]:
-    # Kept with each read so an auditor can later check it fell inside the grant's window.
+    # Kept with each read so an auditor can later check it fell inside the grant's window;
+    # with the day it was decided on, which differs from occurred_at under HUB_CLOCK.
     if grant is None:
         return {}
     return {"valid_from": grant.valid_from and grant.valid_from.isoformat(),
-            "valid_until": grant.valid_until and grant.valid_until.isoformat()}
+            "valid_until": grant.valid_until and grant.valid_until.isoformat(),
+            "decided_on": clock.today().isoformat()}
 
 
 def _summary(contract: Contract, status: dict[str, Any] | None) -> dict[str, Any]:

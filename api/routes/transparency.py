@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 
 from api.deps import StateDep
 from api.models import TransparencyReport
-from hub import ledger
+from hub import clock, ledger
 
 router = APIRouter(prefix="/transparency", tags=["transparency"])
 
@@ -39,7 +39,7 @@ def report(state: StateDep) -> TransparencyReport:
     with state.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         reads = cur.execute(READS_BY_MONTH).fetchall()
         checkpoint = latest_checkpoint(conn, state.settings.keys_dir)
-    today = datetime.now(UTC).date()
+    today = clock.today()
     roles = state.policy.roles
     grants = [{
         "dataset": g.dataset, "purpose": g.purpose,
