@@ -201,6 +201,14 @@ def test_feed_read_is_audited_with_its_versions(feed_warehouse, feed_api):
                  " and rows_returned = 3", [rid, DATASET]) == 1
 
 
+def test_since_version_is_required(feed_api):
+    client, tokens = feed_api
+    answer = client.get(f"/datasets/{DATASET}/changes",
+                        headers=bearer(tokens["public_works_engineer"]))
+    assert answer.status_code == 400
+    assert answer.json()["error_description"].startswith("since_version: required")
+
+
 def test_a_caller_without_a_grant_is_refused_and_audited(feed_warehouse, feed_api):
     url, _ = feed_warehouse
     client, tokens = feed_api

@@ -39,8 +39,9 @@ CHANGE = "_change"
           "the description and the X-Hub-Oldest-Version header)"}})
 async def read_changes(
     dataset_id: str, request: Request, state: StateDep, _rid: RequestIdDep,
-    since_version: Annotated[int, Query(ge=1, description="a published version; the feed "
-                                        "holds what changed after it")],
+    since_version: Annotated[int | None, Query(ge=1, description="a published version "
+                                               "(required); the feed holds what changed "
+                                               "after it")] = None,
     limit: Annotated[int, Query(ge=1, description="rows per page")] = 100,
     offset: Annotated[int, Query(ge=0, description="rows to skip (or use cursor)")] = 0,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
@@ -53,6 +54,9 @@ async def read_changes(
     async with state.apool.connection() as conn:
         principal, contract, decision = await _admit(request, state, conn, dataset_id)
         _unless_retired(state, dataset_id)
+        if since_version is None:  # checked after the token: a wrong scope hears 403 first
+            raise bad("since_version", "required: the version you last read (the `version` "
+                      "of a rows page or of the previous feed)")
         page = rows.Page.parse(request, state.settings, decision, contract.primary_key,
                                limit, offset, cursor)
         page = _with_change(page)
