@@ -231,3 +231,17 @@ def test_history_keeps_only_the_configured_versions(feed_warehouse):
 
 
 
+
+
+def test_the_rows_grammar_narrows_the_feed(feed_api):
+    page = _changes(feed_api, "public_works_engineer", since_version=2,
+                    status="eq.Referred Out", select="sr_number,status")
+    assert page["columns"] == ["_change", "sr_number", "status"]
+    assert page["rows"] == [{"_change": "update", "sr_number": CHANGED,
+                             "status": "Referred Out"}]
+    client, tokens = feed_api
+    masked = client.get(f"/datasets/{DATASET}/changes",
+                        params={"since_version": 2, "address": "like.*A*"},
+                        headers=bearer(tokens["transport_analyst"]))
+    assert masked.status_code == 400
+    assert "masked for your role and cannot be filtered" in masked.json()["error_description"]
