@@ -4,8 +4,9 @@ Publishing moves the served table into `history` instead of dropping it (flows/p
 calls `keep`): a rename, so a publish costs no more than before and writes no diff. The
 last HUB_CHANGE_FEED_VERSIONS versions are kept; older ones are dropped in the same
 transaction. The diff is computed when a feed is read, keyed by the primary key (every
-column of a composite one), as two branches that PostgreSQL pages by the key's indexes:
-the newest rows that are new or differ, and the kept rows whose key is gone.
+column of a composite one), as two branches: the newest rows that are new or differ, and
+the kept rows whose key is gone. Each page joins both versions (bench/changes.py: about
+2 s a page at 1,000,000 rows, while publishing costs what it did).
 
 A new major version replaces the table under another shape: versions of an older major
 are dropped from history, so a feed never crosses a major version.
