@@ -127,13 +127,17 @@ def test_feed_equals_the_diff_computed_in_sql(feed_warehouse, feed_api):
         assert record == row, key
 
 
-def test_version_older_than_the_kept_ones_answers_410_with_the_oldest(feed_api):
+def test_version_older_than_the_kept_ones_answers_410_with_the_oldest(feed_warehouse,
+                                                                      feed_api):
+    url, _ = feed_warehouse
     client, tokens = feed_api
+    rid = uuid.uuid4().hex
     answer = client.get(f"/datasets/{DATASET}/changes", params={"since_version": 1},
-                        headers=bearer(tokens["public_works_engineer"]))
+                        headers={**bearer(tokens["public_works_engineer"]), "X-Request-Id": rid})
     assert answer.status_code == 410
     assert answer.headers["X-Hub-Oldest-Version"] == "2"
     assert "the oldest available is 2" in answer.json()["error_description"]
+    assert refused(url, rid, "status_code, dataset") == [(410, DATASET)]
 
 
 def test_newest_version_has_no_changes_and_a_newer_one_is_refused(feed_api):
