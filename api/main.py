@@ -23,6 +23,7 @@ from api.routes import (
     access_requests,
     audit,
     authorize,
+    changes,
     datasets,
     notifications,
     oauth,
@@ -141,8 +142,8 @@ def _include_routes(app: FastAPI) -> None:
     # The error responses are documented per router: those needing a token add 401/403/429.
     for public in (oauth.router, authorize.router, transparency.router):
         app.include_router(public, responses=errors.RESPONSES)
-    for needs_token in (datasets.router, access_requests.router, contract_routes.router,
-                        notifications.router, audit.router):
+    for needs_token in (datasets.router, changes.router, access_requests.router,
+                        contract_routes.router, notifications.router, audit.router):
         app.include_router(needs_token, responses=errors.RESPONSES | errors.TOKEN_RESPONSES)
 
 

@@ -15,7 +15,7 @@ from psycopg import sql
 
 from api.errors import ApiError
 
-RESERVED = {"select", "order", "limit", "offset", "cursor", "format", "major"}
+RESERVED = {"select", "order", "limit", "offset", "cursor", "format", "major", "since_version"}
 COMPARISONS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 OPERATORS = set(COMPARISONS) | {"in", "like", "is"}
 IS_VALUES = {"null": sql.SQL("null"), "true": sql.SQL("true"), "false": sql.SQL("false")}

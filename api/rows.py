@@ -121,15 +121,18 @@ async def _version(conn: psycopg.AsyncConnection, dataset: str, major: int | Non
 
 
 def select_statement(contract: Contract, page: Page, relation: str | None = None,
-                     versioned: bool = False) -> tuple[bytes, list[Any]]:
+                     versioned: bool = False,
+                     source: bytes | None = None) -> tuple[bytes, list[Any]]:
     """The parameterised SELECT for `page`'s columns, filters, cursor and order (then
     `limit %s offset %s`, or `limit %s` alone for an export). With `versioned`, each row
-    ends with the version: VERSION's placeholders come before the returned params."""
+    ends with the version: VERSION's placeholders come before the returned params.
+    `source`: a parameterless SELECT to read from instead of the shared table (a change
+    feed's diff, hub/changes.py), masked and filtered the same way."""
     shapes = tuple(grammar.shape(f, _pg_type(contract, f.column)) for f in page.query.filters)
     statement = _compose(relation or contract.relation_name, tuple(page.query.select),
                          page.masks, shapes,
                          tuple(page.query.order), contract.primary_key,
-                         page.after is not None, versioned)
+                         page.after is not None, versioned, source)
     params = grammar.where_params(page.query.filters)
     if page.after is not None:
         params.extend(page.after)
@@ -139,7 +142,8 @@ def select_statement(contract: Contract, page: Page, relation: str | None = None
 @lru_cache(maxsize=1024)
 def _compose(relation: str, select: tuple[str, ...], masks: tuple[str | None, ...],
              shapes: tuple[grammar.Shape, ...], order: tuple[tuple[str, bool], ...],
-             key: tuple[str, ...], after: bool, versioned: bool) -> bytes:
+             key: tuple[str, ...], after: bool, versioned: bool,
+             source: bytes | None = None) -> bytes:
     # Composed once per query shape: psycopg then finds the statement's placeholders in
     # its own cache instead of walking the composition on every request.
     where = grammar.where_sql(shapes)
@@ -154,8 +158,10 @@ def _compose(relation: str, select: tuple[str, ...], masks: tuple[str | None, ..
     if versioned:
         columns = sql.SQL("{}, ({})").format(columns, sql.SQL(VERSION))
     tail = "limit %s offset %s" if versioned else "limit %s"
+    origin = (sql.SQL("({}) as feed").format(sql.SQL(source.decode())) if source
+              else sql.Identifier("shared", relation))
     return sql.SQL("select {} from {} where {} order by {} {}").format(
-        columns, sql.Identifier("shared", relation), where,
+        columns, origin, where,
         grammar.order_clause(list(order), key), sql.SQL(tail)).as_bytes(None)
 
 
@@ -188,15 +194,17 @@ def _status(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def render(fmt: str, dataset_id: str, version: int, page: Page, records: list[dict],
-           contract: Contract) -> Response:
-    """The page as JSON (with the next cursor), NDJSON or CSV; `records` are masked."""
+           contract: Contract, extra: dict[str, Any] | None = None) -> Response:
+    """The page as JSON (with the next cursor and `extra`), NDJSON or CSV; `records` are
+    masked."""
     if fmt == "ndjson":
         return Response(ndjson(records), media_type="application/x-ndjson")
     if fmt == "csv":
         body = csv_lines([page.query.select, *(r.values() for r in records)])
         return Response(body, media_type="text/csv")
     return json_response({
-        "dataset": dataset_id, "version": version, "columns": page.query.select,
+        "dataset": dataset_id, **(extra or {}), "version": version,
+        "columns": page.query.select,
         "rows": records, "next_cursor": _next_cursor(contract, page, records),
     })
 

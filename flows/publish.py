@@ -15,6 +15,9 @@ import psycopg
 from psycopg import sql
 
 from contracts import Contract
+from hub import changes
+
+DEFAULT_KEPT = 10  # HUB_CHANGE_FEED_VERSIONS' default
 
 
 @dataclass(frozen=True)
@@ -24,12 +27,16 @@ class Published:
     quarantined: int
 
 
-def publish(warehouse_url: str, contract: Contract, run_id: uuid.UUID) -> Published:
-    """Copy candidate -> shared (and its quarantine -> quarantine); record the version."""
+def publish(warehouse_url: str, contract: Contract, run_id: uuid.UUID,
+            kept: int = DEFAULT_KEPT) -> Published:
+    """Copy candidate -> shared (and its quarantine -> quarantine); record the version.
+    The version it replaces moves to history, for change feeds (hub/changes.py), and
+    at most `kept` versions stay there."""
     name = contract.relation_name
     with psycopg.connect(warehouse_url) as conn:
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", [contract.dataset_id])
-        _keep_older_major(conn, contract)
+        new_major = _keep_older_major(conn, contract)
+        changes.keep(conn, contract.dataset_id, name, kept, new_major)
         rows = _swap(conn, sql.Identifier("candidate", name), "shared", name,
                      contract.primary_key)
         held = _swap(conn, sql.Identifier("candidate", f"{name}__quarantine"), "quarantine",
@@ -44,18 +51,20 @@ def publish(warehouse_url: str, contract: Contract, run_id: uuid.UUID) -> Publis
     return Published(version, rows, held)
 
 
-def _keep_older_major(conn: psycopg.Connection, contract: Contract) -> None:
+def _keep_older_major(conn: psycopg.Connection, contract: Contract) -> bool:
     """A new major version does not replace the old one's table: it stays, as
-    shared.<dataset>__v<major>, for consumers to read until its deprecation date."""
+    shared.<dataset>__v<major>, for consumers to read until its deprecation date.
+    True when this publish starts a new major version."""
     served = conn.execute(
         "select split_part(contract_version, '.', 1)::int from hub.dataset_versions"
         " where dataset = %s order by version desc limit 1", [contract.dataset_id]).fetchone()
     if served is None or served[0] >= contract.major:
-        return
+        return False
     kept = f"{contract.relation_name}__v{served[0]}"
     conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier("shared", kept)))
     conn.execute(sql.SQL("alter table {} rename to {}").format(
         sql.Identifier("shared", contract.relation_name), sql.Identifier(kept)))
+    return True
 
 
 def _swap(conn: psycopg.Connection, source: sql.Identifier, schema: str, name: str,

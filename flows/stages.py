@@ -21,7 +21,7 @@ from flows import build, progress, validate
 from flows.checks import Failure, StepResult
 from flows.ingest import LoadResult, check_source, ingest
 from flows.problems import MissingSetting, worth_retrying
-from flows.publish import Published, publish
+from flows.publish import DEFAULT_KEPT, Published, publish
 from flows.sql_rules import run_sql_rules
 from hub.settings import Settings
 
@@ -104,9 +104,10 @@ def sql_rules_task(warehouse_url: str, contract: Contract, settings: Settings) -
 
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def publish_task(warehouse_url: str, contract: Contract, run_id: uuid.UUID) -> Published:
+def publish_task(warehouse_url: str, contract: Contract, run_id: uuid.UUID,
+                 kept: int = DEFAULT_KEPT) -> Published:
     progress.stage(contract.dataset_id, "publish")
-    done = publish(warehouse_url, contract, run_id)
+    done = publish(warehouse_url, contract, run_id, kept)
     get_run_logger().info("%s: published version %d (%d rows, %d quarantined)",
                           contract.dataset_id, done.version, done.rows, done.quarantined)
     return done
@@ -139,6 +140,8 @@ def validate_flow(contract: Contract, warehouse_url: str, settings: Settings) ->
 
 
 @flow(name="publish")
-def publish_flow(contract: Contract, warehouse_url: str, run_id: uuid.UUID) -> Published:
-    """Swap the candidate (and its quarantine) in as the dataset's next version."""
-    return publish_task(warehouse_url, contract, run_id)
+def publish_flow(contract: Contract, warehouse_url: str, run_id: uuid.UUID,
+                 kept: int = DEFAULT_KEPT) -> Published:
+    """Swap the candidate (and its quarantine) in as the dataset's next version; keep the
+    `kept` versions before it for change feeds (HUB_CHANGE_FEED_VERSIONS)."""
+    return publish_task(warehouse_url, contract, run_id, kept)

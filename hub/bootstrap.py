@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 # What the API may do once it has switched to the application role: read what it serves,
 # append audit events. No UPDATE or DELETE anywhere in `audit`.
 APP_GRANTS = """
-grant usage on schema shared, hub, audit to {role};
+grant usage on schema shared, history, hub, audit to {role};
 grant select on all tables in schema shared to {role};
 alter default privileges in schema shared grant select on tables to {role};
 grant select on hub.dataset_versions, hub.clients, hub.validation_reports, hub.runs to {role};

@@ -6,7 +6,7 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The repository root: contracts, policies and the dbt project are read from here.
@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     max_rows_per_page: int = 1000
     max_export_rows: int = 1_000_000  # GET /datasets/{id}/export, streamed
     max_export_bytes: int = 512 * 1024 * 1024
+    # Published versions kept for GET /datasets/{id}/changes (0: no change feed); older
+    # ones are dropped when a new version is published.
+    change_feed_versions: int = Field(default=10, ge=0)
 
     # ---------- the city's identity provider (optional): its tokens are accepted too
     idp_issuer: str | None = None

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from access_policies import Decision, Grant, decide
 from access_policies.masking import as_records
-from api import export, rows
+from api import export, rows, search
 from api.deps import (
     AppState,
     Principal,
@@ -56,18 +56,33 @@ ROWS_AS_TEXT = {
 
 
 @router.get("", openapi_extra=READ)
-async def list_datasets(request: Request, state: StateDep, _rid: RequestIdDep) -> Catalog:
-    """The datasets the caller may read, with owner, description and schema."""
+async def list_datasets(
+    request: Request, state: StateDep, _rid: RequestIdDep,
+    q: Annotated[str | None, Query(description="words to search for in titles, descriptions "
+                                   "and columns; ranks the answer, best first")] = None,
+    department: Annotated[str | None, Query(description="only this department's")] = None,
+    quality: Annotated[search.Quality | None, Query(description="the latest check: passed, "
+                                                    "failed or unchecked")] = None,
+) -> Catalog:
+    """The datasets the caller may read, with owner, description and schema; with `q`,
+    those matching it, ranked (PostgreSQL full-text search)."""
+    words = search.check(q)
     async with state.apool.connection() as conn:
         principal = await _authorize(request, state, conn)
         grants = await state.request_grants.current(conn)
-        visible = [c for c in state.contracts.values()
-                   if _decision(state, principal, c, grants).allowed]
+        decided = [(c, _decision(state, principal, c, grants)) for c in state.contracts.values()]
         status = await rows.quality_status(conn)
+        visible = search.filtered([(c, d) for c, d in decided if d.allowed], status,
+                                  department, quality)
+        if words is not None:
+            order = await search.ranked(conn, words, visible)
+            by_id = {c.dataset_id: (c, d) for c, d in visible}
+            visible = [by_id[i] for i in order]
+    asked = {k: v for k, v in (("q", q), ("department", department), ("quality", quality)) if v}
     await record_now(state, _event(request, "catalog.read", principal, None, "allow", "catalog",
-                                   200))
+                                   200, filters=asked))
     return Catalog(datasets=[DatasetSummary.model_validate(_summary(c, status.get(c.dataset_id)))
-                             for c in visible])
+                             for c, _ in visible])
 
 
 @router.get("/{dataset_id}", openapi_extra=READ)
