@@ -164,7 +164,7 @@ def _report(rows: int, results: list[rounds.Round]) -> None:
     for name in ("hub_backup", "pg_dump", "hub_restore", "pg_restore"):
         seconds = rounds.values(results, name, "seconds")
         peak = max(rounds.values(results, name, "peak_mb"))
-        body.append([name.replace("_", " "), rounds.summary(seconds, ".2f"), f"{peak:.0f}"])
+        body.append([name, rounds.summary(seconds, ".2f"), f"{peak:.0f}"])
     lines += rounds.table(["step", "seconds", "peak MB"], body)
     peak_mb = max(max(rounds.values(results, n, "peak_mb")) for n in ("hub_backup",
                                                                         "hub_restore"))
