@@ -184,8 +184,11 @@ def _prepare(files: dict[str, Contract], dataset_id: str | None, settings: Setti
                              policy)
     with psycopg.connect(warehouse_url) as conn:
         active = in_force(conn)
-        wanted = _wanted(conn, dataset_id, active, files)
-    ensure_source_limits([active[d] for d in wanted], settings)
+        wanted = [] if dataset_id in refused else _wanted(conn, dataset_id, active, files)
+    # A refused file's dataset is reported even if no version of it is in force (its first
+    # version refused): a pass never leaves it out silently.
+    wanted = sorted(set(wanted) | set(refused))
+    ensure_source_limits([active[d] for d in wanted if d in active], settings)
     build.prepare_project(list(active.values()), settings)
     return warehouse_url, active, wanted, refused
 

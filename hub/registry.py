@@ -26,6 +26,7 @@ from psycopg.rows import class_row, dict_row
 from access_policies.model import Policy
 from contracts import Contract, load_contract_text
 from contracts.diff import diff, version_problem
+from contracts.mapping import pg_type
 from hub import clock
 from hub.audit import AuditEvent, record
 from hub.notifications import notify
@@ -39,6 +40,11 @@ class RegistrationRefused(ValueError):
     def __init__(self, message: str, breaks: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.breaks = breaks
+
+
+class UnknownType(RegistrationRefused):
+    """A column's physicalType is no type the warehouse has: the models compiled from the
+    contract could not be built. Lint checks the type's shape only (it is offline)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ def register(conn: psycopg.Connection, contract: Contract, text: str, by: str,
                                 compared_with=latest.version)
         raise RegistrationRefused(f"version {contract.version} of {contract.dataset_id} is "
                                   "already registered with other content: bump the version")
+    _check_types(conn, contract)
     result = Registration(contract.dataset_id, contract.version, "registered",
                           compared_with=latest.version if latest else None)
     if latest is not None:
@@ -95,6 +102,23 @@ def register(conn: psycopg.Connection, contract: Contract, text: str, by: str,
     if contract.retired and not was_retired:
         _record_retirement(conn, contract, by)
     return result
+
+
+def _check_types(conn: psycopg.Connection, contract: Contract) -> None:
+    """Refuse a physicalType the warehouse does not know (`integr`, `numerc(10,2)`)."""
+    for i, column in enumerate(contract.columns):
+        try:
+            with conn.transaction():  # a type name PostgreSQL cannot parse raises
+                known = conn.execute("select to_regtype(%s)", [
+                    pg_type(column.physical_type, column.logical_type)]).fetchone()[0]
+        except psycopg.Error:
+            known = None
+        if known is None:
+            raise UnknownType(
+                f"schema.0.properties.{i}.physicalType: {column.physical_type!r} is no type "
+                "the warehouse has, so the dataset's models cannot be compiled; write one such "
+                "as text, integer, bigint, numeric(10,2), date or timestamp, or leave "
+                "physicalType out (the logicalType's type is used)")
 
 
 def _checksum(text: str) -> str:

@@ -22,7 +22,7 @@ from api.main import create_app
 from flows.pipeline import run_all
 from hub import clients
 from hub.settings import Settings
-from tests.conftest import bearer, own_warehouse
+from tests.conftest import bearer, count, own_warehouse, refused
 from tests.test_onboarding import CONTRACT, CSV
 
 POLICY = {"roles": {
@@ -239,3 +239,21 @@ def test_the_deployments_file_may_be_missing(hub_settings, tmp_path):
     assert next_publish(made, tmp_path / "none.yaml")["deployment"] is None
     Path(tmp_path / "bad.yaml").write_text("deployments: [")
     assert next_publish(made, tmp_path / "bad.yaml")["deployment"] is None
+
+
+def test_a_type_the_warehouse_lacks_is_refused_and_audited(api, hub_settings):
+    document = yaml.safe_load(contract("state_typo"))
+    document["schema"][0]["properties"][2]["physicalType"] = "numerc(10,2)"
+    client, engineer, _ = api
+    response = client.post("/contracts", content=yaml.safe_dump(document), headers={
+        **engineer, "Content-Type": "application/yaml", "X-Request-Id": "state-typo-1"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_contract"
+    assert response.json()["error_description"].startswith(
+        "schema.0.properties.2.physicalType: 'numerc(10,2)' is no type the warehouse has, so "
+        "the dataset's models cannot be compiled")
+    url = hub_settings.database_url.get_secret_value()
+    [(decision, status, *_)] = refused(url, "state-typo-1")
+    assert (decision, status) == ("deny", 400)
+    assert count(url, "select count(*) from hub.contracts where dataset = "
+                      "'public_works.state_typo'") == 0

@@ -124,28 +124,49 @@ def test_an_unparseable_date_names_the_value_and_its_column(broken_pass):
     assert "3 of 3 dataset(s) not published" in broken_pass.stdout
 
 
-def test_a_contract_that_cannot_be_compiled_names_the_column_and_the_fix(server_url, tmp_path,
-                                                                         home):
-    # It lints and registers (lint checks a physicalType's shape offline), but the models
-    # compiled from it name a type the warehouse does not have.
+def test_a_contract_that_cannot_be_compiled_is_refused_at_registration(server_url, tmp_path,
+                                                                       home):
+    # It lints (lint checks a physicalType's shape, offline), but the models compiled from it
+    # would name a type the warehouse does not have: registering it (here, `hub run`
+    # registering the contracts folder's file) refuses it, naming the field and the fix.
     text = SHELTER.read_text().replace(" shelter_census\n", " shelter_census_typo\n")
     with own_warehouse(server_url, "hub_test_runtypo") as url:
         env = layout(tmp_path, home, url, [])
-        (tmp_path / "contracts" / "typo.odcs.yaml").write_text(
-            text.replace("physicalType: integer", "physicalType: integr", 1))
+        typo = tmp_path / "contracts" / "typo.odcs.yaml"
+        typo.write_text(text.replace("physicalType: integer", "physicalType: integr", 1))
         env["HUB_SOURCE_SOCIAL_SERVICES_DROP"] = drop(tmp_path / "census", CENSUS)
+        linted = hub("contracts", "lint", str(typo), env=env)
         result = hub("run", env=env)
         registered = count(url, "select count(*) from hub.contracts"
                                 " where dataset = 'social_services.shelter_census_typo'")
-    line = one_line(result, "social_services.shelter_census_typo", "build")
-    assert line == ("social_services.shelter_census_typo build [contract]: the models cannot "
-                    "be compiled: column total_adults has physicalType 'integr', which is no "
-                    "PostgreSQL type; write one such as text, integer, bigint, numeric(10,2), "
-                    "date or timestamp in the contract (or leave physicalType out: the "
-                    "logicalType's type is used)")
-    assert registered == 1  # registration took it
+    assert linted.returncode == 0, linted.stderr
+    line = one_line(result, "social_services.shelter_census_typo", "contract")
+    assert line == (f"social_services.shelter_census_typo contract [registry]: {typo}: "
+                    "schema.0.properties.1.physicalType: 'integr' is no type the warehouse "
+                    "has, so the dataset's models cannot be compiled; write one such as text, "
+                    "integer, bigint, numeric(10,2), date or timestamp, or leave physicalType "
+                    "out (the logicalType's type is used)")
+    assert registered == 0
     assert "1 of 1 dataset(s) not published" in result.stdout
-    assert result.returncode == 2  # a file to fix
+    assert result.returncode == 1  # as for every refused registration
+
+
+def test_a_registered_contract_that_cannot_be_compiled_names_the_column():
+    # Registered before the registry checked types: dbt's words for the generated model
+    # become a contract problem naming the column (a hand-written model's stay its own).
+    contract = load_contract(SHELTER)
+    typo = dataclasses.replace(contract, columns=(
+        contract.columns[0], dataclasses.replace(contract.columns[1], physical_type="integr"),
+        *contract.columns[2:]))
+    said = Failure("model stg_social_services__shelter_census", "dbt",
+                   'type "integr" does not exist LINE 27: ...ullif(trim("total_adults"), \'\'),'
+                   " null::integr) as... ^")
+    [explained] = explain_build((said,), typo, "postgresql://unused", "/h/dbt.log")
+    assert (explained.rule, explained.engine) == ("build", "contract")
+    assert explained.message.startswith("the models cannot be compiled: column total_adults "
+                                        "has physicalType 'integr', which is no PostgreSQL type")
+    [kept] = explain_build((said,), contract, "postgresql://unused", "/h/dbt.log")
+    assert (kept.rule, kept.engine) == (said.rule, "dbt") and "fix the model's SQL" in kept.message
 
 
 # ---------- runs stopped before any dataset, or by the hub itself

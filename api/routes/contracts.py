@@ -24,7 +24,7 @@ from contracts.advice import lint_warnings
 from contracts.resolve import MAX_BYTES
 from hub import registry
 from hub.onboarding import for_outsider, next_publish, onboarding_state, verdict
-from hub.registry import RegistrationRefused, history, register
+from hub.registry import RegistrationRefused, UnknownType, history, register
 
 router = APIRouter(prefix="/contracts", tags=["contracts"])
 
@@ -62,6 +62,8 @@ def register_contract(principal: Annotated[Principal, scoped("contracts:write")]
     try:
         with state.pool.connection() as conn, conn.transaction():
             done = register(conn, contract, text, principal.client_id, state.policy)
+    except UnknownType as exc:
+        raise ApiError(400, "invalid_contract", str(exc)) from None
     except RegistrationRefused as exc:
         raise ApiError(409, "breaking_change" if exc.breaks else "version_conflict",
                        str(exc)) from None
