@@ -215,3 +215,26 @@ def own_warehouse(server_url: str, prefix: str) -> Iterator[str]:
         yield url
     finally:
         drop_database(server_url, name)
+
+
+# ---------- the web console: one real server and one browser per test session
+
+
+@pytest.fixture(scope="session")
+def console(settings: Settings, url: str, first_run: list):
+    from tests.console_support import running_console
+
+    with running_console(settings, url) as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from tests.console_support import chromium
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        yield launched
+        launched.close()

@@ -1,0 +1,166 @@
+"""The console's doors: every page refuses a signed-out visitor (to the sign-in page) and a
+role without the page's scope (a 403 page), swept over the app's own routes so that a new
+page cannot be forgotten; forms without their CSRF token are refused; failed sign-ins are
+throttled per user and per address and on record; errors are pages saying what to do."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import uuid
+
+import httpx
+import psycopg
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from api.console.web import is_console
+from hub import users
+from tests.conftest import count
+from tests.console_support import form_fields, signed_in
+
+PUBLIC = {"/", "/console/signin", "/console/callback"}  # open to anyone, by design
+SAMPLE = {"dataset_id": "public_works.service_requests", "request_id": str(uuid.UUID(int=7))}
+# For each scope, a role whose people lack it.
+WITHOUT = {"datasets:read": "auditor", "audit:read": "transport_analyst",
+           "contracts:write": "transport_analyst", "grants:admin": "transport_analyst"}
+
+
+def _flat(routes: list) -> list:
+    # FastAPI keeps an included router as one entry holding the router's own routes.
+    out = []
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        out += _flat(inner.routes) if inner is not None else [route]
+    return out
+
+
+def console_routes(app) -> list[tuple[str, str, tuple[str, ...] | None]]:
+    """(method, path, scopes) of every console route; scopes None: no guard at all."""
+    found = []
+    for route in _flat(app.routes):
+        if not isinstance(route, APIRoute) or not is_console(route.path):
+            continue
+        guards = [d.call.console_scopes for d in route.dependant.dependencies
+                  if hasattr(d.call, "console_scopes")]
+        for method in sorted(route.methods - {"HEAD"}):
+            found.append((method, route.path, guards[0] if guards else None))
+    return found
+
+
+def _path(template: str) -> str:
+    return template.format(**SAMPLE)
+
+
+def test_every_console_page_but_the_public_ones_is_guarded(console):
+    routes = console_routes(console.app)
+    assert len(routes) >= 8
+    unguarded = [(m, p) for m, p, scopes in routes if scopes is None and p not in PUBLIC]
+    assert unguarded == []
+
+
+def test_a_signed_out_visitor_is_sent_to_sign_in_from_every_page(console):
+    with httpx.Client(base_url=console.base, timeout=30) as client:
+        for method, path, _scopes in console_routes(console.app):
+            if path in PUBLIC:
+                continue
+            answer = client.request(method, _path(path))
+            assert answer.status_code == 303, (method, path, answer.text[:300])
+            assert answer.headers["location"].startswith("/console/signin?next="), path
+
+
+def test_a_role_without_the_scope_gets_the_403_page_on_every_page(console):
+    sessions: dict[str, httpx.Client] = {}
+    checked = 0
+    for method, path, scopes in console_routes(console.app):
+        if path in PUBLIC or not scopes:
+            continue
+        role = WITHOUT[scopes[0]]
+        client = sessions.setdefault(role, signed_in(console, role))
+        answer = client.request(method, _path(path), follow_redirects=False)
+        assert answer.status_code == 403, (method, path, answer.text[:300])
+        assert "Not allowed" in answer.text and "this page needs scope" in answer.text
+        assert "Traceback" not in answer.text
+        checked += 1
+    assert checked >= 6
+    for client in sessions.values():
+        client.close()
+
+
+def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(console):
+    client = signed_in(console, "transport_analyst")
+    token = client.cookies["hub_console"]
+    for sent in ({}, {"csrf_token": "0" * 64}):
+        refused = client.post("/console/signout", data=sent)
+        assert refused.status_code == 403 and "security token" in refused.text
+    assert client.get("/console/catalog").status_code == 200  # still signed in
+    csrf = form_fields(client.get("/console/catalog").text)["csrf_token"]
+    done = client.post("/console/signout", data={"csrf_token": csrf})
+    assert done.status_code == 200 and "Signed out" in done.text
+    # Sign-out revoked the token: the API refuses it too, and the console asks to sign in.
+    api = httpx.get(f"{console.base}/datasets", headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 401
+    again = httpx.get(f"{console.base}/console/catalog", cookies={"hub_console": token})
+    assert again.status_code == 303 and "/console/signin" in again.headers["location"]
+
+
+def test_a_users_mistake_is_a_page_saying_what_to_fix(console):
+    client = signed_in(console, "transport_analyst")
+    bad = client.get("/console/datasets/public_works.service_requests/rows",
+                     params={"status": "zz.Open"})
+    assert bad.status_code == 400 and "Traceback" not in bad.text
+    assert "status" in bad.text and "Check what you entered" in bad.text
+    missing = client.get("/console/no-such-page")
+    assert missing.status_code == 404 and "Not found" in missing.text
+
+
+# ---------- failed sign-ins: throttled per user and per address, and on record
+
+
+@pytest.fixture(scope="module")
+def strict_app(settings, url, first_run):
+    from api.main import create_app
+
+    strict = settings.model_copy(update={"signin_failures_per_user": 3,
+                                         "signin_failures_per_address": 6})
+    return create_app(strict, url)
+
+
+def _attempt(client: TestClient, user: str, password: str):
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    return client.post("/oauth/authorize", follow_redirects=False, data={
+        "response_type": "code", "client_id": "console",
+        "redirect_uri": "http://127.0.0.1:8000/console/callback",
+        "code_challenge": challenge.rstrip(b"=").decode(), "code_challenge_method": "S256",
+        "state": "s", "username": user, "password": password})
+
+
+def _person(url: str) -> tuple[str, str]:
+    name = f"throttled-{secrets.token_hex(3)}"
+    with psycopg.connect(url) as conn:
+        return name, users.add_user(conn, name, "transport_analyst")
+
+
+def test_failed_sign_ins_for_one_user_are_throttled_and_audited(strict_app, url):
+    user, password = _person(url)
+    with TestClient(strict_app, client=("203.0.113.10", 4000)) as client:
+        assert [_attempt(client, user, "wrong").status_code for _ in range(3)] == [401] * 3
+        held = _attempt(client, user, password)  # even the right password waits
+        assert held.status_code == 429 and "Too many failed sign-ins" in held.text
+        assert int(held.headers["Retry-After"]) > 0
+    assert count(url, "select count(*) from audit.events where kind = 'login.denied'"
+                      " and client_id = %s and reason = 'too many failed sign-ins'",
+                 [f"user:{user}"]) == 1
+
+
+def test_failed_sign_ins_from_one_address_are_throttled(strict_app, url):
+    user, password = _person(url)
+    with TestClient(strict_app, client=("203.0.113.11", 4000)) as client:
+        for n in range(6):  # six different names: no single user reaches its limit
+            assert _attempt(client, f"guess-{n}-{user}", "wrong").status_code == 401
+        assert _attempt(client, user, password).status_code == 429
+    with TestClient(strict_app, client=("203.0.113.12", 4000)) as elsewhere:
+        assert _attempt(elsewhere, user, password).status_code == 303
