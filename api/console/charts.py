@@ -19,7 +19,8 @@ async def bars(values: list[dict[str, Any]], x: str, y: str, color: str | None =
         return ""
     encoding: dict[str, Any] = {
         "x": {"field": x, "type": "nominal", "title": x_title or x, "sort": None},
-        "y": {"field": y, "type": "quantitative", "title": y_title or y},
+        "y": {"field": y, "type": "quantitative", "title": y_title or y,
+              "axis": {"format": "d", "tickMinStep": 1}},  # counts: whole numbers
     }
     if color:
         encoding["color"] = {"field": color, "type": "nominal", "title": color}

@@ -26,10 +26,11 @@ async def home(request: Request, state: StateDep) -> Response:
     by_dataset = _summed(report.reads_by_month, "dataset")
     by_department = _summed(report.reads_by_month, "consuming_department")
     return render(request, "transparency.html", report=report,
-                  chart_datasets=await charts.bars(by_dataset, "month", "reads", "dataset",
-                                                   "Month", "Reads"),
-                  chart_departments=await charts.bars(by_department, "month", "reads",
-                                                      "consuming_department", "Month", "Reads"))
+                  chart_datasets=await charts.bars(by_dataset, "dataset", "reads", "month",
+                                                   "Dataset", "Reads"),
+                  chart_departments=await charts.bars(by_department, "consuming_department",
+                                                      "reads", "month", "Consuming department",
+                                                      "Reads"))
 
 
 def _summed(reads: list[MonthlyReads], key: str) -> list[dict[str, object]]:
