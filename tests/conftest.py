@@ -217,7 +217,7 @@ def own_warehouse(server_url: str, prefix: str) -> Iterator[str]:
         drop_database(server_url, name)
 
 
-# ---------- the web console: one real server and one browser per test session
+# ---------- the web console: one real server per test session, one browser per module
 
 
 @pytest.fixture(scope="session")
@@ -228,7 +228,9 @@ def console(settings: Settings, url: str, first_run: list):
         yield served
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop running in this
+# thread while it is open, and other modules' tests call asyncio.run().
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 

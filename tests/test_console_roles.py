@@ -90,7 +90,11 @@ def test_auditor_finds_the_analysts_reads_and_sees_no_data_rows(console, browser
     expect(rows.first).to_contain_text(DATASET)
     assert all(subject in text for text in rows.all_inner_texts())
     checked(page, "audit")
-    for path in ("/console/audit", "/console/audit/ledger"):
+    page.goto(f"{console.base}/console/audit/datasets/{DATASET}")
+    expect(page.get_by_role("table")).to_contain_text(subject)  # the access report
+    checked(page, "access-report")
+    for path in ("/console/audit", f"/console/audit/datasets/{DATASET}",
+                 "/console/audit/anomalies", "/console/audit/ledger"):
         page.goto(console.base + path)
         assert not any(v in page.content() for v in values), path
     expect(page.get_by_role("heading", name="Last signed checkpoint")).to_be_visible()

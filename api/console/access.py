@@ -16,10 +16,12 @@ from api.console.web import guard, render
 from api.deps import AppState, Principal, StateDep
 from api.errors import ApiError, ensure_request_id
 from api.routes import access_requests as api_requests
+from api.routes import notifications as api_notifications
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 STAFF = guard("datasets:read")
 ADMIN = guard("grants:admin")
+NOTIFIED = guard("datasets:read", "contracts:write", "grants:admin")
 
 
 @router.get("/requests")
@@ -56,6 +58,15 @@ async def create_request(request: Request, state: StateDep,
     await run_in_threadpool(api_requests.request_access, principal, body, request, state,
                             ensure_request_id(request))
     return RedirectResponse("/console/requests", status_code=303)
+
+
+@router.get("/notifications")
+async def notifications(request: Request, state: StateDep, principal: Principal = NOTIFIED
+                        ) -> Response:
+    """My department's notices: failed checks, breaking changes to datasets it uses."""
+    found = await run_in_threadpool(api_notifications.list_notifications, principal, state,
+                                    ensure_request_id(request), None, 100)
+    return render(request, "notifications.html", found=found)
 
 
 @router.get("/approvals")

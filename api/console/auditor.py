@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.console.web import guard, render, secure
 from api.deps import AppState, Principal, StateDep
-from api.errors import ApiError
+from api.errors import ApiError, ensure_request_id
 from api.models import AuditEvents
 from api.routes import audit as audit_routes
 from api.routes.transparency import latest_checkpoint
@@ -65,6 +65,23 @@ async def ledger_state(request: Request, state: StateDep,
     """The last signed checkpoint and what `hub audit verify` says of the chain now."""
     checkpoint, verified = await run_in_threadpool(_ledger, request, state, principal)
     return render(request, "ledger.html", checkpoint=checkpoint, verified=verified)
+
+
+@router.get("/anomalies")
+async def anomalies(request: Request, state: StateDep, principal: Principal = AUDITOR) -> Response:
+    """Anomaly flags of the last 30 days and what triggered each (GET /audit/anomalies)."""
+    found = await run_in_threadpool(audit_routes.anomaly_flags, principal, request, state)
+    return render(request, "anomalies.html", found=found)
+
+
+@router.get("/datasets/{dataset_id}")
+async def access_report(dataset_id: str, request: Request, state: StateDep,
+                        principal: Principal = AUDITOR) -> Response:
+    """Who read a dataset, which columns, how many rows (the API's access report)."""
+    found = await run_in_threadpool(audit_routes.access_report, dataset_id, principal, request,
+                                    state, ensure_request_id(request))
+    return render(request, "access_report.html", report=found,
+                  datasets=sorted(state.contracts))
 
 
 def _ledger(request: Request, state: AppState, principal: Principal) -> tuple[Any, Any]:
