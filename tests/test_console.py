@@ -120,3 +120,15 @@ def _same_as_the_api(console, page: Page, shown: list[dict[str, str]]) -> None:
     raw = count(console.url, "select count(*) from shared.public_works__service_requests"
                 " where address = any(%s)", [[r["address"] for r in shown]])
     assert raw == 0
+
+
+def test_a_dark_narrow_screen_is_not_broken(console, browser):
+    """Dark colours and a phone's width: no serious contrast or layout violation, and the
+    page does not scroll sideways (wide tables scroll inside their own region)."""
+    context = browser.new_context(color_scheme="dark", viewport={"width": 375, "height": 800})
+    page = context.new_page()
+    page.goto(console.base + "/")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, f"the page is {width} px wide on a 375 px screen"
+    checked(page, "transparency-dark-narrow")
+    context.close()
