@@ -164,3 +164,66 @@ def test_failed_sign_ins_from_one_address_are_throttled(strict_app, url):
             assert _attempt(client, f"guess-{n}-{user}", "wrong").status_code == 401
         held = _attempt(client, user, password)  # a right password, from that address
         assert held.status_code == 429 and "from this address" in held.text
+
+
+def test_a_callback_without_its_sign_in_is_refused_with_what_to_do(console):
+    with httpx.Client(base_url=console.base, timeout=30) as client:
+        alone = client.get("/console/callback", params={"code": "x", "state": "y"})
+        assert alone.status_code == 400 and "open Sign in again" in alone.text
+        started = client.get("/console/signin")  # the flow cookie is set now
+        assert started.status_code == 303
+        wrong = client.get("/console/callback", params={"code": "x", "state": "not-it"})
+        assert wrong.status_code == 400 and "open Sign in again" in wrong.text
+        refused = client.get("/console/callback", params={
+            "error": "access_denied", "error_description": "no thanks"})
+        assert refused.status_code == 400 and "sign-in was refused: no thanks" in refused.text
+
+
+def test_bad_form_input_gets_one_line_saying_what_to_fix(console):
+    client = signed_in(console, "transport_analyst")
+    rows = f"/console/datasets/{SAMPLE['dataset_id']}/rows"
+    csrf = form_fields(client.get("/console/requests/new").text)["csrf_token"]
+    cases = [
+        (client.get(rows, params={"limit": "ten"}), 400, "limit: a whole number"),
+        (client.post("/console/requests", data={"csrf_token": csrf, "dataset": SAMPLE[
+            "dataset_id"], "purpose": "short", "days": "3"}), 400, "purpose:"),
+        (client.post("/console/requests", data={"csrf_token": csrf, "dataset": "nope.none",
+                                                "purpose": "a long enough purpose", "days": "3"}),
+         400, "unknown dataset"),
+    ]
+    for answer, status, text in cases:
+        assert answer.status_code == status and text in answer.text, answer.text[-600:]
+        assert "Traceback" not in answer.text
+    client.close()
+    admin = signed_in(console, "public_works_data_admin")
+    token = form_fields(admin.get("/console/approvals").text)["csrf_token"]
+    odd = admin.post(f"/console/approvals/{SAMPLE['request_id']}",
+                     data={"csrf_token": token, "decision": "maybe"})
+    assert odd.status_code == 400 and "decision: approve or reject" in odd.text
+    unknown = admin.post(f"/console/approvals/{SAMPLE['request_id']}",
+                         data={"csrf_token": token, "decision": "approve"})
+    assert unknown.status_code == 404 and "no access request" in unknown.text
+    auditor = signed_in(console, "auditor")
+    assert "after: the event id" in auditor.get("/console/audit", params={"after": "x"}).text
+    admin.close()
+    auditor.close()
+
+
+def test_the_console_bench_runs_and_refuses_a_wrong_password(console):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    user, password = console.people["transport_analyst"]
+    base = ["bench/console.py", "--base", console.base, "--user", user, "--rounds", "1"]
+    wrong = subprocess.run([sys.executable, *base, "--password", "wrong"], cwd=REPO,
+                           capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 1 and "sign-in failed (401)" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    done = subprocess.run([sys.executable, *base, "--password", password], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1].split()
+    assert [pair.split("=")[0] for pair in last] == [
+        "transparency_ms", "catalog_ms", "dataset_ms", "rows_ms"]
