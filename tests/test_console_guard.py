@@ -227,3 +227,18 @@ def test_the_console_bench_runs_and_refuses_a_wrong_password(console):
     last = done.stdout.strip().splitlines()[-1].split()
     assert [pair.split("=")[0] for pair in last] == [
         "transparency_ms", "catalog_ms", "dataset_ms", "rows_ms"]
+
+
+def test_a_refused_console_page_is_on_record_like_a_refused_api_request(console):
+    import re
+
+    from tests.conftest import refused
+
+    auditor = signed_in(console, "auditor")
+    page = auditor.get(f"/console/datasets/{SAMPLE['dataset_id']}")
+    auditor.close()
+    assert page.status_code == 403
+    request_id = re.search(r"Request id: <code>([0-9a-f]+)</code>", page.text)[1]
+    subject = f"user:{console.people['auditor'][0]}"
+    assert refused(console.url, request_id) == [
+        ("deny", 403, subject, "auditor", SAMPLE["dataset_id"], 0, [])]
