@@ -23,6 +23,7 @@ from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
 from api.revocations import Revocations
 from api.security import VerifiedTokens
+from api.signin_throttle import SignInThrottle
 from contracts import Contract
 from hub import clock
 from hub.access_requests import approved_grants
@@ -56,6 +57,7 @@ class AppState:
     refusals: RefusalLog  # refused requests' records, at most one per client and reason a second
     idp: ExternalIdP | None = None
     catalog: Catalog | None = None  # keeps `contracts` in step with the registry
+    signin: SignInThrottle | None = None  # failed sign-ins per user and address
 
     @property
     def keys(self) -> KeySet:

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -65,6 +65,9 @@ class ApiError(Exception):
 # Called with every error answered: the request, the error and its audit facts.
 # api/refusals.py records the refusals; errors.py itself knows nothing of the audit log.
 OnError = Callable[[Request, ApiError], Awaitable[None]]
+# Optional: a page for the error instead of the JSON body (the console's pages for people,
+# api/console/); None keeps the JSON body.
+AsPage = Callable[[Request, ApiError], Response | None]
 
 
 def unauthorized(description: str) -> ApiError:
@@ -90,26 +93,27 @@ def _body(request: Request, code: str, description: str) -> dict[str, str]:
             "request_id": ensure_request_id(request)}
 
 
-def install(app: FastAPI, on_error: OnError | None = None) -> None:
-    async def answer(request: Request, error: ApiError) -> JSONResponse:
+def install(app: FastAPI, on_error: OnError | None = None, as_page: AsPage | None = None) -> None:
+    async def answer(request: Request, error: ApiError) -> Response:
         body = _body(request, error.code, error.description)
         if on_error is not None:  # on record before the answer leaves
             await on_error(request, error)
-        return JSONResponse(body, error.status, error.headers)
+        page = as_page(request, error) if as_page is not None else None
+        return page or JSONResponse(body, error.status, error.headers)
 
     @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+    async def api_error(request: Request, exc: ApiError) -> Response:
         return await answer(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def bad_parameters(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def bad_parameters(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return await answer(request, ApiError(400, "invalid_request",
                                               f"{where}: {first['msg']}"))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
         headers = dict(exc.headers or {})  # 405 carries Allow
         return await answer(request, ApiError(exc.status_code, code, str(exc.detail), headers))

@@ -12,7 +12,7 @@ from joserfc.jwk import ECKey
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from access_policies import Policy, load_policies
-from api import errors, openapi, refusals
+from api import console, errors, openapi, refusals
 from api.catalog import Catalog
 from api.deps import AppState, RequestGrants
 from api.idp import ExternalIdP
@@ -36,6 +36,7 @@ from api.security import (
     load_signing_key,
     verification_keys,
 )
+from api.signin_throttle import SignInThrottle
 from api.transport import TransportSecurity
 from contracts import load_all
 from hub.audit import AuditEvent, GroupCommit, record, record_file_changes
@@ -86,12 +87,13 @@ def create_app(settings: Settings, warehouse_url: str,
 
     app = FastAPI(title="Civic Data Hub", version="0.1.0", lifespan=lifespan,
                   description="Shared city datasets under data contracts and access policies.")
-    errors.install(app, refusals.record_refusal)
+    errors.install(app, refusals.record_refusal, console.error_page)
     app.add_middleware(RequestIds)  # before anything can fail: every error carries the id
     if settings.tls_enabled:
         app.add_middleware(TransportSecurity)
     openapi.install(app)
     _include_routes(app)
+    console.install(app)  # the pages for people, at / (api/console/)
     return app
 
 
@@ -125,7 +127,9 @@ async def _open_state(settings: Settings, warehouse_url: str, catalog: Catalog,
         settings, pool, apool, audit, catalog.contracts, policy, key, tokens, revocations,
         load_pseudonym_key(settings), RateLimiter(settings.rate_limit_per_minute),
         RequestGrants(), RefusalLog(audit.write),
-        ExternalIdP(settings) if settings.idp_issuer else None, catalog)
+        ExternalIdP(settings) if settings.idp_issuer else None, catalog,
+        SignInThrottle(settings.signin_failures_per_user, settings.signin_failures_per_address,
+                       settings.signin_window_seconds))
 
 
 def _tune_gc() -> None:

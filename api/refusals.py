@@ -21,8 +21,12 @@ from api.errors import ApiError, ensure_request_id
 from hub.audit import AuditEvent
 
 # Route prefix -> kind of the refusal's audit record.
+# The console's pages (api/console/) are refused on record under the same kinds.
 AUDITED = {"/datasets": "data.denied", "/contracts": "contract.denied",
-           "/access-requests": "access_request.denied", "/audit": "audit.denied"}
+           "/access-requests": "access_request.denied", "/audit": "audit.denied",
+           "/console/datasets": "data.denied", "/console/catalog": "data.denied",
+           "/console/contracts": "contract.denied", "/console/requests": "access_request.denied",
+           "/console/approvals": "access_request.denied", "/console/audit": "audit.denied"}
 
 
 def refusal_kind(path: str) -> str | None:

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     console_client_id: str = "console"
     console_redirect_uris: str | None = None  # unset: <token_issuer>/console/callback
     auth_code_ttl_seconds: int = 60
+    # Failed sign-ins allowed per username and per address within the window; beyond them
+    # sign-in is refused without checking the password until the window moves on.
+    signin_failures_per_user: int = 5
+    signin_failures_per_address: int = 20
+    signin_window_seconds: int = 300
     pseudonym_key: SecretStr | None = None  # unset: a random key kept under `home`
     max_rows_per_page: int = 1000
     max_export_rows: int = 1_000_000  # GET /datasets/{id}/export, streamed

@@ -297,3 +297,28 @@ def own_public_works(server_url: str, settings: Settings, home: Path,
                 source
     finally:
         drop_database(server_url, name)
+
+
+# ---------- the web console: one real server per test session, one browser per module
+
+
+@pytest.fixture(scope="session")
+def console(settings: Settings, url: str, first_run: list):
+    from tests.console_support import running_console
+
+    with running_console(settings, url) as served:
+        yield served
+
+
+# Per module, not per session: Playwright's sync API keeps an event loop running in this
+# thread while it is open, and other modules' tests call asyncio.run().
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from tests.console_support import chromium
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        yield launched
+        launched.close()

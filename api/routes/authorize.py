@@ -23,7 +23,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from psycopg.rows import dict_row
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AppState, RequestIdDep, StateDep, record_now, request_event
+from api.deps import (
+    AppState,
+    RequestIdDep,
+    StateDep,
+    client_address,
+    record_now,
+    request_event,
+)
 from api.errors import ApiError
 from hub.users import check_password
 
@@ -58,15 +65,35 @@ async def authorize(request: Request, state: StateDep, _rid: RequestIdDep) -> Re
     if refused is not None:
         return refused
     username = str(form.get("username") or "")
+    address = client_address(request)
+    throttled = await _throttled(request, state, params, username, address)
+    if throttled is not None:
+        return throttled
     role = await run_in_threadpool(_password_ok, state, username, str(form.get("password") or ""))
     if role is None:
+        state.signin.failed(username, address)
         await record_now(state, request_event(
             request, "login.denied", decision="deny", reason="unknown user or wrong password",
             status_code=401, client_id=f"user:{username}"))
         return _form(params, "Unknown user or wrong password.", 401)
+    state.signin.succeeded(username)
     code = await run_in_threadpool(_new_code, state, params, username)
     query = urlencode({"code": code, **({"state": params["state"]} if params["state"] else {})})
     return RedirectResponse(f"{params['redirect_uri']}?{query}", status_code=303)
+
+
+async def _throttled(request: Request, state: AppState, params: dict[str, str],
+                     username: str, address: str | None) -> Response | None:
+    """The form again with 429 when this user or address failed too often (audited)."""
+    wait = state.signin.wait(username, address)
+    if wait is None:
+        return None
+    await record_now(state, request_event(
+        request, "login.denied", decision="deny", reason="too many failed sign-ins",
+        status_code=429, client_id=f"user:{username}"))
+    minutes = max(1, round(wait / 60))
+    return _form(params, "Too many failed sign-ins for this user or from this address: wait "
+                 f"about {minutes} minute(s), then try again.", 429, {"Retry-After": str(wait)})
 
 
 def redeem_code(state: AppState, form: dict[str, Any]) -> tuple[str, str, str]:
@@ -154,14 +181,23 @@ def _challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def _form(params: dict[str, str], message: str = "", status: int = 200) -> Response:
+def _form(params: dict[str, str], message: str = "", status: int = 200,
+          headers: dict[str, str] | None = None) -> Response:
     hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">'
                      for k, v in params.items())
-    note = f'<p role="alert">{html.escape(message)}</p>' if message else ""
+    note = f'<p class="alert" role="alert">{html.escape(message)}</p>' if message else ""
+    # The console's look (api/console/static): the same page whether or not it is used.
     return HTMLResponse(
-        "<!doctype html><title>Sign in - Civic Data Hub</title><h1>Civic Data Hub</h1>"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>Sign in - Civic Data Hub</title>"
+        '<link rel="stylesheet" href="/console/static/console.css"></head>'
+        '<body><main class="signin"><h1>Civic Data Hub</h1><h2>Sign in</h2>'
         f'{note}<form method="post" action="/oauth/authorize">{hidden}'
-        '<label>User <input name="username" autocomplete="username" required></label>'
-        '<label>Password <input name="password" type="password" required></label>'
-        "<button>Sign in</button></form>", status_code=status)
-
+        '<label for="username">Username</label>'
+        '<input id="username" name="username" autocomplete="username" required>'
+        '<label for="password">Password</label>'
+        '<input id="password" name="password" type="password" '
+        'autocomplete="current-password" required>'
+        '<button type="submit">Sign in</button></form></main></body></html>',
+        status_code=status, headers=headers)

@@ -69,7 +69,7 @@ async def token(request: Request, state: StateDep, response: Response,
     form = await request.form()
     response.headers.update(NO_STORE)
     if form.get("grant_type") == "authorization_code":
-        return await _code_token(request, state, form)
+        return await code_token(request, state, form)
     if form.get("grant_type") != "client_credentials":
         raise ApiError(400, "unsupported_grant_type", "grant_type must be client_credentials "
                        "or authorization_code (form-encoded)")
@@ -86,7 +86,7 @@ async def token(request: Request, state: StateDep, response: Response,
     return _issued(state, access_token, scopes)
 
 
-async def _code_token(request: Request, state: AppState, form: Any) -> TokenResponse:
+async def code_token(request: Request, state: AppState, form: Any) -> TokenResponse:
     """The console's code, with its PKCE verifier, for a token of the signed-in user."""
     username, role_name, scope = await run_in_threadpool(redeem_code, state, dict(form))
     role = state.policy.roles.get(role_name)
@@ -123,7 +123,7 @@ async def revoke(request: Request, state: StateDep, response: Response,
         return Revoked()
     if claims["sub"] != client.client_id:
         raise ApiError(400, "unauthorized_client", "the token was not issued to this client")
-    await run_in_threadpool(_deny_jti, state, claims, request)
+    await run_in_threadpool(deny_jti, state, claims, request)
     state.revocations.forget()  # this worker at once; the others when notified
     return Revoked()
 
@@ -193,7 +193,7 @@ def _claims_or_none(state: AppState, token: str) -> dict | None:
         return None
 
 
-def _deny_jti(state: AppState, claims: dict, request: Request) -> None:
+def deny_jti(state: AppState, claims: dict, request: Request) -> None:
     with state.pool.connection() as conn:
         conn.execute("insert into hub.revoked_tokens (jti, client_id, expires_at)"
                      " values (%s, %s, to_timestamp(%s)) on conflict do nothing",
