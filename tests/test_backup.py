@@ -244,3 +244,18 @@ def test_tool_and_store_failures_say_what_to_do(backed_up, tmp_path):
              "backup destination 'nosuch://x'")
     _refused(hub("backup", "create", "--to", str(store), env=missing),
              f"HUB_BACKUP_KEY_FILE {tmp_path / 'nope.key'} does not exist")
+
+
+def test_any_fsspec_destination_backs_up_and_verifies(backed_up):
+    from hub.backup.service import make_backup, verify_backup
+    from hub.backup.store import Store
+
+    url, home, _, _ = backed_up
+    settings = Settings(home=home, database_url=SecretStr(url), backup_key=SecretStr(KEY),
+                        _env_file=None)
+    where = f"memory://hub-test-{home.parent.name}"
+    name, pruned = make_backup(settings, url, where)
+    assert pruned == [] and [b.name for b in Store(where).backups() if b.complete] == [name]
+    report = verify_backup(settings, url, where, name)
+    assert report.ok, report.problems
+    assert any("ledger: 3 entries" in line for line in report.lines), report.lines
