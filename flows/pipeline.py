@@ -89,7 +89,8 @@ def dataset_pipeline(contract: Contract, warehouse_url: str, settings: Settings)
         report.failures += _attempt("validate", report, validate_flow, contract,
                                     warehouse_url, settings) or []
     if not report.failures:  # row-level breaks were quarantined; the rest is the gate
-        done = _attempt("publish", report, publish_flow, contract, warehouse_url, run_id)
+        done = _attempt("publish", report, publish_flow, contract, warehouse_url, run_id,
+                        settings)
         if done is not None:
             report.version, report.row_count, report.quarantined = (
                 done.version, done.rows, done.quarantined)

@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from contracts import Contract
+from flows.routing import Route, notify_routes, stage_changes
 
 
 @dataclass(frozen=True)
@@ -22,14 +23,20 @@ class Published:
     version: int
     rows: int
     quarantined: int
+    routed: dict[str, int] | None = None  # department -> new or changed rows it was told of
 
 
-def publish(warehouse_url: str, contract: Contract, run_id: uuid.UUID) -> Published:
-    """Copy candidate -> shared (and its quarantine -> quarantine); record the version."""
+def publish(warehouse_url: str, contract: Contract, run_id: uuid.UUID,
+            routes: list[Route] | None = None) -> Published:
+    """Copy candidate -> shared (and its quarantine -> quarantine); record the version.
+    With `routes`, each responsible department is notified of new or changed rows in the
+    same transaction (flows/routing.py)."""
     name = contract.relation_name
     with psycopg.connect(warehouse_url) as conn:
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", [contract.dataset_id])
         _keep_older_major(conn, contract)
+        if routes:
+            stage_changes(conn, contract, sql.Identifier("candidate", name))
         rows = _swap(conn, sql.Identifier("candidate", name), "shared", name,
                      contract.primary_key)
         held = _swap(conn, sql.Identifier("candidate", f"{name}__quarantine"), "quarantine",
@@ -41,7 +48,8 @@ def publish(warehouse_url: str, contract: Contract, run_id: uuid.UUID) -> Publis
             " where dataset = %s returning version",
             [contract.dataset_id, contract.version, rows, held, run_id, contract.dataset_id],
         ).fetchone()[0]
-    return Published(version, rows, held)
+        routed = notify_routes(conn, contract, version, routes) if routes else None
+    return Published(version, rows, held, routed)
 
 
 def _keep_older_major(conn: psycopg.Connection, contract: Contract) -> None:
