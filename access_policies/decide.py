@@ -6,6 +6,7 @@ the deciding grant explicitly unmasks it.
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -60,7 +61,8 @@ def decide(policy: Policy, *, role: str, contract: Contract, today: date,
     grant = current[0]
     columns = tuple(ColumnAccess(c.name, _mask(c, grant)) for c in contract.columns
                     if grant.columns is None or c.name in grant.columns)
-    merged = {**(attributes or {}), **policy.roles[role].attributes}
+    # The role's attributes win; a ChainMap looks each name up, never lists them all.
+    merged = ChainMap(policy.roles[role].attributes, attributes if attributes is not None else {})
     if grant.row_filter is None:
         return Decision(True, f"grant {grant.id}: {grant.purpose}", grant, columns,
                         attributes=merged)

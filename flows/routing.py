@@ -20,9 +20,9 @@ from psycopg import sql
 from access_policies import Policy, PolicyError, load_policies
 from access_policies.row_filter import Bound, MissingAttribute, bind
 from contracts import Contract, load_all
+from hub.catalog import in_force
 from hub.notifications import notify
-from hub.registry import in_force
-from hub.row_filters import clause
+from hub.row_filters import clause, relations
 from hub.settings import Settings
 
 CHANGES = "hub_publish_changes"  # a temporary table of the publishing transaction
@@ -91,6 +91,8 @@ def notify_routes(conn: psycopg.Connection, contract: Contract, version: int,
     """One notification per department with new or changed rows in its filter; the counts."""
     counts = {}
     for route in routes:
+        if not all(_published(conn, relation) for relation in relations(route.rows)):
+            continue  # its reference dataset is not published yet: nothing is routed by it
         condition, params = clause(route.rows)
         (count,) = conn.execute(sql.SQL("select count(*) from {} where {}").format(
             sql.Identifier(CHANGES), condition), params).fetchone()
@@ -109,3 +111,8 @@ def _notify(conn: psycopg.Connection, contract: Contract, version: int, route: R
            f"version {version}: {link}",
            {"count": count, "version": version, "since_version": since, "link": link,
             "grant": route.grant_id})
+
+
+def _published(conn: psycopg.Connection, relation: str) -> bool:
+    return conn.execute("select to_regclass(%s) is not null",
+                        [f"shared.{relation}"]).fetchone()[0]

@@ -47,3 +47,8 @@ def _term(term: tuple, table: str | None) -> sql.Composable:
     inner = sql.SQL(" and ").join(_term(t, "ref") for t in where) if where else sql.SQL("true")
     return sql.SQL("{} in (select {} from {} as ref where {})").format(
         target, sql.Identifier("ref", other_column), sql.Identifier("shared", relation), inner)
+
+
+def relations(bound: Bound | None) -> list[str]:
+    """The shared tables the filter reads besides the dataset's own (its in_dataset terms)."""
+    return [term[3] for term in (bound.shape if bound else ()) if term[2] == "in_dataset"]
