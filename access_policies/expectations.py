@@ -208,8 +208,8 @@ def _dataset(cells: Mapping[str, Access], expected_rows: Mapping[str, str], poli
 def _rows(role: str, dataset: str, expected: str, actual: Access) -> list[Mismatch]:
     if actual.denied or expected == actual.rows:
         return []
-    return [Mismatch(role, dataset, "(rows)", f"expected {expected!r}, policy gives "
-                     f"{actual.rows!r}; write it under rows: {dataset}: {role}:")]
+    return [Mismatch(role, dataset, "(rows)", f'expected "{expected}", policy gives '
+                     f'"{actual.rows}"; write it under rows: {dataset}: {role}:')]
 
 
 def _cell(role: str, dataset: str, expected: Access, actual: Access) -> list[Mismatch]:
