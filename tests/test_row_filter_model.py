@@ -3,6 +3,7 @@ missing one refuses), the words, and the SQL: identifiers composed, every value 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from pathlib import Path
 
@@ -83,3 +84,31 @@ def test_a_grant_without_a_filter_reads_every_row(tmp_path):
 def test_a_filter_in_words(raw, words):
     assert describe(parse(raw, DATASET, CONTRACTS)) == words
     assert describe(None) == "every row"
+
+
+def test_a_filtered_grant_without_its_bound_filter_is_refused_not_served_whole(tmp_path):
+    from api.errors import ApiError
+    from api.rows import filter_of
+
+    policy = policy_with(tmp_path, "{cd: {claim: district}}")
+    decision = decide(policy, role="r", contract=CONTRACTS[DATASET], today=TODAY,
+                      attributes={"district": "1"})
+    unbound = dataclasses.replace(decision, rows=None)  # as if a path forgot to bind it
+    with pytest.raises(ApiError) as caught:
+        filter_of(unbound)
+    assert caught.value.status == 403
+    assert filter_of(decision) is decision.rows
+
+
+def test_routes_go_to_departments_whose_roles_fill_the_filter_in():
+    from flows.routing import routes_for
+
+    policy = load_policies(REPO / "access_policies", CONTRACTS)
+    routes = routes_for(policy, CONTRACTS[DATASET])
+    # The dispatchers' roles carry their department; the council office needs a client's
+    # district, so no department is told through its grant.
+    assert sorted(r.department for r in routes) == [
+        "community_beautification", "sanitation", "service_desk", "street_lighting",
+        "water_and_power"]
+    assert {r.grant_id for r in routes} == {"departments-read-routed-311"}
+    assert routes_for(policy, CONTRACTS["transport.bike_counts"]) == []
