@@ -44,8 +44,8 @@ def test_a_user_added_with_attributes_keeps_them(env, url):
 
 @pytest.mark.parametrize("args, message", [
     (["--attribute", "district"], "--attribute 'district': write NAME=VALUE, e.g. district=7"),
-    (["--attribute", "=7"], "--attribute '=7': write NAME=VALUE"),
-    (["--attribute", "district="], "--attribute 'district=': write NAME=VALUE"),
+    (["--attribute", "=7"], "--attribute '=7': write NAME=VALUE, e.g. district=7"),
+    (["--attribute", "district="], "--attribute 'district=': write NAME=VALUE, e.g. district=7"),
     (["--attribute", "district=1", "--attribute", "district=2"],
      "--attribute district is given twice; give each attribute once"),
 ])
