@@ -105,7 +105,7 @@ def notify_routes(conn: psycopg.Connection, contract: Contract, version: int,
 def _notify(conn: psycopg.Connection, contract: Contract, version: int, route: Route,
             count: int) -> None:
     since = version - 1
-    link = f"/datasets/{contract.dataset_id}/changes?since_version={since}"
+    link = change_link(contract.dataset_id, version)
     notify(conn, route.department, contract.dataset_id, "rows.routed",
            f"{count} new or changed row(s) of {contract.dataset_id} for your department in "
            f"version {version}: {link}",
@@ -116,3 +116,11 @@ def _notify(conn: psycopg.Connection, contract: Contract, version: int, route: R
 def _published(conn: psycopg.Connection, relation: str) -> bool:
     return conn.execute("select to_regclass(%s) is not null",
                         [f"shared.{relation}"]).fetchone()[0]
+
+
+def change_link(dataset: str, version: int) -> str:
+    """Where the department reads what changed: the change feed since the version before,
+    or the rows themselves on a first publish (there is no version 0 to diff from)."""
+    if version <= 1:
+        return f"/datasets/{dataset}/rows"
+    return f"/datasets/{dataset}/changes?since_version={version - 1}"

@@ -112,3 +112,10 @@ def test_routes_go_to_departments_whose_roles_fill_the_filter_in():
         "water_and_power"]
     assert {r.grant_id for r in routes} == {"departments-read-routed-311"}
     assert routes_for(policy, CONTRACTS["transport.bike_counts"]) == []
+
+
+def test_the_notice_links_to_the_change_feed_or_on_a_first_publish_to_the_rows():
+    from flows.routing import change_link
+
+    assert change_link(DATASET, 5) == f"/datasets/{DATASET}/changes?since_version=4"
+    assert change_link(DATASET, 1) == f"/datasets/{DATASET}/rows"
