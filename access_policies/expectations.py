@@ -6,7 +6,7 @@ Pure: reads the expectations file it is pointed at, nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
 
 from access_policies.decide import decide
 from access_policies.model import Policy
+from access_policies.row_filter import describe
 from contracts import Contract
 from contracts.model import MASK_KINDS
 
@@ -28,7 +29,9 @@ VISIBLE, HIDDEN, DENIED, MASKED = "visible", "hidden", "denied", "masked:"
 # Reading rows takes this scope before any grant is consulted (api/routes/datasets.py).
 READ_SCOPE = "datasets:read"
 VIEWS = f"visible, hidden or masked:<kind> (kinds: {', '.join(sorted(MASK_KINDS))})"
-SHAPE = "dataset id -> role -> denied, or each column -> its view"
+SHAPE = ("dataset id -> role -> denied, or each column -> its view; and rows: dataset id -> "
+         "role -> the row filter in words")
+EVERY_ROW = "every row"
 
 
 class ExpectationError(ValueError):
@@ -46,6 +49,7 @@ class Access:
 
     columns: Mapping[str, str] | None
     reason: str = ""  # why the policy decided so (empty for a hand-written expectation)
+    rows: str = EVERY_ROW  # the policy's row filter in words (EVERY_ROW when none)
 
     @property
     def denied(self) -> bool:
@@ -81,10 +85,15 @@ def _access(value: Any) -> Access:
 
 
 class Expectations(BaseModel):
-    """The file: dataset id -> role -> Access."""
+    """The file: dataset id -> role -> Access; and `rows`: dataset id -> role -> the row
+    filter in words, for the cells that do not read every row."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     datasets: dict[str, dict[str, Annotated[Access, PlainValidator(_access)]]]
+    rows: dict[str, dict[str, str]] = {}
+
+    def rows_of(self, dataset: str, role: str) -> str:
+        return self.rows.get(dataset, {}).get(role, EVERY_ROW)
 
 
 def load_expectations(path: Path) -> Expectations:
@@ -119,16 +128,35 @@ def _said(error: Any) -> str:
 # ---------- the policy's answer, and the comparison
 
 
+class _AnyAttributes(Mapping[str, str]):
+    """Whatever attribute is asked for is there: columns and masks do not depend on the
+    caller's attribute values, only which rows do (checked apart, as the filter in words)."""
+
+    def __getitem__(self, name: str) -> str:
+        return f"<{name}>"
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
 def policy_access(policy: Policy, role: str, contract: Contract, today: date) -> Access:
-    """What the API serves `role` from `contract`'s dataset on `today`."""
+    """What the API serves `role` from `contract`'s dataset on `today`, for a caller
+    holding whatever attributes its grant's row filter needs."""
     if READ_SCOPE not in policy.roles[role].scopes:
         return Access(None, f"role {role} lacks the {READ_SCOPE} scope")
-    decision = decide(policy, role=role, contract=contract, today=today)
+    decision = decide(policy, role=role, contract=contract, today=today,
+                      attributes=_AnyAttributes())
     if not decision.allowed or decision.grant is None:
         return Access(None, decision.reason)
     shown = {c.name: VISIBLE if c.mask is None else MASKED + c.mask for c in decision.columns}
     return Access({c.name: shown.get(c.name, HIDDEN) for c in contract.columns},
-                  f"grant {decision.grant.id}")
+                  f"grant {decision.grant.id}", describe(decision.grant.row_filter))
 
 
 @dataclass(frozen=True)
@@ -157,12 +185,12 @@ def compare(expected: Expectations, policy: Policy, contracts: Mapping[str, Cont
             found.append(Mismatch(None, dataset, None, "no expectations; list every role "
                                   "under it"))
         else:
-            found += _dataset(cells, policy, contract, today)
+            found += _dataset(cells, expected.rows.get(dataset, {}), policy, contract, today)
     return found
 
 
-def _dataset(cells: Mapping[str, Access], policy: Policy, contract: Contract,
-             today: date) -> list[Mismatch]:
+def _dataset(cells: Mapping[str, Access], expected_rows: Mapping[str, str], policy: Policy,
+             contract: Contract, today: date) -> list[Mismatch]:
     dataset = contract.dataset_id
     found = [Mismatch(role, dataset, None, "not a role of the policy; remove it or define "
                       "the role") for role in sorted(cells.keys() - policy.roles.keys())]
@@ -173,7 +201,15 @@ def _dataset(cells: Mapping[str, Access], policy: Policy, contract: Contract,
                                   f"its columns (policy gives {actual.describe()})"))
         else:
             found += _cell(role, dataset, cells[role], actual)
+            found += _rows(role, dataset, expected_rows.get(role, EVERY_ROW), actual)
     return found
+
+
+def _rows(role: str, dataset: str, expected: str, actual: Access) -> list[Mismatch]:
+    if actual.denied or expected == actual.rows:
+        return []
+    return [Mismatch(role, dataset, "(rows)", f'expected "{expected}", policy gives '
+                     f'"{actual.rows}"; write it under rows: {dataset}: {role}:')]
 
 
 def _cell(role: str, dataset: str, expected: Access, actual: Access) -> list[Mismatch]:

@@ -1,8 +1,9 @@
 """Access policy files: roles and grants, checked against the contracts when loaded.
 
 A policy file is read through pydantic models that refuse unknown keys and wrong types: a
-misspelt `valid_untill:` would otherwise leave a grant that never expires, and a key the
-hub does not implement (`row_filter:`) one that serves every row.
+misspelt `valid_untill:` would otherwise leave a grant that never expires, and a misspelt
+`row_filtr:` one that serves every row. A row filter's columns are checked against the
+contracts here too (access_policies/row_filter.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from access_policies.row_filter import FilterProblem, RowFilter, parse
 from contracts import Contract
 from contracts.errors import yaml_problem
 from contracts.model import MASK_KINDS
@@ -44,6 +46,8 @@ class Role:
     name: str
     department: str
     scopes: frozenset[str]
+    # Fixed for everyone holding the role (e.g. a district); they win over a client's own.
+    attributes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class Grant:
     valid_from: date | None = None
     valid_until: date | None = None
     clients: frozenset[str] = frozenset()  # granted to these clients too (approved requests)
+    row_filter: RowFilter | None = None  # None: every row
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ class RoleEntry(_Entry):
     department: str = Field(min_length=1, description="name the role's department")
     scopes: list[Annotated[str, AfterValidator(_known_scope)]] = []
     description: str = ""
+    attributes: dict[str, str | int] = {}
 
 
 class GrantEntry(_Entry):
@@ -117,6 +123,8 @@ class GrantEntry(_Entry):
                                                       "valid as YYYY-MM-DD, unquoted")
     valid_until: date | None = Field(None, description="write the last day the grant is "
                                                        "valid as YYYY-MM-DD, unquoted")
+    # Checked against the contracts by _cross_check, which knows them.
+    row_filter: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _window(self) -> GrantEntry:
@@ -137,12 +145,14 @@ def load_policies(directory: Path, contracts: dict[str, Contract]) -> Policy:
     grants: list[Grant] = []
     for path in sorted(directory.glob("*.yaml")):
         entries = _read(path)
-        roles.update({name: Role(name, r.department, frozenset(r.scopes))
+        roles.update({name: Role(name, r.department, frozenset(r.scopes),
+                                 {k: str(v) for k, v in r.attributes.items()})
                       for name, r in entries.roles.items()})
         problems = _cross_check(entries.grants, roles, contracts)
-        if problems:
-            raise PolicyError(str(path), problems)
-        grants += [_grant(g) for g in entries.grants]
+        filters, filter_problems = _row_filters(entries.grants, contracts)
+        if problems or filter_problems:
+            raise PolicyError(str(path), problems + filter_problems)
+        grants += [_grant(g, f) for g, f in zip(entries.grants, filters, strict=True)]
     return Policy(roles, tuple(grants))
 
 
@@ -156,12 +166,28 @@ def _read(path: Path) -> PolicyFile:
                                       in problems_of(exc, PolicyFile)]) from None
 
 
-def _grant(entry: GrantEntry) -> Grant:
+def _row_filters(grants: list[GrantEntry], contracts: dict[str, Contract]
+                 ) -> tuple[list[RowFilter | None], list[str]]:
+    """Each grant's parsed row filter, and what is wrong with any (naming the grant)."""
+    filters: list[RowFilter | None] = []
+    problems = []
+    for i, grant in enumerate(grants):
+        filters.append(None)
+        if grant.row_filter is None or grant.dataset not in contracts:
+            continue
+        try:
+            filters[-1] = parse(grant.row_filter, grant.dataset, contracts)
+        except FilterProblem as exc:
+            problems.append(f"grants[{i}].row_filter: grant {grant.id}: {exc}")
+    return filters, problems
+
+
+def _grant(entry: GrantEntry, row_filter: RowFilter | None = None) -> Grant:
     return Grant(
         id=entry.id, dataset=entry.dataset, roles=frozenset(entry.roles),
         purpose=entry.purpose, columns=None if entry.columns is None else frozenset(entry.columns),
         masks=dict(entry.masks), unmasked=frozenset(entry.unmasked),
-        valid_from=entry.valid_from, valid_until=entry.valid_until)
+        valid_from=entry.valid_from, valid_until=entry.valid_until, row_filter=row_filter)
 
 
 def _cross_check(grants: list[GrantEntry], roles: dict[str, Role],

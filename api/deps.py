@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import orjson
@@ -95,6 +95,8 @@ class Principal:
     role: str
     department: str
     scopes: frozenset[str]
+    # From the token's `attributes` claim (or the identity provider's mapped claims).
+    attributes: dict[str, str] = field(default_factory=dict, hash=False)
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -160,6 +162,7 @@ async def authenticate(request: Request, state: AppState,
             client_id=str(claims["sub"]), role=str(claims.get("role", "")),
             department=str(claims.get("department", "")),
             scopes=frozenset(str(claims.get("scope", "")).split()),
+            attributes={str(k): str(v) for k, v in (claims.get("attributes") or {}).items()},
         )
     request.state.principal = principal  # who a refusal from here on is recorded against
     wait = state.limiter.retry_after(principal.client_id)
@@ -176,7 +179,8 @@ def _from_idp(state: AppState, token: str) -> Principal:
     claims, role_name = state.idp.verify(token, state.policy)
     role = state.policy.roles[role_name]
     return Principal(client_id=f"idp:{claims['sub']}", role=role.name,
-                     department=role.department, scopes=role.scopes)
+                     department=role.department, scopes=role.scopes,
+                     attributes=state.idp.attributes(claims))
 
 
 def json_response(body: dict[str, Any]) -> Response:

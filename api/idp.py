@@ -4,6 +4,8 @@ Configured by issuer and JWKS URL (HUB_IDP_*). A token whose `iss` is that issue
 verified with the provider's published keys; its role claim is mapped to a hub role
 through HUB_IDP_ROLE_MAP, and the department and scopes come from that role in the
 policy files, so a provider cannot hand out scopes the hub's policies do not give.
+Named claims become the caller's attributes through HUB_IDP_ATTRIBUTE_MAP (claim ->
+attribute), which grants' row filters compare rows with; the role's own attributes win.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class ExternalIdP:
         self.audience = settings.idp_audience or settings.audience
         self.role_claim = settings.idp_role_claim
         self.role_map = settings.idp_role_map
+        self.attribute_map = settings.idp_attribute_map
         self._keys: KeySet | None = None
         self._fetched_at = float("-inf")
         self._lock = threading.Lock()
@@ -58,6 +61,12 @@ class ExternalIdP:
         if not roles:
             raise forbidden(f"none of the identity provider's roles {given} maps to a hub role")
         return claims, roles[0]
+
+    def attributes(self, claims: dict) -> dict[str, str]:
+        """The caller's attributes: each mapped claim the token carries as a plain value
+        (a list or object claim is skipped, never flattened into something it did not say)."""
+        return {attribute: str(claims[claim]) for claim, attribute in self.attribute_map.items()
+                if isinstance(claims.get(claim), (str, int, float)) and claims[claim] != ""}
 
     def _decode(self, token: str) -> dict:
         try:

@@ -51,6 +51,8 @@ class Introspection(BaseModel):
     nbf: int | None = None
     exp: int | None = None
     jti: str | None = None
+    attributes: dict[str, str] | None = Field(
+        None, description="the caller's attributes, which grants' row filters compare rows with")
 
 
 class ServerMetadata(BaseModel):
@@ -103,8 +105,9 @@ class Quality(BaseModel):
 
     last_check_passed: bool
     checked_at: datetime
-    rows_published: int
-    rows_quarantined: int
+    # Null for a caller whose grant filters rows: these count every row.
+    rows_published: int | None
+    rows_quarantined: int | None
 
 
 class DatasetSummary(BaseModel):
@@ -134,8 +137,18 @@ class VisibleColumn(BaseModel):
     mask: str | None = Field(description="how the column is masked for you; null: as stored")
 
 
+class YourAccess(BaseModel):
+    """How the caller reads the dataset: explained, in words."""
+
+    grant: str = Field(description="the id of the grant that decides")
+    purpose: str
+    row_filter: str = Field(description="the rows the caller sees, in words (every row, or "
+                            "the grant's filter with the caller's attribute values)")
+
+
 class DatasetDetail(DatasetSummary):
     columns: list[VisibleColumn]
+    access: YourAccess
     row_schema: dict[str, Any] = Field(description="JSON Schema of one row, before masking")
 
 
@@ -143,9 +156,10 @@ class ValidationReport(BaseModel):
     run_id: uuid.UUID
     contract_version: str
     passed: bool
-    rows_in: int
-    rows_published: int
-    rows_quarantined: int
+    # Null for a caller whose grant filters rows (as are the rules' counts and samples).
+    rows_in: int | None
+    rows_published: int | None
+    rows_quarantined: int | None
     rules: list[dict[str, Any]] = Field(description="every rule: held or not, and what was seen")
     created_at: datetime
 

@@ -20,11 +20,13 @@ from psycopg.rows import dict_row
 
 from access_policies import Decision
 from access_policies.masking import REDACTED
+from access_policies.row_filter import Bound
 from api import query as grammar
 from api.deps import json_response
 from api.errors import ApiError
 from contracts import Contract
 from contracts.mapping import pg_type
+from hub import row_filters
 from hub.settings import Settings
 
 # The newest published version (of one major, when given), read in the same statement as
@@ -55,6 +57,9 @@ class Page:
     raw: list[tuple[str, str]]
     keyset: bool  # the caller sees the primary key unmasked, so pages may carry a cursor
     masks: tuple[str | None, ...]  # per selected column: its mask, or None
+    # The grant's row filter bound to the caller (None: every row). ANDed into every
+    # statement select_statement builds, before the caller's filters and the cursor.
+    rows: Bound | None = None
 
     @property
     def python_masks(self) -> list[str | None]:
@@ -84,10 +89,20 @@ class Page:
         after = decode_cursor(cursor, len(keys)) if cursor else None
         by_name = {c.name: c.mask for c in decision.columns}
         return cls(query, limit, offset, after, raw, keyset=not masked,
-                   masks=tuple(by_name[c] for c in query.select))
+                   masks=tuple(by_name[c] for c in query.select), rows=filter_of(decision))
 
     def audit_record(self) -> dict[str, Any]:
         return {"query": [list(item) for item in self.raw]}
+
+
+def filter_of(decision: Decision) -> Bound | None:
+    """The decision's bound row filter. A filtered grant without one cannot reach here
+    (decide refuses a caller lacking an attribute); if it ever did, refuse, not serve all."""
+    if decision.grant is not None and decision.grant.row_filter is not None \
+            and decision.rows is None:
+        raise ApiError(403, "access_denied", "the grant filters rows, and the filter could "
+                       "not be applied to this caller", audit={"reason": "row filter unbound"})
+    return decision.rows
 
 
 async def fetch(conn: psycopg.AsyncConnection, contract: Contract, page: Page,
@@ -132,8 +147,10 @@ def select_statement(contract: Contract, page: Page, relation: str | None = None
     statement = _compose(relation or contract.relation_name, tuple(page.query.select),
                          page.masks, shapes,
                          tuple(page.query.order), contract.primary_key,
-                         page.after is not None, versioned, source)
+                         page.after is not None, versioned, source,
+                         page.rows.shape if page.rows else None)
     params = grammar.where_params(page.query.filters)
+    params.extend(row_filters.clause(page.rows)[1])
     if page.after is not None:
         params.extend(page.after)
     return statement, params
@@ -143,10 +160,13 @@ def select_statement(contract: Contract, page: Page, relation: str | None = None
 def _compose(relation: str, select: tuple[str, ...], masks: tuple[str | None, ...],
              shapes: tuple[grammar.Shape, ...], order: tuple[tuple[str, bool], ...],
              key: tuple[str, ...], after: bool, versioned: bool,
-             source: bytes | None = None) -> bytes:
+             source: bytes | None = None, row_shape: tuple | None = None) -> bytes:
     # Composed once per query shape: psycopg then finds the statement's placeholders in
     # its own cache instead of walking the composition on every request.
     where = grammar.where_sql(shapes)
+    if row_shape is not None:  # the grant's filter: ANDed, so the caller's only narrow it
+        where = sql.SQL("({}) and ({})").format(
+            where, row_filters.clause(Bound(row_shape, ()))[0])
     if after:  # a composite key compares as a row, in the order the pages are sorted
         where = sql.SQL("{} and ({}) > ({})").format(
             where, sql.SQL(", ").join(map(sql.Identifier, key)),

@@ -22,8 +22,10 @@ ALGORITHM = "ES256"
 
 
 def issue_token(key: ECKey, settings: Settings, *, client_id: str, role: str,
-                department: str, scopes: list[str]) -> tuple[str, dict]:
-    """A signed access token and its claims."""
+                department: str, scopes: list[str],
+                attributes: dict[str, str] | None = None) -> tuple[str, dict]:
+    """A signed access token and its claims; `attributes` (the caller's, which grants' row
+    filters compare rows with) travel as one claim, apart from the registered ones."""
     now = int(time.time())
     claims = {
         "iss": settings.token_issuer, "aud": settings.audience, "sub": client_id,
@@ -31,6 +33,8 @@ def issue_token(key: ECKey, settings: Settings, *, client_id: str, role: str,
         "jti": uuid.uuid4().hex, "scope": " ".join(scopes), "role": role,
         "department": department,
     }
+    if attributes:
+        claims["attributes"] = dict(attributes)
     return jwt.encode({"alg": ALGORITHM, "kid": key.kid, "typ": "at+jwt"}, claims, key), claims
 
 

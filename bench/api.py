@@ -5,8 +5,11 @@ Run by hand (needs `wrk`: apt-get install wrk, and a PostgreSQL server):
     .venv/bin/python bench/api.py --seconds 10
 
 Each variant serves the same 100-row query under the same load (wrk, 64 connections,
-`uvicorn --workers 2`): the bare baseline, the hub route, and the hub route with per-read
-audit records off (HUB_AUDIT_READS=false, benchmark only). Each round (`--rounds`,
+`uvicorn --workers 2`): the bare baseline, the hub route, the hub route with per-read
+audit records off (HUB_AUDIT_READS=false, benchmark only), and the hub route for a caller
+whose grant filters rows (a sanitation dispatcher: the requests whose type
+public_works.request_routing routes to sanitation; the same columns and masks as the
+plain caller's grant), printed as row_filter_vs_plain. Each round (`--rounds`,
 interleaved, see bench/rounds.py) starts each variant's server, warms it up for 2 s,
 measures and stops it; the medians count. The last line is the figures.
 """
@@ -39,7 +42,10 @@ from hub.settings import Settings  # noqa: E402
 from hub.warehouse import drop_database, ensure_database  # noqa: E402
 
 DATASET = "public_works.service_requests"
+ROUTING = "public_works.request_routing"
 ROWS = f"/datasets/{DATASET}/rows?limit=100"
+PLAIN_ROLE = "transport_analyst"  # every row; address as a keyed pseudonym
+FILTERED_ROLE = "sanitation_dispatcher"  # the same columns and masks, rows routed to it
 
 
 def main() -> None:
@@ -61,7 +67,7 @@ def _variants(args: argparse.Namespace, url: str, home: Path
               ) -> dict[str, Callable[[], rounds.Figures]]:
     """Publish the dataset, then the three servers' measurements, one call per round."""
     settings = _published(args.database_url, url, home)
-    credentials = _client(url)
+    credentials, filtered = _client(url, PLAIN_ROLE), _client(url, FILTERED_ROLE)
     columns = ", ".join(c.name for c in load_all(settings.contracts_dir)[DATASET].columns)
     bare_env = {"BENCH_DATABASE_URL": url, "BENCH_COLUMNS": columns}
     return {
@@ -69,6 +75,8 @@ def _variants(args: argparse.Namespace, url: str, home: Path
         "hub": lambda: _measure(args, _hub_app(), _hub_env(url, home, True), ROWS, credentials),
         "hub_audit_off": lambda: _measure(args, _hub_app(), _hub_env(url, home, False), ROWS,
                                           credentials),
+        "hub_row_filter": lambda: _measure(args, _hub_app(), _hub_env(url, home, True), ROWS,
+                                           filtered),
     }
 
 
@@ -85,26 +93,30 @@ def _args() -> argparse.Namespace:
 
 
 def _published(server_url: str, url: str, home: Path) -> Settings:
-    """Publish the dataset with `hub run`, in a process of its own: Prefect's temporary
-    server starts and stops with it, so it neither takes CPU during the rounds nor prints
-    after the figures."""
+    """Publish the dataset and the routing table with `hub run`, in a process of its own:
+    Prefect's temporary server starts and stops with it, so it neither takes CPU during the
+    rounds nor prints after the figures."""
     settings = Settings(home=home, database_url=url, demo_sources=False, _env_file=None)
-    contract = load_all(settings.contracts_dir)[DATASET]
+    contracts = load_all(settings.contracts_dir)
+    contract, routing = contracts[DATASET], contracts[ROUTING]
     source = provision(server_url, contract, settings.sample_data_dir,
                        database="hub_bench_public_works")
+    drop = home / "routing-drop"
+    drop.mkdir()
+    shutil.copy(settings.sample_data_dir / routing.source.sample / "request_routing.csv", drop)
     env = {"HUB_HOME": str(home), "HUB_DATABASE_URL": url, "HUB_DEMO_SOURCES": "false",
-           contract.source.connection_env: source}
-    done = subprocess.run([sys.executable, "-m", "hub_cli", "run", "--dataset", DATASET],
-                          cwd=REPO, env=os.environ | env, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"`hub run` did not publish {DATASET}:\n{done.stdout}{done.stderr}")
+           contract.source.connection_env: source, routing.source.connection_env: drop.as_uri()}
+    for dataset in (DATASET, ROUTING):  # the requests first: their staging model needs them
+        done = subprocess.run([sys.executable, "-m", "hub_cli", "run", "--dataset", dataset],
+                              cwd=REPO, env=os.environ | env, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"`hub run` did not publish {dataset}:\n{done.stdout}{done.stderr}")
     return settings
 
 
-def _client(url: str) -> tuple[str, str]:
+def _client(url: str, role: str) -> tuple[str, str]:
     with psycopg.connect(url) as conn:
-        client, secret = clients.add_client(conn, name=f"bench-{time.time_ns()}",
-                                            role="transport_analyst")
+        client, secret = clients.add_client(conn, name=f"bench-{time.time_ns()}", role=role)
     return client.client_id, secret
 
 
@@ -181,13 +193,15 @@ def _report(results: list[rounds.Round], args: argparse.Namespace) -> None:
              rounds.summary(rounds.values(results, name, "p50"), ".1f"),
              rounds.summary(rounds.values(results, name, "p99"), ".1f"),
              rounds.summary([r[name]["rps"] / r["bare"]["rps"] for r in results], ".2f")]
-            for name in ("bare", "hub", "hub_audit_off")]
+            for name in ("bare", "hub", "hub_audit_off", "hub_row_filter")]
     lines += rounds.table(["variant", "req/s", "p50 ms", "p99 ms", "req/s vs bare"], body)
     rounds.report(lines, [
         rounds.ratio("hub_vs_bare", results, lambda r: r["hub"]["rps"] / r["bare"]["rps"]),
         rounds.ratio("p99_vs_bare", results, lambda r: r["hub"]["p99"] / r["bare"]["p99"]),
         rounds.ratio("audit_off_vs_on", results,
                      lambda r: r["hub_audit_off"]["rps"] / r["hub"]["rps"]),
+        rounds.ratio("row_filter_vs_plain", results,
+                     lambda r: r["hub_row_filter"]["rps"] / r["hub"]["rps"]),
     ])
 
 

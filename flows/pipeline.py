@@ -90,7 +90,7 @@ def dataset_pipeline(contract: Contract, warehouse_url: str, settings: Settings)
                                     warehouse_url, settings) or []
     if not report.failures:  # row-level breaks were quarantined; the rest is the gate
         done = _attempt("publish", report, publish_flow, contract, warehouse_url, run_id,
-                        settings.change_feed_versions)
+                        settings)
         if done is not None:
             report.version, report.row_count, report.quarantined = (
                 done.version, done.rows, done.quarantined)

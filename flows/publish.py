@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from contracts import Contract
+from flows.routing import Route, notify_routes, stage_changes
 from hub import changes
 
 DEFAULT_KEPT = 10  # HUB_CHANGE_FEED_VERSIONS' default
@@ -25,17 +26,21 @@ class Published:
     version: int
     rows: int
     quarantined: int
+    routed: dict[str, int] | None = None  # department -> new or changed rows it was told of
 
 
 def publish(warehouse_url: str, contract: Contract, run_id: uuid.UUID,
-            kept: int = DEFAULT_KEPT) -> Published:
+            kept: int = DEFAULT_KEPT, routes: list[Route] | None = None) -> Published:
     """Copy candidate -> shared (and its quarantine -> quarantine); record the version.
     The version it replaces moves to history, for change feeds (hub/changes.py), and
-    at most `kept` versions stay there."""
+    at most `kept` versions stay there. With `routes`, each responsible department is
+    notified of new or changed rows in the same transaction (flows/routing.py)."""
     name = contract.relation_name
     with psycopg.connect(warehouse_url) as conn:
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", [contract.dataset_id])
         new_major = _keep_older_major(conn, contract)
+        if routes:
+            stage_changes(conn, contract, sql.Identifier("candidate", name))
         changes.keep(conn, contract.dataset_id, name, kept, new_major)
         rows = _swap(conn, sql.Identifier("candidate", name), "shared", name,
                      contract.primary_key)
@@ -48,7 +53,8 @@ def publish(warehouse_url: str, contract: Contract, run_id: uuid.UUID,
             " where dataset = %s returning version",
             [contract.dataset_id, contract.version, rows, held, run_id, contract.dataset_id],
         ).fetchone()[0]
-    return Published(version, rows, held)
+        routed = notify_routes(conn, contract, version, routes) if routes else None
+    return Published(version, rows, held, routed)
 
 
 def _keep_older_major(conn: psycopg.Connection, contract: Contract) -> bool:
@@ -76,6 +82,10 @@ def _swap(conn: psycopg.Connection, source: sql.Identifier, schema: str, name: s
     if key:
         conn.execute(sql.SQL("alter table {} add primary key ({})").format(
             staged, sql.SQL(", ").join(map(sql.Identifier, key))))
+    # Statistics now, not when autovacuum gets round to it: without them the planner takes
+    # a row filter's reference-dataset join for a handful of rows and sorts the whole table
+    # for each page (bench/api.py: 34 ms a page instead of 0.2 ms).
+    conn.execute(sql.SQL("analyze {}").format(staged))
     conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(schema, name)))
     conn.execute(sql.SQL("alter table {} rename to {}").format(staged, sql.Identifier(name)))
     return conn.execute(sql.SQL("select count(*) from {}").format(

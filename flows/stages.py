@@ -22,6 +22,7 @@ from flows.checks import Failure, StepResult
 from flows.ingest import LoadResult, check_source, ingest
 from flows.problems import MissingSetting, worth_retrying
 from flows.publish import DEFAULT_KEPT, Published, publish
+from flows.routing import routes_of
 from flows.sql_rules import run_sql_rules
 from hub.settings import Settings
 
@@ -105,9 +106,11 @@ def sql_rules_task(warehouse_url: str, contract: Contract, settings: Settings) -
 
 @task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def publish_task(warehouse_url: str, contract: Contract, run_id: uuid.UUID,
-                 kept: int = DEFAULT_KEPT) -> Published:
+                 settings: Settings | None = None) -> Published:
     progress.stage(contract.dataset_id, "publish")
-    done = publish(warehouse_url, contract, run_id, kept)
+    kept = settings.change_feed_versions if settings else DEFAULT_KEPT
+    routes = routes_of(warehouse_url, contract, settings) if settings else None
+    done = publish(warehouse_url, contract, run_id, kept, routes)
     get_run_logger().info("%s: published version %d (%d rows, %d quarantined)",
                           contract.dataset_id, done.version, done.rows, done.quarantined)
     return done
@@ -141,7 +144,8 @@ def validate_flow(contract: Contract, warehouse_url: str, settings: Settings) ->
 
 @flow(name="publish")
 def publish_flow(contract: Contract, warehouse_url: str, run_id: uuid.UUID,
-                 kept: int = DEFAULT_KEPT) -> Published:
+                 settings: Settings | None = None) -> Published:
     """Swap the candidate (and its quarantine) in as the dataset's next version; keep the
-    `kept` versions before it for change feeds (HUB_CHANGE_FEED_VERSIONS)."""
-    return publish_task(warehouse_url, contract, run_id, kept)
+    versions before it for change feeds (HUB_CHANGE_FEED_VERSIONS); tell the departments
+    responsible for new or changed rows (flows/routing.py)."""
+    return publish_task(warehouse_url, contract, run_id, settings)

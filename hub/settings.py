@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     idp_audience: str | None = None  # default: the hub's own audience
     idp_role_claim: str = "roles"
     idp_role_map: dict[str, str] = {}  # JSON: provider role -> hub role in access_policies/
+    # JSON: provider claim -> hub attribute, e.g. {"council_district": "district"}
+    idp_attribute_map: dict[str, str] = {}
     statement_timeout_ms: int = 5000  # every query a caller can shape
     rate_limit_per_minute: int = 1200  # per client, per API worker
 

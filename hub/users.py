@@ -8,6 +8,7 @@ from functools import cache
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from hub.clients import hash_secret, verify_secret
 
@@ -16,12 +17,14 @@ class UserError(ValueError):
     """A user operation that cannot be done; the message says why."""
 
 
-def add_user(conn: psycopg.Connection, username: str, role: str) -> str:
+def add_user(conn: psycopg.Connection, username: str, role: str,
+             attributes: dict[str, str] | None = None) -> str:
     """Create the user with a generated password; return the password (shown once)."""
     password = secrets.token_urlsafe(18)
     try:
-        conn.execute("insert into hub.users (username, role, password_hash) values (%s, %s, %s)",
-                     [username, role, hash_secret(password)])
+        conn.execute("insert into hub.users (username, role, password_hash, attributes)"
+                     " values (%s, %s, %s, %s)",
+                     [username, role, hash_secret(password), Jsonb(attributes or {})])
     except psycopg.errors.UniqueViolation:
         raise UserError(f"a user named {username!r} already exists") from None
     return password
@@ -50,3 +53,10 @@ def list_users(conn: psycopg.Connection) -> list[tuple[str, str]]:
 def remove_user(conn: psycopg.Connection, username: str) -> None:
     if conn.execute("delete from hub.users where username = %s", [username]).rowcount == 0:
         raise UserError(f"no user named {username!r}")
+
+
+def attributes_of(conn: psycopg.Connection, username: str) -> dict[str, str]:
+    """The user's attributes ({} for an unknown user): they go into the user's tokens."""
+    row = conn.execute("select attributes from hub.users where username = %s",
+                       [username]).fetchone()
+    return row[0] if row else {}

@@ -9,7 +9,14 @@ import typer
 
 from hub import clients as registry
 from hub.settings import get_settings
-from hub_cli.common import UsageError, known_role, record_admin, warehouse
+from hub_cli.common import (
+    AttributeOption,
+    UsageError,
+    known_role,
+    parse_attributes,
+    record_admin,
+    warehouse,
+)
 
 app = typer.Typer(help="OAuth2 clients", no_args_is_help=True)
 keys = typer.Typer(help="token signing keys", no_args_is_help=True)
@@ -18,13 +25,16 @@ Role = Annotated[str, typer.Option(help="a role from access_policies/*.yaml")]
 
 
 @app.command("add")
-def add(name: Name, role: Role) -> int:
+def add(name: Name, role: Role, attribute: AttributeOption = None) -> int:
     """Register a client; prints its id and secret."""
+    attributes = parse_attributes(attribute)
     settings = get_settings()
     known_role(settings, role)
     with warehouse(settings) as conn:
-        client, secret = _refused_as_usage(registry.add_client, conn, name=name, role=role)
-        record_admin(conn, "client.added", client.client_id, client.role)
+        client, secret = _refused_as_usage(registry.add_client, conn, name=name, role=role,
+                                           attributes=attributes)
+        record_admin(conn, "client.added", client.client_id, client.role,
+                     {"attributes": attributes} if attributes else None)
     _show_secret(client, secret)
     return 0
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import AbstractContextManager
+from typing import Annotated
 
 import psycopg
+import typer
 
 from hub.settings import Settings
 
@@ -40,3 +43,23 @@ def known_role(settings: Settings, role: str) -> None:
     if role not in roles:
         raise UsageError(f"unknown role {role!r}; roles defined in access_policies/: "
                          f"{', '.join(sorted(roles))}")
+
+
+# `--attribute district=7`, repeatable: what a grant's row filter compares rows with.
+AttributeOption = Annotated[list[str] | None, typer.Option(
+    "--attribute", help="NAME=VALUE, e.g. district=7 (repeatable): an attribute that row "
+    "filters of grants compare rows with")]
+ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def parse_attributes(given: list[str] | None) -> dict[str, str]:
+    """`NAME=VALUE` options as a mapping; UsageError names the bad one and the fix."""
+    found: dict[str, str] = {}
+    for item in given or []:
+        name, equals, value = item.partition("=")
+        if not equals or not ATTRIBUTE_NAME.fullmatch(name) or not value:
+            raise UsageError(f"--attribute {item!r}: write NAME=VALUE, e.g. district=7")
+        if name in found:
+            raise UsageError(f"--attribute {name} is given twice; give each attribute once")
+        found[name] = value
+    return found

@@ -165,6 +165,7 @@ def department_sources(tmp_path_factory: pytest.TempPathFactory,
         forget_feed,
         hr_database,
         inspections_drop,
+        routing_drop,
         shelter_drop,
     )
 
@@ -172,6 +173,8 @@ def department_sources(tmp_path_factory: pytest.TempPathFactory,
              "HUB_SOURCE_HUMAN_RESOURCES_URL": hr_database(server_url, RUN_TAG),
              "HUB_SOURCE_SOCIAL_SERVICES_DROP": shelter_drop(tmp_path_factory.mktemp("drop")),
              "HUB_SOURCE_HEALTH_DROP": inspections_drop(tmp_path_factory.mktemp("health")),
+             "HUB_SOURCE_PUBLIC_WORKS_ROUTING_DROP": routing_drop(
+                 tmp_path_factory.mktemp("routing")),
              "HUB_SOURCE_ENVIRONMENT_MQTT": beach_feed(f"hub-test-{RUN_TAG}")}
     os.environ.update(found)
     yield found
@@ -249,9 +252,15 @@ def credentials(url: str, settings: Settings, first_run: list) -> dict[str, tupl
     made = {}
     with psycopg.connect(url) as conn:
         for role in load_policies(settings.policies_dir, load_all(settings.contracts_dir)).roles:
-            client, secret = clients.add_client(conn, name=f"test-{role}", role=role)
+            client, secret = clients.add_client(conn, name=f"test-{role}", role=role,
+                                                attributes=CLIENT_ATTRIBUTES.get(role))
             made[role] = (client.client_id, secret)
     return made
+
+
+# The attributes of each role's test client, where a grant's row filter needs one of the
+# client's own (tests/test_row_filters.py tries other values with clients of its own).
+CLIENT_ATTRIBUTES = {"council_office": {"district": "13"}}
 
 
 def token_for(app_client, credentials: dict, role: str) -> str:

@@ -45,6 +45,12 @@ def shelter_drop(folder: Path) -> str:
     return folder.as_uri()
 
 
+def routing_drop(folder: Path) -> str:
+    """Public works' drop folder with the 311 request routing table."""
+    shutil.copy(DATA / "la_311_request_routing" / "request_routing.csv", folder)
+    return folder.as_uri()
+
+
 def inspections_drop(folder: Path) -> str:
     shutil.copy(DATA / "sf_restaurant_inspections" / "restaurant_scores.csv", folder)
     return folder.as_uri()

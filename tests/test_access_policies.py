@@ -92,7 +92,7 @@ def test_personal_column_without_contract_mask_gets_type_default(contracts, poli
     ("roles: {r: {department: x, scopes: rows}}", r"roles\.r\.scopes: got 'rows'; expected "
      "a valid list"),
     ("roles: {r: {department: x, title: Analyst}}", r"roles\.r\.title: unknown key 'title' "
-     r"\(allowed: department, description, scopes\)"),
+     r"\(allowed: attributes, department, description, scopes\)"),
     ("roles: {r: {department: x}}\ngrants: [{id: g, dataset: public_works.service_requests,"
      " roles: [r], purpose: p, columns: [sr_numbr]}]", r"grants\[0\]\.columns: dataset "
      r"public_works.service_requests has no column 'sr_numbr'; did you mean sr_number\?"),
@@ -160,9 +160,34 @@ GRANT = ("roles: {r: {department: x}}\n"
     # A misspelt key used to load without a word: the grant then never expired.
     ("valid_untill: 2027-12-31", "grants[1].valid_untill",
      "unknown key 'valid_untill'; did you mean valid_until? (allowed: columns, dataset, id, "
-     "masks, purpose, roles, unmasked, valid_from, valid_until)"),
-    # Row filters do not exist yet: refused, rather than served as every row.
-    ("row_filter: {status: Open}", "grants[1].row_filter", "unknown key 'row_filter' (allowed: "),
+     "masks, purpose, roles, row_filter, unmasked, valid_from, valid_until)"),
+    # A misspelt row filter is refused, rather than served as every row.
+    ("row_filtr: {status: Open}", "grants[1].row_filtr", "unknown key 'row_filtr'; did you "
+     "mean row_filter?"),
+    ("row_filter: {stauts: Open}", "grants[1].row_filter", "grant g: dataset "
+     "public_works.service_requests has no column 'stauts'; did you mean status?"),
+    ("row_filter: {status: []}", "grants[1].row_filter", "grant g: status: write a non-empty "
+     "list of plain values"),
+    ("row_filter: {status: {sql: 'true or 1=1'}}", "grants[1].row_filter", "grant g: status: got "
+     "{'sql': 'true or 1=1'}; write a value, a list of values, {claim: <attribute>} or"),
+    ("row_filter: {cd: {claim: 7}}", "grants[1].row_filter", "grant g: cd: got {'claim': 7}"),
+    ("row_filter: x", "grants[1].row_filter", "got 'x'; write a mapping"),
+    ("row_filter: {request_type: {in_dataset: public_works.routing, column: request_type}}",
+     "grants[1].row_filter", "grant g: request_type: in_dataset: unknown dataset "
+     "'public_works.routing'; known: "),
+    ("row_filter: {request_type: {in_dataset: public_works.request_routing, column: kind}}",
+     "grants[1].row_filter", "grant g: request_type: in_dataset public_works.request_routing "
+     "has no column 'kind'"),
+    ("row_filter: {request_type: {in_dataset: public_works.request_routing, column: "
+     "request_type, where: {dept: x}}}", "grants[1].row_filter",
+     "grant g: dataset public_works.request_routing has no column 'dept'"),
+    ("row_filter: {request_type: {in_dataset: public_works.request_routing, column: "
+     "request_type, where: {owner: {in_dataset: public_works.request_routing, column: owner}}}}",
+     "grants[1].row_filter", "grant g: owner: the where of an in_dataset takes values, lists "
+     "or claims, not another in_dataset"),
+    ("row_filter: {request_type: {in_dataset: public_works.request_routing, column: "
+     "request_type, join: x}}", "grants[1].row_filter", "grant g: request_type: write "
+     "{in_dataset: <dataset>, column: <its column>, where: {...}}; unknown key 'join'"),
     ("valid_until: tomorrow", "grants[1].valid_until",
      "got 'tomorrow'; expected a valid date; write the last day the grant is valid as "
      "YYYY-MM-DD, unquoted"),
@@ -190,11 +215,11 @@ def test_a_grant_mistake_names_file_path_and_fix(tmp_path: Path, contracts, entr
 
 
 def test_every_mistake_in_a_file_is_reported_at_once(tmp_path: Path, contracts):
-    (tmp_path / "p.yaml").write_text(GRANT % "valid_untill: 2027-12-31, row_filter: x")
+    (tmp_path / "p.yaml").write_text(GRANT % "valid_untill: 2027-12-31, row_filtr: x")
     with pytest.raises(PolicyError) as caught:
         load_policies(tmp_path, contracts)
     assert [p.split(":")[0] for p in caught.value.problems] == [
-        "grants[1].valid_untill", "grants[1].row_filter"]
+        "grants[1].valid_untill", "grants[1].row_filtr"]
 
 
 def test_the_city_policy_loads_with_typed_dates_and_column_lists(policy):
@@ -211,7 +236,7 @@ def test_the_city_policy_loads_with_typed_dates_and_column_lists(policy):
 def test_a_bad_policy_file_gets_one_line_per_problem_from_the_cli(tmp_path: Path):
     policies = tmp_path / "policies"
     policies.mkdir()
-    (policies / "city.yaml").write_text(GRANT % "valid_untill: 2027-12-31, row_filter: x")
+    (policies / "city.yaml").write_text(GRANT % "valid_untill: 2027-12-31, row_filtr: x")
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "PREFECT_"))}
     result = subprocess.run(
         [sys.executable, "-m", "hub_cli", "clients", "add", "planner", "--role", "r"],
@@ -221,6 +246,7 @@ def test_a_bad_policy_file_gets_one_line_per_problem_from_the_cli(tmp_path: Path
     assert result.stderr.splitlines() == [
         f"error: {policies / 'city.yaml'}: grants[1].valid_untill: unknown key 'valid_untill'; "
         "did you mean valid_until? (allowed: columns, dataset, id, masks, purpose, roles, "
-        "unmasked, valid_from, valid_until)",
-        f"{policies / 'city.yaml'}: grants[1].row_filter: unknown key 'row_filter' (allowed: "
-        "columns, dataset, id, masks, purpose, roles, unmasked, valid_from, valid_until)"]
+        "row_filter, unmasked, valid_from, valid_until)",
+        f"{policies / 'city.yaml'}: grants[1].row_filtr: unknown key 'row_filtr'; did you "
+        "mean row_filter? (allowed: columns, dataset, id, masks, purpose, roles, row_filter, "
+        "unmasked, valid_from, valid_until)"]

@@ -67,7 +67,7 @@ def test_the_application_role_is_refused(api_connection, first_run, statement):
 
 def test_the_application_role_reads_every_published_dataset(api_connection, first_run, url):
     published = [r for r in first_run if r.status == "published"]
-    assert len(published) == 6
+    assert len(published) == 7
     for report in published:
         relation = report.dataset.replace(".", "__")
         served, = api_connection.execute(f"select count(*) from shared.{relation}").fetchone()

@@ -46,6 +46,7 @@ def test_run_on_a_fresh_home_starts_its_own_warehouse_and_publishes(tmp_path):
     assert lines["environment.beach_sensor_readings"] == ["published", "34923", "1", "34391"]
     assert lines["human_resources.employee_salaries"] == ["published", "31133", "1", "31133"]
     assert lines["health.restaurant_inspections"] == ["published", "5796", "1", "5790"]
+    assert lines["public_works.request_routing"] == ["published", "12", "1", "12"]
     assert (tmp_path / "home" / "pg" / "PG_VERSION").exists()
 
 
@@ -54,7 +55,7 @@ def test_run_unknown_dataset_exits_2_naming_the_known_ones(tmp_path):
     assert result.returncode == 2
     assert ("unknown dataset 'transport.nope'; known: environment.beach_sensor_readings, "
             "health.restaurant_inspections, human_resources.employee_salaries, "
-            "public_works.service_requests, "
+            "public_works.request_routing, public_works.service_requests, "
             "social_services.shelter_census, "
             "transport.bike_counts") in result.stderr
 

@@ -45,7 +45,9 @@ def idp_client(settings, url, jwks_server, first_run):
     configured = settings.model_copy(update={
         "idp_issuer": "https://login.city.example/realms/staff",
         "idp_jwks_url": f"{jwks_server}/certs",
-        "idp_role_map": {"transport-planners": "transport_analyst"},
+        "idp_role_map": {"transport-planners": "transport_analyst",
+                         "council-staff": "council_office"},
+        "idp_attribute_map": {"council_district": "district"},
     })
     with TestClient(create_app(configured, url)) as client:
         yield client
@@ -104,3 +106,22 @@ def test_unreachable_provider_is_503_naming_the_address(settings, url, first_run
 def test_issuer_without_jwks_url_is_a_configuration_error(settings):
     with pytest.raises(ValueError, match="set HUB_IDP_JWKS_URL"):
         ExternalIdP(settings.model_copy(update={"idp_issuer": "https://login.city.example"}))
+
+
+def test_a_mapped_claim_becomes_the_attribute_a_row_filter_reads(idp_client, url):
+    token = idp_token(roles=["council-staff"], council_district=9)
+    response = idp_client.get(ROWS, params={"limit": 1000, "select": "sr_number,cd"},
+                              headers=bearer(token))
+    assert response.status_code == 200, response.text[:300]
+    rows = response.json()["rows"]
+    assert rows and {r["cd"] for r in rows} == {9}
+    nine = count(url, "select count(*) from shared.public_works__service_requests where cd = 9")
+    assert len(rows) == min(1000, nine)
+
+
+def test_a_provider_token_without_the_mapped_claim_gets_403_naming_the_attribute(idp_client):
+    for claim in (None, ["9", "13"]):  # missing, or a list: never flattened into a value
+        response = idp_client.get(ROWS, headers=bearer(idp_token(roles=["council-staff"],
+                                                                 council_district=claim)))
+        assert response.status_code == 403
+        assert "'district'" in response.json()["error_description"]

@@ -171,3 +171,17 @@ def test_an_unknown_code_or_the_code_of_a_removed_user_is_invalid_grant(app_clie
     response = _exchange(app_client, code, verifier)
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
     assert "no longer exists" in response.json()["error_description"]
+
+
+def test_a_persons_attributes_travel_in_their_token_and_filter_their_rows(app_client, url):
+    name = f"councillor-{secrets.token_hex(3)}"
+    with psycopg.connect(url) as conn:
+        password = users.add_user(conn, name, "council_office", {"district": "4"})
+    verifier, challenge = _pkce()
+    answer = _authorize(app_client, (name, password), challenge)
+    token = _exchange(app_client, _code(answer["location"]), verifier).json()["access_token"]
+    rows = app_client.get(ROWS, params={"limit": 1000, "select": "cd"},
+                          headers=bearer(token)).json()["rows"]
+    assert rows and {r["cd"] for r in rows} == {4}
+    assert len(rows) == min(1000, count(url, "select count(*) from"
+                                             " shared.public_works__service_requests where cd = 4"))

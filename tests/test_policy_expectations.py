@@ -93,7 +93,8 @@ def test_the_shipped_file_agrees_with_the_policy():
     (lambda d: d.update({"health.nope": {"auditor": "denied"}}),
      "health.nope: not a dataset of the contracts; known: environment.beach_sensor_readings, "
      "health.restaurant_inspections, human_resources.employee_salaries, "
-     "public_works.service_requests, social_services.shelter_census, transport.bike_counts"),
+     "public_works.request_routing, public_works.service_requests, "
+     "social_services.shelter_census, transport.bike_counts"),
 ])
 def test_each_disagreement_names_its_cell(tmp_path, change, expected):
     assert differences(doctored(tmp_path, change)) == [expected]
@@ -159,7 +160,7 @@ def test_cli_passes_the_shipped_file_with_a_summary(home):
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("\n") == 1
     assert "the policy agrees on" in result.stdout
-    assert "48 cells (8 readable, 40 denied)" in result.stdout
+    assert "98 cells (20 readable, 78 denied)" in result.stdout
 
 
 def test_cli_names_each_doctored_cell_and_exits_1(tmp_path, home):
@@ -213,3 +214,32 @@ def test_cli_names_a_bad_hub_clock_in_one_line(home):
     assert result.returncode == 2
     assert result.stderr.startswith("error: HUB_CLOCK='2031-13-01': ")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def rows_doctored(tmp_path: Path, change) -> Path:
+    """The shipped file with `change` applied to its `rows` section."""
+    document = copy.deepcopy(yaml.safe_load(SHIPPED.read_text()))
+    change(document["rows"])
+    path = tmp_path / "expected.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+FILTER = "rows where cd equals the caller's attribute district"
+
+
+@pytest.mark.parametrize("change, expected", [
+    # A filtered cell written as reading every row: the filter would go unnoticed.
+    (lambda r: r[SR].pop("council_office"),
+     f'council_office, {SR}, (rows): expected "every row", policy gives "{FILTER}"; write it '
+     f"under rows: {SR}: council_office:"),
+    # A filter the policy does not have (or another one).
+    (lambda r: r[SR].update({"transport_analyst": FILTER}),
+     f'transport_analyst, {SR}, (rows): expected "{FILTER}", policy gives "every row"; write '
+     f"it under rows: {SR}: transport_analyst:"),
+    (lambda r: r[SR].update({"council_office": "rows where cd equals 7"}),
+     f'council_office, {SR}, (rows): expected "rows where cd equals 7", policy gives '
+     f'"{FILTER}"; write it under rows: {SR}: council_office:'),
+])
+def test_each_row_filter_disagreement_names_its_cell(tmp_path, change, expected):
+    assert differences(rows_doctored(tmp_path, change)) == [expected]

@@ -96,15 +96,16 @@ async def _throttled(request: Request, state: AppState, params: dict[str, str],
                  f"about {minutes} minute(s), then try again.", 429, {"Retry-After": str(wait)})
 
 
-def redeem_code(state: AppState, form: dict[str, Any]) -> tuple[str, str, str]:
-    """(username, role, scope) for a valid code and verifier; ApiError invalid_grant if not.
+def redeem_code(state: AppState, form: dict[str, Any]) -> tuple[str, str, str, dict]:
+    """(username, role, scope, attributes) for a valid code and verifier; ApiError
+    invalid_grant if not.
     The code is spent by this call whatever the outcome."""
     code_hash = _hash(str(form.get("code") or ""))
     with state.pool.connection() as conn, conn.transaction(), \
             conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
             "select c.client_id, c.username, c.redirect_uri, c.code_challenge, c.scope,"
-            " c.expires_at, c.used_at, u.role from hub.auth_codes c"
+            " c.expires_at, c.used_at, u.role, u.attributes from hub.auth_codes c"
             " left join hub.users u using (username) where c.code_hash = %s for update of c",
             [code_hash]).fetchone()
         cur.execute("update hub.auth_codes set used_at = coalesce(used_at, now())"
@@ -112,7 +113,7 @@ def redeem_code(state: AppState, form: dict[str, Any]) -> tuple[str, str, str]:
     problem = _code_problem(row, form)
     if problem or not row["role"]:
         raise ApiError(400, "invalid_grant", problem or "the user no longer exists")
-    return row["username"], row["role"], row["scope"]
+    return row["username"], row["role"], row["scope"], row["attributes"] or {}
 
 
 def _code_problem(row: dict[str, Any] | None, form: dict[str, Any]) -> str | None:

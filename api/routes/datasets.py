@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from access_policies import Decision, Grant, decide
 from access_policies.masking import as_records
+from access_policies.row_filter import describe
 from api import export, rows, search
 from api.deps import (
     AppState,
@@ -81,22 +82,25 @@ async def list_datasets(
     asked = {k: v for k, v in (("q", q), ("department", department), ("quality", quality)) if v}
     await record_now(state, _event(request, "catalog.read", principal, None, "allow", "catalog",
                                    200, filters=asked))
-    return Catalog(datasets=[DatasetSummary.model_validate(_summary(c, status.get(c.dataset_id)))
-                             for c, _ in visible])
+    return Catalog(datasets=[DatasetSummary.model_validate(_summary(
+        c, _filtered_status(status.get(c.dataset_id), d)))
+        for c, d in visible])
 
 
 @router.get("/{dataset_id}", openapi_extra=READ)
 async def get_dataset(dataset_id: str, request: Request, state: StateDep,
                       _rid: RequestIdDep) -> DatasetDetail:
-    """One dataset's description and the columns the caller will see (and how masked)."""
+    """One dataset's description and, for the caller: the deciding grant, the columns it
+    sees (and how each is masked) and the rows, its row filter in words."""
     async with state.apool.connection() as conn:
         principal, contract, decision = await _admit(request, state, conn, dataset_id)
-        status = (await rows.quality_status(conn)).get(dataset_id)
+        status = _filtered_status((await rows.quality_status(conn)).get(dataset_id), decision)
     await record_now(state, _event(request, "catalog.read", principal, dataset_id, "allow",
                                    decision.reason, 200, decision=decision))
     return DatasetDetail.model_validate({
         **_summary(contract, status), "row_schema": to_json_schema(contract),
-        "columns": [{"name": c.name, "mask": c.mask} for c in decision.columns]})
+        "columns": [{"name": c.name, "mask": c.mask} for c in decision.columns],
+        "access": _explained(decision)})
 
 
 @router.get("/{dataset_id}/validations", openapi_extra=READ)
@@ -106,13 +110,15 @@ async def list_validations(dataset_id: str, request: Request, state: StateDep,
     """The dataset's latest validation reports: every rule, held or not, and the counts of
     the gate (rows in, published, quarantined). Visible to whoever may read the dataset."""
     async with state.apool.connection() as conn:
-        await _admit(request, state, conn, dataset_id)
+        decision = (await _admit(request, state, conn, dataset_id))[2]
         async with conn.cursor(row_factory=dict_row) as cur:
             found = await (await cur.execute(
                 "select run_id, contract_version, passed, rows_in,"
                 " rows_passed as rows_published, rows_quarantined, rules, created_at"
                 " from hub.validation_reports where dataset = %s"
                 " order by created_at desc limit %s", [dataset_id, limit])).fetchall()
+    if decision.rows is not None:  # counted and sampled over every row: not for this caller
+        found = [_without_aggregates(report) for report in found]
     return ValidationReports.model_validate({"dataset": dataset_id, "reports": found})
 
 
@@ -227,6 +233,11 @@ async def _admit(request: Request, state: AppState, conn: AsyncConnection,
     decision = None
     if contract is not None:
         decision = _decision(state, principal, contract, await state.request_grants.current(conn))
+    if contract is not None and decision.missing_attribute is not None:
+        raise ApiError(403, "access_denied", f"grant {decision.grant.id} filters the rows of "
+                       f"{dataset_id} by your attribute {decision.missing_attribute!r}, which "
+                       "your token does not carry; ask the hub's operators to give your client "
+                       "that attribute", audit={"reason": decision.reason})
     if contract is None or not decision.allowed:
         # Unknown and not-granted look alike, so ids of hidden datasets do not leak; the
         # audit record keeps the true reason.
@@ -250,7 +261,7 @@ def _decision(state: AppState, principal: Principal, contract: Contract,
               requested: tuple[Grant, ...]) -> Decision:
     return decide(state.policy, role=principal.role, contract=contract,
                   today=clock.today(), client_id=principal.client_id,
-                  extra=requested)
+                  extra=requested, attributes=principal.attributes)
 
 
 def _event(request: Request, kind: str, principal: Principal | None, dataset: str | None,
@@ -264,8 +275,40 @@ def _event(request: Request, kind: str, principal: Principal | None, dataset: st
         columns=extra.get("columns", []),
         unmasked_personal=_unmasked_personal(decision, contract),
         filters=extra.get("filters", {}), rows_returned=extra.get("rows", 0),
-        detail=_grant_window(grant),
+        detail=_grant_window(grant) | _row_filter_applied(decision),
     )
+
+
+def _row_filter_applied(decision: Decision | None) -> dict[str, Any]:
+    # The grant's filter as applied to this caller: the audit record names it in words.
+    if decision is None or decision.grant is None or decision.grant.row_filter is None:
+        return {}
+    return {"row_filter": describe(decision.grant.row_filter, decision.attributes)}
+
+
+def _explained(decision: Decision) -> dict[str, Any]:
+    grant = decision.grant
+    return {"grant": grant.id, "purpose": grant.purpose,
+            "row_filter": describe(grant.row_filter, decision.attributes)}
+
+
+NOT_UNDER_FILTER = "not shown: counted over every row, and your grant filters rows"
+
+
+def _filtered_status(status: dict[str, Any] | None, decision: Decision) -> dict[str, Any] | None:
+    """The dataset's status; a row-filtered caller gets no counts over every row."""
+    if status is None or decision.rows is None or status.get("quality") is None:
+        return status
+    quality = {**status["quality"], "rows_published": None, "rows_quarantined": None}
+    return {**status, "quality": quality}
+
+
+def _without_aggregates(report: dict[str, Any]) -> dict[str, Any]:
+    """A validation report without what was counted or sampled over every row."""
+    rules = [{k: v for k, v in rule.items() if k not in ("quarantined", "observed")}
+             | {"observed": NOT_UNDER_FILTER} for rule in report["rules"]]
+    return {**report, "rows_in": None, "rows_published": None, "rows_quarantined": None,
+            "rules": rules}
 
 
 def _unmasked_personal(decision: Decision | None, contract: Contract | None) -> list[str]:

@@ -77,7 +77,8 @@ async def token(request: Request, state: StateDep, response: Response,
     scopes = _granted_scopes(str(form.get("scope") or ""), role.scopes)
     access_token, claims = issue_token(
         state.signing_key, state.settings, client_id=client.client_id, role=role.name,
-        department=role.department, scopes=scopes)
+        department=role.department, scopes=scopes,
+        attributes={**client.attributes, **role.attributes})
     await record_now(state, request_event(
         request, "token.issued", decision="allow", reason="client credentials",
         status_code=200, client_id=client.client_id, role=role.name,
@@ -88,7 +89,8 @@ async def token(request: Request, state: StateDep, response: Response,
 
 async def code_token(request: Request, state: AppState, form: Any) -> TokenResponse:
     """The console's code, with its PKCE verifier, for a token of the signed-in user."""
-    username, role_name, scope = await run_in_threadpool(redeem_code, state, dict(form))
+    username, role_name, scope, attributes = await run_in_threadpool(redeem_code, state,
+                                                                     dict(form))
     role = state.policy.roles.get(role_name)
     if role is None:
         raise ApiError(400, "invalid_grant", f"the user's role {role_name!r} is not in the "
@@ -97,7 +99,8 @@ async def code_token(request: Request, state: AppState, form: Any) -> TokenRespo
     subject = f"user:{username}"
     access_token, claims = issue_token(
         state.signing_key, state.settings, client_id=subject, role=role.name,
-        department=role.department, scopes=scopes)
+        department=role.department, scopes=scopes,
+        attributes={**attributes, **role.attributes})
     await record_now(state, request_event(
         request, "token.issued", decision="allow", reason="authorization code with PKCE",
         status_code=200, client_id=subject, role=role.name, department=role.department,
