@@ -1,6 +1,7 @@
 """Benchmark: one `hub run` over 1 and over N onboarded datasets; the per-dataset cost.
 
-Run by hand (needs a PostgreSQL server; it creates and drops hub_bench_onboard_*):
+Run by hand (needs a PostgreSQL server, `--server`; it creates and drops
+hub_bench_onboard_* databases):
 
     .venv/bin/python bench/onboard.py --datasets 50
 
@@ -37,6 +38,7 @@ from bench import rounds  # noqa: E402
 
 PREFIX = "hub_bench_onboard"
 DEPARTMENT = "bench"
+LOCAL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BAD_EVERY = 1000  # one row in this many has a value that does not cast: it is quarantined
 
 
@@ -209,10 +211,11 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--rows", type=rounds.positive_int, default=10_000,
                         help="rows per dataset")
     rounds.add_rounds_argument(parser)
-    parser.add_argument("--server", default=os.environ.get(
-        "HUB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help=f"a PostgreSQL server where the bench may create and drop {PREFIX}_*"
-             " (default HUB_TEST_DATABASE_URL)")
+    parser.add_argument("--server", default=os.environ.get("HUB_BENCH_DATABASE_URL")
+                        or os.environ.get("HUB_TEST_DATABASE_URL") or LOCAL,
+                        help=f"a PostgreSQL server where the bench may create and drop "
+                             f"{PREFIX}_* (default HUB_BENCH_DATABASE_URL, else "
+                             f"HUB_TEST_DATABASE_URL, else {LOCAL})")
     return parser.parse_args()
 
 
