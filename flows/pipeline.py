@@ -249,7 +249,7 @@ def _quiet_heartbeats(action: Callable[..., T], *args: Any) -> T:
     temporary one this process starts (no PREFECT_API_URL). A heartbeat tells a server that
     a run is alive, so it can mark crashed ones; the temporary server dies with the process,
     so none is watching, and each flow run waited up to a second at its end for the
-    heartbeat thread's sleep: 4 of the 5 seconds a small dataset took."""
+    heartbeat thread's sleep: about 4 of the 8 seconds a small dataset took."""
     from prefect.settings import (
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         get_current_settings,
