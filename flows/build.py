@@ -1,5 +1,5 @@
 """dbt step: the dbt project under HUB_HOME (the repository's, with the files compiled from
-the registry's contracts), then `dbt build` of one dataset's models.
+the registry's contracts), then one `dbt build` of the models of every dataset to build.
 
 The repository checkout is never written: a dataset onboarded by registering a contract
 changes no tracked file. Its models are generated (contracts/dbt_models.py) unless the
@@ -77,24 +77,56 @@ def run_dbt(warehouse_url: str, contract: Contract, settings: Settings,
             project: Path | None = None) -> StepResult:
     """`dbt build` the dataset's mart and everything upstream of it, in `project`
     (default: the repository's dbt project, as it is)."""
+    return run_dbt_many(warehouse_url, [contract], settings, project)[contract.dataset_id]
+
+
+def run_dbt_many(warehouse_url: str, contracts: list[Contract], settings: Settings,
+                 project: Path | None = None) -> dict[str, StepResult]:
+    """One `dbt build` of every dataset's mart, quarantine and everything upstream; each
+    dataset's result from the nodes it selected. One invocation, not one per dataset: dbt's
+    start (project parse, manifest, connections) is paid once, and its threads build
+    datasets side by side. A node that fails fails the datasets it belongs to; dbt skips
+    what is downstream of it and carries on with the others."""
     from dbt.cli.main import dbtRunner  # heavy import, only when building
 
     for key, value in connection_params(warehouse_url).items():
         os.environ[f"HUB_DBT_{key.upper()}"] = value
     work, project = settings.home / "dbt", project or settings.dbt_project_dir
+    selected = [name for c in contracts
+                for name in (f"+{c.relation_name}", f"{c.relation_name}__quarantine")]
     args = ["build", "--project-dir", str(project),
             "--profiles-dir", str(project), "--target-path", str(work / "target"),
-            "--log-path", str(work / "logs"), "--select", f"+{contract.relation_name}",
-            f"{contract.relation_name}__quarantine", "--quiet"]
+            "--log-path", str(work / "logs"), "--select", *selected, "--quiet"]
     result = dbtRunner().invoke(args)
     if result.result is None:  # dbt could not even start: bad project or profile
-        return StepResult(False, (Failure("dbt", "dbt", str(result.exception)),),
-                          {"candidate_built": False})
-    failed = [r for r in result.result.results
-              if str(r.status) in ("error", "fail", "runtime error")]
+        failed = StepResult(False, (Failure("dbt", "dbt", str(result.exception)),),
+                            {"candidate_built": False})
+        return {c.dataset_id: failed for c in contracts}
+    results = list(result.result.results)
+    return {c.dataset_id: _dataset_result(_owned(results, c.relation_name)) for c in contracts}
+
+
+def _owned(results: list, relation: str) -> list:
+    """The node results of one dataset: its mart and quarantine, the models they are built
+    from, and the tests of those models."""
+    parents = {r.node.unique_id: set(r.node.depends_on.nodes) for r in results}
+    models = {r.node.unique_id for r in results if r.node.resource_type != "test"
+              and r.node.name in (relation, f"{relation}__quarantine")}
+    todo = list(models)
+    while todo:  # upstream, through the nodes this build ran
+        for parent in parents.get(todo.pop(), ()):
+            if parent in parents and parent not in models:
+                models.add(parent)
+                todo.append(parent)
+    return [r for r in results if r.node.unique_id in models
+            or (r.node.resource_type == "test" and parents[r.node.unique_id] & models)]
+
+
+def _dataset_result(results: list) -> StepResult:
+    failed = [r for r in results if str(r.status) in ("error", "fail", "runtime error")]
     built = not any(r.node.resource_type == "model" for r in failed)
-    return StepResult(result.success and not failed, tuple(_failure(r) for r in failed),
-                      {"nodes": len(result.result.results), "candidate_built": built})
+    return StepResult(not failed, tuple(_failure(r) for r in failed),
+                      {"nodes": len(results), "candidate_built": built})
 
 
 def _failure(node_result: object) -> Failure:

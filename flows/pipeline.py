@@ -1,8 +1,11 @@
-"""The pipeline flow: ingest -> build (dbt) -> validate (GX, SQL rules) -> publish, per dataset.
+"""The pipeline flow: ingest -> build (dbt) -> validate (GX, SQL rules) -> publish.
 
 Thin wrappers: the work lives in plain modules (ingest, build, validate, publish), each
-stage is a flow of its own (flows/stages.py) and this one chains them. A dataset is
-published only when every stage passed; otherwise the run records which rules failed.
+stage is a flow of its own (flows/stages.py) and this one chains them: ingest per dataset,
+one dbt build for all the datasets with something new (dbt's start is paid once per pass,
+not per dataset), then validate and publish per dataset. A dataset is published only when
+every stage passed; otherwise the run records which rules failed. Each dataset fails on
+its own.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from access_policies import Policy, load_policies
 from contracts import Contract, ContractError, load_each
 from contracts.diff import semver
 from flows import build
-from flows.checks import Failure
+from flows.checks import Failure, StepResult
 from flows.problems import explain_build, problems_of
 from flows.report import gate_counts, store_report
 from flows.stages import (
@@ -57,46 +60,105 @@ class RunReport:
     warnings: list[str] = field(default_factory=list)  # reported, not blocking: a changed file
 
 
-@flow(name="dataset-pipeline", log_prints=False)
-def dataset_pipeline(contract: Contract, warehouse_url: str, settings: Settings) -> RunReport:
-    """One pass for one dataset; never raises for a contract failure, reports it instead."""
-    run_id, started = uuid.uuid4(), datetime.now(UTC)
-    report = RunReport(contract.dataset_id)
+@dataclass
+class Pass:
+    """One dataset's pass through the run's phases."""
+
+    contract: Contract
+    report: RunReport
+    run_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    to_build: bool = False  # ingested, and the served version does not hold it all
+    built: StepResult | None = None  # this dataset's part of the run's dbt build
+    done: bool = False  # its run is on record
+
+
+@flow(name="pipeline-pass", log_prints=False)
+def pipeline_pass(contracts: list[Contract], warehouse_url: str,
+                  settings: Settings) -> list[RunReport]:
+    """One pass over `contracts`: ingest each, ONE dbt build of every dataset with something
+    new, then validate and publish each. Each dataset fails on its own: what one raises
+    ends only its pass (never raises for a contract failure, reports it instead)."""
+    passes = [Pass(c, RunReport(c.dataset_id)) for c in contracts]
+    for one in passes:
+        _guarded(one, _ingest, warehouse_url, settings)
+    _build([p for p in passes if p.to_build], warehouse_url, settings)
+    for one in passes:
+        _guarded(one, _finish, warehouse_url, settings)
+    return [p.report for p in passes]
+
+
+def _guarded(one: Pass, phase: Callable[[Pass, str, Settings], None], warehouse_url: str,
+             settings: Settings) -> None:
+    if one.done:
+        return
+    try:
+        phase(one, warehouse_url, settings)
+    except Exception as exc:  # outside the stages (its bookkeeping): this dataset only
+        one.report = RunReport(one.contract.dataset_id,
+                               failures=problems_of(exc, "pipeline", one.contract.dataset_id))
+        one.done, one.to_build = True, False
+
+
+def _ingest(one: Pass, warehouse_url: str, settings: Settings) -> None:
+    contract, report = one.contract, one.report
     if contract.source is None:
         report.failures = [Failure("contract", "registry", "the contract has no "
                                    "customProperties.hubSource: add one saying where the "
                                    "dataset's data comes from (kind: sql, rest, files, mqtt)")]
-        _record(warehouse_url, run_id, started, report, contract, built=False)
-        return report
+        return _close(one, warehouse_url, built=False)
     loaded = _attempt("ingest", report, ingest_flow, contract, warehouse_url, settings)
     if loaded is None:  # after its retries: the dataset fails, the others carry on
-        _record(warehouse_url, run_id, started, report, contract, built=False)
-        return report
+        return _close(one, warehouse_url, built=False)
     report.rows_loaded, report.warnings = loaded.rows, loaded.warnings
     current = _current_version(warehouse_url, contract)
     if report.rows_loaded == 0 and current is not None:
         # Nothing new and the same contract: the served version is still the right one.
         report.status, (report.version, report.row_count, report.quarantined) = (
             "published", current)
-        _record(warehouse_url, run_id, started, report, contract, built=False)
-        return report
-    built = _attempt("build", report, build_flow, contract, warehouse_url, settings)
-    candidate = built is not None and built.details["candidate_built"]
-    if built is not None:
-        report.failures += explain_build(built.failures, contract, warehouse_url,
+        return _close(one, warehouse_url, built=False)
+    one.to_build = True
+    return None
+
+
+def _build(passes: list[Pass], warehouse_url: str, settings: Settings) -> None:
+    """The run's one dbt build; a build that did not run fails each dataset in it."""
+    if not passes:
+        return
+    try:
+        built = build_flow([p.contract for p in passes], warehouse_url, settings)
+    except Exception as exc:  # each dataset reports it, as if it had built alone
+        for one in passes:
+            one.report.failures += problems_of(exc, "build", one.report.dataset)
+        return
+    for one in passes:
+        one.built = built[one.contract.dataset_id]
+
+
+def _finish(one: Pass, warehouse_url: str, settings: Settings) -> None:
+    """Validate and publish what was built; a dataset is published only when every stage
+    passed, otherwise the run records which rules failed."""
+    contract, report = one.contract, one.report
+    candidate = one.built is not None and one.built.details["candidate_built"]
+    if one.built is not None:
+        report.failures += explain_build(one.built.failures, contract, warehouse_url,
                                          str(settings.home / "dbt" / "logs" / "dbt.log"))
     if candidate:  # a model that failed leaves nothing to validate
         report.failures += _attempt("validate", report, validate_flow, contract,
                                     warehouse_url, settings) or []
     if not report.failures:  # row-level breaks were quarantined; the rest is the gate
-        done = _attempt("publish", report, publish_flow, contract, warehouse_url, run_id,
+        done = _attempt("publish", report, publish_flow, contract, warehouse_url, one.run_id,
                         settings)
         if done is not None:
             report.version, report.row_count, report.quarantined = (
                 done.version, done.rows, done.quarantined)
             report.status = "published"
-    _record(warehouse_url, run_id, started, report, contract, built=candidate)
-    return report
+    _close(one, warehouse_url, built=candidate)
+
+
+def _close(one: Pass, warehouse_url: str, built: bool) -> None:
+    _record(warehouse_url, one.run_id, one.started, one.report, one.contract, built)
+    one.done = True
 
 
 def _attempt(step: str, report: RunReport, stage: Callable[..., T], *args: Any) -> T | None:
@@ -164,8 +226,41 @@ def run_all(dataset_id: str | None = None, settings: Settings | None = None,
         names = [dataset_id] if dataset_id else sorted(files)
         failures = problems_of(exc, "start", ", ".join(names))
         return [RunReport(d, failures=failures) for d in names]
+    done = _pass([active[d] for d in wanted if d not in refused], warehouse_url, settings)
     return [RunReport(d, failures=[Failure("contract", "registry", refused[d])]) if d in refused
-            else _one(active[d], warehouse_url, settings) for d in wanted]
+            else done[d] for d in wanted]
+
+
+def _pass(contracts: list[Contract], warehouse_url: str, settings: Settings,
+          ) -> dict[str, RunReport]:
+    """The pass's reports by dataset; if the pass itself broke (its flow could not start,
+    say), each of its datasets reports that."""
+    if not contracts:
+        return {}
+    try:
+        reports = _quiet_heartbeats(pipeline_pass, contracts, warehouse_url, settings)
+    except Exception as exc:
+        reports = [RunReport(c.dataset_id, failures=problems_of(exc, "pipeline", c.dataset_id))
+                   for c in contracts]
+    return {r.dataset: r for r in reports}
+
+
+def _quiet_heartbeats(action: Callable[..., T], *args: Any) -> T:
+    """Run `action` without Prefect's flow-run heartbeats when the Prefect API is the
+    temporary one this process starts (no PREFECT_API_URL). A heartbeat tells a server that
+    a run is alive, so it can mark crashed ones; the temporary server dies with the process,
+    so none is watching, and each flow run waited up to a second at its end for the
+    heartbeat thread's sleep: about 4 of the 8 seconds a small dataset took."""
+    from prefect.settings import (
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        get_current_settings,
+        temporary_settings,
+    )
+
+    if get_current_settings().api.url:
+        return action(*args)
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        return action(*args)
 
 
 def _prepare(files: dict[str, Contract], dataset_id: str | None, settings: Settings,
@@ -207,11 +302,9 @@ def _wanted(conn: psycopg.Connection, dataset_id: str | None, active: dict[str, 
 
 
 def _one(contract: Contract, warehouse_url: str, settings: Settings) -> RunReport:
-    try:
-        return dataset_pipeline(contract, warehouse_url, settings)
-    except Exception as exc:  # outside the stages (its bookkeeping): this dataset only
-        return RunReport(contract.dataset_id,
-                         failures=problems_of(exc, "pipeline", contract.dataset_id))
+    """One dataset's pass on its own."""
+    [report] = pipeline_pass([contract], warehouse_url, settings)
+    return report
 
 
 def not_run(broken: dict[str, ContractError], wanted: list[str]) -> list[RunReport]:

@@ -1,8 +1,10 @@
-"""The pipeline's stages, each a parameterised Prefect flow over one dataset.
+"""The pipeline's stages, each a parameterised Prefect flow over one dataset (build: over
+the datasets given).
 
 Tasks carry the retries (on I/O: the source, the warehouse); the flows give each stage its
 own run in Prefect, so a stage can be run or re-run on its own. `flows.pipeline` chains
-them per dataset.
+them: ingest per dataset, one build for every dataset with something new, then validate
+and publish per dataset.
 """
 
 from __future__ import annotations
@@ -78,12 +80,15 @@ def ingest_task(warehouse_url: str, contract: Contract, settings: Settings) -> L
 
 
 @task(cache_policy=NO_CACHE)
-def build_task(warehouse_url: str, contract: Contract, settings: Settings) -> StepResult:
-    progress.stage(contract.dataset_id, "build (dbt)")
-    result = build.run_dbt(warehouse_url, contract, settings, build.project_dir(settings))
-    get_run_logger().info("%s: dbt build %s", contract.dataset_id,
-                          "passed" if result.success else "failed")
-    return result
+def build_task(warehouse_url: str, contracts: list[Contract], settings: Settings,
+               ) -> dict[str, StepResult]:
+    for contract in contracts:
+        progress.stage(contract.dataset_id, "build (dbt)")
+    results = build.run_dbt_many(warehouse_url, contracts, settings, build.project_dir(settings))
+    for dataset, result in results.items():
+        get_run_logger().info("%s: dbt build %s", dataset,
+                              "passed" if result.success else "failed")
+    return results
 
 
 @task(retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -130,9 +135,11 @@ def ingest_flow(contract: Contract, warehouse_url: str, settings: Settings) -> L
 
 
 @flow(name="build")
-def build_flow(contract: Contract, warehouse_url: str, settings: Settings) -> StepResult:
-    """dbt build: staging, the candidate mart and its quarantine, with dbt's tests."""
-    return build_task(warehouse_url, contract, settings)
+def build_flow(contracts: list[Contract], warehouse_url: str, settings: Settings,
+               ) -> dict[str, StepResult]:
+    """dbt build, once for the datasets given: staging, each candidate mart and its
+    quarantine, with dbt's tests; each dataset's result, by dataset id."""
+    return build_task(warehouse_url, contracts, settings)
 
 
 @flow(name="validate")

@@ -22,7 +22,7 @@ from prefect.states import Failed
 from contracts import ContractError, load_contract, load_each
 from flows.checks import Failure
 from flows.ingest import _secret, ingest
-from flows.pipeline import _one
+from flows.pipeline import Pass, RunReport, _build, _one, _pass
 from flows.problems import MissingSetting, explain_build, kind_of, problems_of, worth_retrying
 from flows.sources.base import SchemaDrift
 from hub.settings import Settings
@@ -303,3 +303,24 @@ def test_a_model_that_breaks_otherwise_points_to_its_sql_and_dbts_log():
                             "dbt's log: /h/dbt.log)")
     test_failure = Failure("not_null(census_date)", "dbt", "1 row(s) failed")
     assert explain_build((test_failure,), contract, "postgresql://unused", "x") == [test_failure]
+
+
+def test_a_pass_that_cannot_start_is_said_for_each_of_its_datasets(settings, prefect_harness):
+    # Prefect refuses the pass's parameters (no warehouse URL): its flow never runs, and
+    # each dataset given to it reports that.
+    reports = _pass([load_contract(SHELTER), load_contract(HEALTH)], None, settings)
+    assert sorted(reports) == ["health.restaurant_inspections", "social_services.shelter_census"]
+    for report in reports.values():
+        [failure] = report.failures
+        assert (report.status, failure.rule, failure.engine) == ("failed", "pipeline", "hub")
+
+
+def test_a_build_that_cannot_run_fails_each_dataset_in_it(settings, prefect_harness):
+    # The pass's one dbt build, given a warehouse URL that is no URL: it raises before dbt
+    # starts, and every dataset it was to build has the build's failure.
+    passes = [Pass(c, RunReport(c.dataset_id)) for c in (load_contract(SHELTER),
+                                                         load_contract(HEALTH))]
+    _build(passes, "not a url", settings)
+    for one in passes:
+        [failure] = one.report.failures
+        assert (one.built, failure.rule, failure.engine) == (None, "build", "hub")
