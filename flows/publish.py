@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from contracts import Contract
-from hub import changes
+from hub import change_keys, changes
 
 DEFAULT_KEPT = 10  # HUB_CHANGE_FEED_VERSIONS' default
 
@@ -31,23 +31,28 @@ def publish(warehouse_url: str, contract: Contract, run_id: uuid.UUID,
             kept: int = DEFAULT_KEPT) -> Published:
     """Copy candidate -> shared (and its quarantine -> quarantine); record the version.
     The version it replaces moves to history, for change feeds (hub/changes.py), and
-    at most `kept` versions stay there."""
+    at most `kept` versions stay there; the keys that changed since it are written beside
+    them (hub/change_keys.py), in the same transaction."""
     name = contract.relation_name
     with psycopg.connect(warehouse_url) as conn:
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", [contract.dataset_id])
         new_major = _keep_older_major(conn, contract)
         changes.keep(conn, contract.dataset_id, name, kept, new_major)
+        change_keys.drop_stale(conn, contract.dataset_id)
         rows = _swap(conn, sql.Identifier("candidate", name), "shared", name,
                      contract.primary_key)
         held = _swap(conn, sql.Identifier("candidate", f"{name}__quarantine"), "quarantine",
                      name, ())
-        version = conn.execute(
-            "insert into hub.dataset_versions"
-            " (dataset, version, contract_version, row_count, quarantined, run_id)"
-            " select %s, coalesce(max(version), 0) + 1, %s, %s, %s, %s from hub.dataset_versions"
-            " where dataset = %s returning version",
-            [contract.dataset_id, contract.version, rows, held, run_id, contract.dataset_id],
-        ).fetchone()[0]
+        [version] = conn.execute("select coalesce(max(version), 0) + 1 from"
+                                 " hub.dataset_versions where dataset = %s",
+                                 [contract.dataset_id]).fetchone()
+        keys = change_keys.record(conn, contract.dataset_id, name,
+                                  [c.name for c in contract.columns], contract.primary_key,
+                                  version)
+        conn.execute(
+            "insert into hub.dataset_versions (dataset, version, contract_version, row_count,"
+            " quarantined, run_id, changed_keys) values (%s, %s, %s, %s, %s, %s, %s)",
+            [contract.dataset_id, version, contract.version, rows, held, run_id, keys])
     return Published(version, rows, held)
 
 
