@@ -1,12 +1,14 @@
 """Change feeds: what changed in a dataset between a kept published version and the newest.
 
 Publishing moves the served table into `history` instead of dropping it (flows/publish.py
-calls `keep`): a rename, so a publish costs no more than before and writes no diff. The
-last HUB_CHANGE_FEED_VERSIONS versions are kept; older ones are dropped in the same
-transaction. The diff is computed when a feed is read, keyed by the primary key (every
-column of a composite one), as two branches: the newest rows that are new or differ, and
-the kept rows whose key is gone. Each page joins both versions (bench/changes.py: about
-2 s a page at 1,000,000 rows, while publishing costs what it did).
+calls `keep`): a rename, not a copy. The last HUB_CHANGE_FEED_VERSIONS versions are kept;
+older ones are dropped in the same transaction. Each publish also writes the keys it
+changed (hub/change_keys.py), and a feed reads its rows by those keys. `diff_sql` is the
+diff of two whole versions, keyed by the primary key (every column of a composite one), as
+two branches: the newest rows that are new or differ, and the kept rows whose key is gone.
+It is what a feed reads when a version in its range has no change-key table (published
+before them), and it joins both versions for each page (bench/changes.py: about 2 s a page
+at 1,000,000 rows).
 
 A new major version replaces the table under another shape: versions of an older major
 are dropped from history, so a feed never crosses a major version.
