@@ -44,10 +44,11 @@ def record(conn: psycopg.Connection, dataset: str, relation: str, columns: list[
     conn.execute(sql.SQL("drop table if exists {}").format(table))
     # Both versions have their primary-key index: a merge join reading them in key order
     # took about half the time of the hash join PostgreSQL picks (which cannot run in
-    # parallel for a full join before PostgreSQL 16), see docs/performance.md.
-    conn.execute("set local enable_hashjoin = off")
+    # parallel for a full join before PostgreSQL 16), and compiling it (JIT) saved less
+    # than it cost; see docs/performance.md.
+    conn.execute("set local enable_hashjoin = off; set local jit = off")
     conn.execute(keys_sql(relation, snapshot, name, [c for c in columns if c in kept], key))
-    conn.execute("reset enable_hashjoin")
+    conn.execute("reset enable_hashjoin; reset jit")
     conn.execute(sql.SQL("alter table {} add primary key ({})").format(
         table, sql.SQL(", ").join(map(sql.Identifier, key))))
     # A feed's plan needs the table's size: without statistics PostgreSQL guesses.
@@ -70,9 +71,9 @@ def keys_sql(relation: str, snapshot: str, name: str, common: list[str],
         differs=_differs(common))
 
 
-def _differs(common: list[str]) -> sql.Composed:
+def _differs(common: list[str], test: str = "is distinct from") -> sql.Composed:
     # As rows: a key present on one side only differs too (its other side is all null).
-    return sql.SQL("({}) is distinct from ({})").format(
+    return sql.SQL("({}) " + test + " ({})").format(
         sql.SQL(", ").join(sql.SQL("n.{}").format(sql.Identifier(c)) for c in common),
         sql.SQL(", ").join(sql.SQL("o.{}").format(sql.Identifier(c)) for c in common))
 
@@ -98,16 +99,28 @@ def feed_sql(relation: str, snapshot: str, tables: list[str], columns: list[str]
     tables `tables` (those of the versions after the kept one) instead of whole versions."""
     first = sql.Identifier(key[0])
     values = sql.SQL(", ").join(_value(c, key, kept_columns) for c in columns)
-    on = {side: sql.SQL(" and ").join(sql.SQL("{0}.{1} = c.{1}").format(
-        sql.Identifier(side), sql.Identifier(k)) for k in key) for side in ("n", "o")}
+    # `_change` is null for a row back to its old value (or a key neither version has),
+    # and those are left out. Said as `is not null` rather than as the comparison, so that
+    # PostgreSQL expects most candidates to be changes: expecting almost none, it costed
+    # a 100-row page as the whole scan and compiled it (JIT), 120-170 ms a page.
     return sql.SQL(
-        "select case when n.{first} is null then 'delete' when o.{first} is null"
-        " then 'insert' else 'update' end as _change, {values} from ({keys}) c"
-        " left join {new} n on {on_n} left join {old} o on {on_o} where {differs}").format(
+        "select * from (select case when {same} then null when n.{first} is null"
+        " then 'delete' when o.{first} is null then 'insert' else 'update' end as _change,"
+        " {values} from ({keys}) c left join lateral ({new}) n on true"
+        " left join lateral ({old}) o on true) d where _change is not null").format(
         first=first, values=values, keys=candidates(tables, key),
-        new=sql.Identifier("shared", relation), old=sql.Identifier(HISTORY, snapshot),
-        on_n=on["n"], on_o=on["o"],
-        differs=_differs([c for c in columns if c in kept_columns])).as_bytes(None)
+        new=_probe(sql.Identifier("shared", relation), key),
+        old=_probe(sql.Identifier(HISTORY, snapshot), key),
+        same=_differs([c for c in columns if c in kept_columns], "is not distinct from")
+    ).as_bytes(None)
+
+
+def _probe(table: sql.Identifier, key: tuple[str, ...]) -> sql.Composed:
+    # One index probe per candidate key. The `limit` (a key has one row at most) keeps
+    # PostgreSQL from flattening this into a join: as a join it merged whole versions from
+    # their first key, and a cursor page in the middle of 1,000,000 rows took 0.5 s.
+    on = sql.SQL(" and ").join(sql.SQL("t.{0} = c.{0}").format(sql.Identifier(k)) for k in key)
+    return sql.SQL("select * from {} t where {} limit 1").format(table, on)
 
 
 def _value(column: str, key: tuple[str, ...], kept_columns: list[str]) -> sql.Composed:
