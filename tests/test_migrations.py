@@ -188,17 +188,19 @@ def test_a_warehouse_newer_than_the_hub_is_refused(warehouse):
 def test_later_migrations_run_once_in_order_and_one_numbered_before_them_is_refused(
         warehouse, tmp_path):
     folder = copy_of_migrations(tmp_path)
-    (folder / "0005_notes.sql").write_text("create table hub.notes (note text);\n")
-    (folder / "0007_note_authors.sql").write_text("alter table hub.notes add author text;\n")
+    # Numbered far after the shipped files, so that a new shipped migration never collides.
+    (folder / "0905_notes.sql").write_text("create table hub.notes (note text);\n")
+    (folder / "0907_note_authors.sql").write_text("alter table hub.notes add author text;\n")
     with psycopg.connect(warehouse) as conn:
         outcome = migrate(conn, folder)
-    assert [m.path.name for m in outcome.applied] == ["0005_notes.sql", "0007_note_authors.sql"]
-    assert [row[:2] for row in recorded(warehouse)][-2:] == [(5, "notes"), (7, "note_authors")]
-    (folder / "0006_merged_late.sql").write_text("alter table hub.notes add topic text;\n")
+    assert [m.path.name for m in outcome.applied] == ["0905_notes.sql", "0907_note_authors.sql"]
+    assert [row[:2] for row in recorded(warehouse)][-2:] == [(905, "notes"),
+                                                              (907, "note_authors")]
+    (folder / "0906_merged_late.sql").write_text("alter table hub.notes add topic text;\n")
     with psycopg.connect(warehouse) as conn, pytest.raises(
-            MigrationError, match=r"0006_merged_late\.sql is not applied but "
-                                  r"0007_note_authors\.sql, numbered after it, is: renumber "
-                                  r"it after 0007"):
+            MigrationError, match=r"0906_merged_late\.sql is not applied but "
+                                  r"0907_note_authors\.sql, numbered after it, is: renumber "
+                                  r"it after 0907"):
         migrate(conn, folder)
 
 
