@@ -22,7 +22,7 @@ from psycopg import sql
 
 from hub.changes import COLUMNS, HISTORY
 
-KEYS_OF = "select snapshot from hub.dataset_versions where dataset = %s and version = %s"
+SNAPSHOT_OF = "select snapshot from hub.dataset_versions where dataset = %s and version = %s"
 
 
 def keys_name(relation: str, version: int) -> str:
@@ -34,7 +34,7 @@ def record(conn: psycopg.Connection, dataset: str, relation: str, columns: list[
     """After `version` was published as shared.<relation> (not yet in dataset_versions):
     write its change-key table against the kept version before it and return its name;
     None when that version is not kept (the first version, a new major, none kept)."""
-    found = conn.execute(KEYS_OF, [dataset, version - 1]).fetchone()
+    found = conn.execute(SNAPSHOT_OF, [dataset, version - 1]).fetchone()
     if found is None or found[0] is None:
         return None
     snapshot = found[0]
