@@ -16,7 +16,7 @@ from psycopg import sql
 
 from contracts import Contract
 from flows.routing import Route, notify_routes, stage_changes
-from hub import changes
+from hub import change_keys, changes
 
 DEFAULT_KEPT = 10  # HUB_CHANGE_FEED_VERSIONS' default
 
@@ -33,8 +33,9 @@ def publish(warehouse_url: str, contract: Contract, run_id: uuid.UUID,
             kept: int = DEFAULT_KEPT, routes: list[Route] | None = None) -> Published:
     """Copy candidate -> shared (and its quarantine -> quarantine); record the version.
     The version it replaces moves to history, for change feeds (hub/changes.py), and
-    at most `kept` versions stay there. With `routes`, each responsible department is
-    notified of new or changed rows in the same transaction (flows/routing.py)."""
+    at most `kept` versions stay there; the keys that changed since it are written beside
+    them (hub/change_keys.py). With `routes`, each responsible department is notified of
+    new or changed rows (flows/routing.py). All in one transaction."""
     name = contract.relation_name
     with psycopg.connect(warehouse_url) as conn:
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", [contract.dataset_id])
@@ -42,19 +43,30 @@ def publish(warehouse_url: str, contract: Contract, run_id: uuid.UUID,
         if routes:
             stage_changes(conn, contract, sql.Identifier("candidate", name))
         changes.keep(conn, contract.dataset_id, name, kept, new_major)
+        change_keys.drop_stale(conn, contract.dataset_id)
         rows = _swap(conn, sql.Identifier("candidate", name), "shared", name,
                      contract.primary_key)
         held = _swap(conn, sql.Identifier("candidate", f"{name}__quarantine"), "quarantine",
                      name, ())
-        version = conn.execute(
-            "insert into hub.dataset_versions"
-            " (dataset, version, contract_version, row_count, quarantined, run_id)"
-            " select %s, coalesce(max(version), 0) + 1, %s, %s, %s, %s from hub.dataset_versions"
-            " where dataset = %s returning version",
-            [contract.dataset_id, contract.version, rows, held, run_id, contract.dataset_id],
-        ).fetchone()[0]
+        version = _record_version(conn, contract, rows, held, run_id)
         routed = notify_routes(conn, contract, version, routes) if routes else None
     return Published(version, rows, held, routed)
+
+
+def _record_version(conn: psycopg.Connection, contract: Contract, rows: int, held: int,
+                    run_id: uuid.UUID) -> int:
+    """The next version number, recorded with the keys it changed (hub/change_keys.py)."""
+    [version] = conn.execute("select coalesce(max(version), 0) + 1 from"
+                             " hub.dataset_versions where dataset = %s",
+                             [contract.dataset_id]).fetchone()
+    keys = change_keys.record(conn, contract.dataset_id, contract.relation_name,
+                              [c.name for c in contract.columns], contract.primary_key,
+                              version)
+    conn.execute(
+        "insert into hub.dataset_versions (dataset, version, contract_version, row_count,"
+        " quarantined, run_id, changed_keys) values (%s, %s, %s, %s, %s, %s, %s)",
+        [contract.dataset_id, version, contract.version, rows, held, run_id, keys])
+    return version
 
 
 def _keep_older_major(conn: psycopg.Connection, contract: Contract) -> bool:

@@ -18,6 +18,8 @@ APP_GRANTS = """
 grant usage on schema shared, history, hub, audit to {role};
 grant select on all tables in schema shared to {role};
 alter default privileges in schema shared grant select on tables to {role};
+grant select on all tables in schema history to {role};
+alter default privileges in schema history grant select on tables to {role};
 grant select on hub.dataset_versions, hub.clients, hub.validation_reports, hub.runs to {role};
 grant select, insert, update on hub.contracts to {role};
 grant select, insert on hub.notifications to {role};

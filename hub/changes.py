@@ -1,12 +1,14 @@
 """Change feeds: what changed in a dataset between a kept published version and the newest.
 
 Publishing moves the served table into `history` instead of dropping it (flows/publish.py
-calls `keep`): a rename, so a publish costs no more than before and writes no diff. The
-last HUB_CHANGE_FEED_VERSIONS versions are kept; older ones are dropped in the same
-transaction. The diff is computed when a feed is read, keyed by the primary key (every
-column of a composite one), as two branches: the newest rows that are new or differ, and
-the kept rows whose key is gone. Each page joins both versions (bench/changes.py: about
-2 s a page at 1,000,000 rows, while publishing costs what it did).
+calls `keep`): a rename, not a copy. The last HUB_CHANGE_FEED_VERSIONS versions are kept;
+older ones are dropped in the same transaction. Each publish also writes the keys it
+changed (hub/change_keys.py), and a feed reads its rows by those keys. `diff_sql` is the
+diff of two whole versions, keyed by the primary key (every column of a composite one), as
+two branches: the newest rows that are new or differ, and the kept rows whose key is gone.
+It is what a feed reads when a version in its range has no change-key table (published
+before them), and it joins both versions for each page (bench/changes.py: about 2 s a page
+at 1,000,000 rows).
 
 A new major version replaces the table under another shape: versions of an older major
 are dropped from history, so a feed never crosses a major version.
@@ -15,15 +17,16 @@ are dropped from history, so a feed never crosses a major version.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
 
 HISTORY = "history"
-# The dataset's published versions and the kept table of each (null: not kept).
-VERSIONS = ("select version, snapshot from hub.dataset_versions where dataset = %s"
-            " order by version")
+# The dataset's published versions, the kept table of each (null: not kept) and its
+# change-key table (hub/change_keys.py; null: none).
+VERSIONS = ("select version, snapshot, changed_keys from hub.dataset_versions"
+            " where dataset = %s order by version")
 COLUMNS = ("select a.attname from pg_attribute a join pg_class c on c.oid = a.attrelid"
            " join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s"
            " and c.relname = %s and a.attnum > 0 and not a.attisdropped order by a.attnum")
@@ -83,17 +86,25 @@ class Window:
 
     newest: int | None
     kept: dict[int, str]  # version -> its table in history
+    keys: dict[int, str] = field(default_factory=dict)  # version -> its change-key table
 
     @property
     def oldest(self) -> int | None:
         """The oldest version a feed can start from (the newest, when none is kept)."""
         return min(self.kept, default=self.newest)
 
+    def keys_since(self, since: int) -> list[str] | None:
+        """The change-key tables of the versions after `since`, up to the newest; None when
+        one lacks its table (published before change keys): diff the whole versions."""
+        tables = [self.keys.get(v) for v in range(since + 1, (self.newest or 0) + 1)]
+        return None if None in tables or not tables else tables
 
-def window(rows: list[tuple[int, str | None]]) -> Window:
-    """From VERSIONS' rows."""
-    newest = max((v for v, _ in rows), default=None)
-    return Window(newest, {v: s for v, s in rows if s is not None and v != newest})
+
+def window(rows: list[tuple]) -> Window:
+    """From VERSIONS' rows: (version, snapshot, changed_keys)."""
+    newest = max((r[0] for r in rows), default=None)
+    return Window(newest, {r[0]: r[1] for r in rows if r[1] is not None and r[0] != newest},
+                  {r[0]: r[2] for r in rows if len(r) > 2 and r[2] is not None})
 
 
 def diff_sql(relation: str, snapshot: str, columns: list[str], kept_columns: list[str],

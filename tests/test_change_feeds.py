@@ -110,6 +110,10 @@ def _changes(feed_api, role: str, **params) -> dict:
 
 
 def test_feed_equals_the_diff_computed_in_sql(feed_warehouse, feed_api):
+    _assert_feed_is_the_sql_diff(feed_warehouse, feed_api)
+
+
+def _assert_feed_is_the_sql_diff(feed_warehouse, feed_api) -> None:
     url, _ = feed_warehouse
     with psycopg.connect(url) as conn:
         expected = {key: (change, row) for key, change, row in conn.execute(EXPECTED)}
@@ -125,6 +129,36 @@ def test_feed_equals_the_diff_computed_in_sql(feed_warehouse, feed_api):
         assert record.pop("_change") == change
         # Values as the rows route renders them: compare through the same JSON encoder.
         assert record == row, key
+
+
+KEYS_V3 = "public_works__service_requests__keys_v3"
+
+
+def test_publish_records_the_changed_keys_the_feed_reads(feed_warehouse):
+    url, _ = feed_warehouse
+    with psycopg.connect(url) as conn:
+        named = conn.execute("select version, changed_keys from hub.dataset_versions"
+                             " where dataset = %s order by version", [DATASET]).fetchall()
+        keys = conn.execute(f"select sr_number from history.{KEYS_V3} order by 1").fetchall()
+    assert named == [(1, None), (2, None), (3, KEYS_V3)]  # 2's went with version 1
+    assert [k for (k,) in keys] == sorted([ADDED, CHANGED, REMOVED])
+
+
+def test_a_version_published_before_change_keys_is_diffed_whole(feed_warehouse, feed_api):
+    """Version 3 as a publish from before change-key tables left it: no table named, so
+    the feed must diff the whole versions (the key table is hidden, not read)."""
+    url, _ = feed_warehouse
+    hide = (f"alter table history.{KEYS_V3} rename to hidden_keys;"
+            " update hub.dataset_versions set changed_keys = null where version = 3")
+    show = (f"alter table history.hidden_keys rename to {KEYS_V3};"
+            f" update hub.dataset_versions set changed_keys = '{KEYS_V3}' where version = 3")
+    with psycopg.connect(url) as conn:
+        conn.execute(hide)
+    try:
+        _assert_feed_is_the_sql_diff(feed_warehouse, feed_api)
+    finally:
+        with psycopg.connect(url) as conn:
+            conn.execute(show)
 
 
 def test_version_older_than_the_kept_ones_answers_410_with_the_oldest(feed_warehouse,
@@ -231,7 +265,8 @@ def test_history_keeps_only_the_configured_versions(feed_warehouse):
         tables = [r[0] for r in conn.execute(
             "select tablename from pg_tables where schemaname = 'history'")]
     assert kept == [(1, None), (2, "public_works__service_requests__v2"), (3, None)]
-    assert tables == ["public_works__service_requests__v2"]
+    assert sorted(tables) == ["public_works__service_requests__keys_v3",
+                              "public_works__service_requests__v2"]
 
 
 

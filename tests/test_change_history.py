@@ -12,7 +12,7 @@ import pytest
 
 from contracts import Contract, load_contract_text
 from flows.publish import publish
-from hub import changes
+from hub import change_keys, changes
 from tests.conftest import own_warehouse
 
 CONTRACT = (Path(__file__).parent / "data" / "station_days.odcs.yaml").read_text()
@@ -33,13 +33,28 @@ def _publish(url: str, contract: Contract, rows: list[tuple], kept: int) -> int:
 
 
 def _feed(url: str, contract: Contract, since: int) -> dict[tuple, tuple]:
+    """The feed from `since` as read through the change-key tables; it must be the diff of
+    the whole versions (the fallback for versions from before change keys)."""
     with psycopg.connect(url) as conn:
         window = changes.window(conn.execute(changes.VERSIONS, [contract.dataset_id]).fetchall())
-        snapshot = window.kept[since]
-        kept = [r[0] for r in conn.execute(changes.COLUMNS, [changes.HISTORY, snapshot])]
-        diff = changes.diff_sql(contract.relation_name, snapshot,
-                                [c.name for c in contract.columns], kept, contract.primary_key)
-        return {(s, d): (change, r) for change, s, d, r in conn.execute(diff)}
+        whole, keyed = _both(conn, contract, window, since)
+        found = {(s, d): (change, r) for change, s, d, r in conn.execute(keyed)}
+        assert found == {(s, d): (change, r) for change, s, d, r in conn.execute(whole)}
+        return found
+
+
+def _both(conn: psycopg.Connection, contract: Contract, window: changes.Window,
+          since: int) -> tuple[bytes, bytes]:
+    """The full diff's SELECT and the keyed one's, from `since` to the newest."""
+    snapshot = window.kept[since]
+    kept = [r[0] for r in conn.execute(changes.COLUMNS, [changes.HISTORY, snapshot])]
+    columns = [c.name for c in contract.columns]
+    tables = window.keys_since(since)
+    assert tables is not None, "a version published now has its change-key table"
+    return (changes.diff_sql(contract.relation_name, snapshot, columns, kept,
+                             contract.primary_key),
+            change_keys.feed_sql(contract.relation_name, snapshot, tables, columns, kept,
+                                 contract.primary_key))
 
 
 @pytest.fixture
@@ -66,7 +81,11 @@ def test_retention_keeps_the_configured_versions_and_the_newest(warehouse):
         tables = sorted(r[0] for r in conn.execute(
             "select tablename from pg_tables where schemaname = 'history'"))
     assert (window.newest, window.oldest, sorted(window.kept)) == (4, 2, [2, 3])
-    assert tables == ["environment__station_days__v2", "environment__station_days__v3"]
+    # The key tables a feed from version 2 or 3 reads; that of version 2 went with version 1.
+    assert tables == ["environment__station_days__keys_v3", "environment__station_days__keys_v4",
+                      "environment__station_days__v2", "environment__station_days__v3"]
+    assert sorted(window.keys.items()) == [(3, "environment__station_days__keys_v3"),
+                                           (4, "environment__station_days__keys_v4")]
     assert _feed(url, contract, 2) == {("A", 1): ("update", 4.0)}
 
 
@@ -99,12 +118,10 @@ def test_a_column_added_in_place_is_not_compared_and_absent_from_deletes(warehou
                      " ('A', 1, 1.0, 'new column only'), ('C', 1, 3.0, 'added')")
     publish(url, wider, uuid.uuid4(), 5)
     with psycopg.connect(url) as conn:
-        snapshot = changes.window(conn.execute(
-            changes.VERSIONS, [wider.dataset_id]).fetchall()).kept[1]
-        kept = [r[0] for r in conn.execute(changes.COLUMNS, [changes.HISTORY, snapshot])]
-        diff = changes.diff_sql(wider.relation_name, snapshot,
-                                [c.name for c in wider.columns], kept, wider.primary_key)
-        found = sorted(conn.execute(diff).fetchall())
+        window = changes.window(conn.execute(changes.VERSIONS, [wider.dataset_id]).fetchall())
+        whole, keyed = _both(conn, wider, window, 1)
+        found = sorted(conn.execute(whole).fetchall())
+        assert sorted(conn.execute(keyed).fetchall()) == found
     assert found == [("delete", "B", 1, 2.0, None), ("insert", "C", 1, 3.0, "added")]
 
 
@@ -120,3 +137,33 @@ def test_a_new_major_version_drops_the_older_majors_kept_versions(warehouse):
         older = conn.execute("select count(*) from shared.environment__station_days__v1"
                              ).fetchone()[0]
     assert (version, window.oldest, window.kept, history, older) == (3, 3, {}, 0, 1)
+
+
+def _keys(url: str, table: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(f"select * from history.{table} order by 1, 2").fetchall()
+
+
+def test_each_publish_records_the_keys_it_changed_and_a_feed_spans_them(warehouse):
+    url, contract = warehouse
+    _publish(url, contract, [("A", 1, 1.0), ("A", 2, 2.0), ("B", 1, 3.0)], kept=5)
+    _publish(url, contract, [("A", 1, 9.0), ("A", 2, 2.0), ("C", 1, 5.0)], kept=5)
+    _publish(url, contract, [("A", 1, 1.0), ("A", 2, 2.0), ("D", 1, 7.0)], kept=5)
+    assert _keys(url, "environment__station_days__keys_v2") == [("A", 1), ("B", 1), ("C", 1)]
+    assert _keys(url, "environment__station_days__keys_v3") == [("A", 1), ("C", 1), ("D", 1)]
+    # (A, 1) went back to its value of version 1, (C, 1) came and went: neither is a change.
+    assert _feed(url, contract, 1) == {("B", 1): ("delete", 3.0), ("D", 1): ("insert", 7.0)}
+    assert _feed(url, contract, 2) == {("A", 1): ("update", 1.0), ("C", 1): ("delete", 5.0),
+                                       ("D", 1): ("insert", 7.0)}
+
+
+def test_a_version_without_a_change_key_table_has_none_to_read(warehouse):
+    url, contract = warehouse
+    for reading in (1.0, 2.0, 3.0):
+        _publish(url, contract, [("A", 1, reading)], kept=5)
+    with psycopg.connect(url) as conn:  # as published before change keys existed
+        conn.execute("drop table history.environment__station_days__keys_v3;"
+                     " update hub.dataset_versions set changed_keys = null where version = 3")
+        window = changes.window(conn.execute(changes.VERSIONS, [contract.dataset_id]).fetchall())
+    assert (window.keys_since(1), window.keys_since(2)) == (None, None)
+    assert window.keys_since(3) is None  # the newest: nothing to read at all

@@ -3,9 +3,11 @@ and deleted between published version N and the newest, keyed by the primary key
 
 Delta Sharing's change data feed is the model, diffed rather than logged: a feed answers
 one row per key with its net change (`_change`: insert, update or delete), whatever
-happened in the versions between. The diff (hub/changes.py) is read through the rows
-route's own statement (api/rows.py `select_statement`), so the columns, masks, filters,
-keyset cursor and formats are the rows route's: a feed shows nothing a rows page would not.
+happened in the versions between. The diff (hub/change_keys.py: rows looked up by the keys
+each publish recorded as changed; hub/changes.py for versions from before those) is read
+through the rows route's own statement (api/rows.py `select_statement`), so the columns,
+masks, filters, keyset cursor and formats are the rows route's: a feed shows nothing a
+rows page would not.
 Audited as a `data.read` naming the dataset, the version read and `since_version`.
 """
 
@@ -26,7 +28,7 @@ from api.models import RowsPage
 from api.query import bad
 from api.routes.datasets import READ, ROWS_AS_TEXT, _admit, _event, _unless_retired
 from contracts import Contract
-from hub import changes
+from hub import change_keys, changes
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 CHANGE = "_change"
@@ -102,8 +104,13 @@ async def _fetch(conn: AsyncConnection, contract: Contract, page: rows.Page,
                        headers={"X-Hub-Oldest-Version": str(window.oldest)},
                        audit={"reason": f"since_version {since} older than {window.oldest}"})
     kept = await changes.kept_columns(conn, snapshot)
-    diff = changes.diff_sql(contract.relation_name, snapshot,
-                            [c.name for c in contract.columns], kept, contract.primary_key)
+    columns, tables = [c.name for c in contract.columns], window.keys_since(since)
+    if tables is None:  # a version published before change keys: diff the whole versions
+        diff = changes.diff_sql(contract.relation_name, snapshot, columns, kept,
+                                contract.primary_key)
+    else:
+        diff = change_keys.feed_sql(contract.relation_name, snapshot, tables, columns, kept,
+                                    contract.primary_key)
     return await _diff_page(conn, contract, page, diff, window.newest)
 
 
