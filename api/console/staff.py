@@ -8,7 +8,7 @@ limit=, offset=), so a page's filters are exactly what the API would be asked.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast, get_args
 from urllib.parse import urlencode
 
 import orjson
@@ -20,46 +20,42 @@ from api.console import charts
 from api.console.web import guard, render, secure
 from api.deps import Principal, StateDep
 from api.errors import ApiError, ensure_request_id
-from api.models import Catalog, DatasetSummary, ValidationReport
+from api.models import Catalog, ValidationReport
 from api.query import OPERATORS, RESERVED
 from api.routes import contracts as contract_routes
 from api.routes import datasets
+from api.search import Quality
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 READ = guard("datasets:read")
 PAGE = 50
 FORM_FIELDS = ("f_col", "f_op", "f_val")  # the filter form's fields: folded into the grammar
+QUALITIES = ("", *get_args(Quality))
 
 
 @router.get("/catalog")
 async def catalog(request: Request, state: StateDep, principal: Principal = READ,
                   q: str = "", department: str = "", quality: str = "") -> Response:
-    """The datasets I may read, searched by words and filtered by department and quality."""
-    found = await datasets.list_datasets(_api(request), state, ensure_request_id(request))
-    shown = [d for d in search(found, q) if _kept(d, department, quality)]
-    departments = sorted({d.department for d in found.datasets})
-    return render(request, "catalog.html", datasets=shown, q=q, department=department,
-                  quality=quality, departments=departments)
+    """The datasets I may read, searched by words and filtered by department and quality:
+    the API's own search, so the console ranks exactly as `GET /datasets?q=` does."""
+    found = await search(request, state, q, department, quality)
+    # Every department's name, not only those left after filtering: the filter must be
+    # able to widen again. Names of departments are public (the transparency report).
+    departments = sorted({c.department for c in state.contracts.values()})
+    return render(request, "catalog.html", datasets=found.datasets, q=q,
+                  department=department, quality=quality, departments=departments)
 
 
-def search(found: Catalog, q: str) -> list[DatasetSummary]:
-    """The catalog's datasets with every word of `q` in the title, description or a column
-    name (case-insensitive); all of them for no words."""
-    words = q.lower().split()
-
-    def text(d: DatasetSummary) -> str:
-        names = " ".join(c.name for c in d.columns_schema)
-        return f"{d.id} {d.title} {d.description} {names}".lower()
-
-    return [d for d in found.datasets if all(w in text(d) for w in words)]
-
-
-def _kept(d: DatasetSummary, department: str, quality: str) -> bool:
-    if department and d.department != department:
-        return False
-    passed = d.quality.last_check_passed if d.quality else None
-    return {"passed": passed is True, "failed": passed is False,
-            "unchecked": passed is None}.get(quality, True)
+async def search(request: Request, state: Any, q: str, department: str,
+                 quality: str) -> Catalog:
+    """`GET /datasets?q=&department=&quality=` as this person: one audit record, ranked by
+    PostgreSQL full-text search; an empty form field means no filter."""
+    if quality not in QUALITIES:
+        raise ApiError(400, "invalid_request", "quality: passed, failed or unchecked "
+                       "(or empty for any)")
+    return await datasets.list_datasets(
+        request, state, ensure_request_id(request), q=q if q.strip() else None,
+        department=department or None, quality=cast(Quality, quality) if quality else None)
 
 
 @router.get("/datasets/{dataset_id}")
