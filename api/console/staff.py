@@ -8,6 +8,7 @@ limit=, offset=), so a page's filters are exactly what the API would be asked.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, cast, get_args
 from urllib.parse import urlencode
 
@@ -68,9 +69,22 @@ async def dataset(dataset_id: str, request: Request, state: StateDep,
     versions = await run_in_threadpool(_versions, dataset_id, principal, state, rid)
     return render(request, "dataset.html", d=detail, reports=reports.reports,
                   masks={c.name: c.mask for c in detail.columns},
+                  fresh=age(detail.published_at), engineer="contracts:write" in principal.scopes
+                  and principal.department == detail.department,
                   versions=versions, chart=await charts.bars(
                       _gate_counts(reports.reports), "run", "rows", "outcome",
                       "Validation run", "Rows"))
+
+
+def age(moment: datetime | None) -> str:
+    """How long ago, in words: the freshness of a published version."""
+    if moment is None:
+        return ""
+    seconds = max(0, int((datetime.now(UTC) - moment).total_seconds()))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}(s) ago"
+    return "just now"
 
 
 def _versions(dataset_id: str, principal: Principal, state: Any, rid: str) -> list[Any]:

@@ -1,0 +1,78 @@
+"""A dataset's quarantine: the rows its contract held back, each with the rules it broke
+and why. For the owning department's engineers (contracts:write) only: quarantined rows are
+the department's own repair list, not shared data. Still read through the policy engine
+(the caller's grant on the dataset, its masks) and audited like a read (`quarantine.read`);
+refusals are on record as `data.denied` (api/refusals.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from psycopg import AsyncConnection, sql
+
+from access_policies import Decision
+from access_policies.masking import as_records
+from api.deps import RequestIdDep, StateDep, record_now
+from api.errors import forbidden
+from api.models import QuarantinePage
+from api.openapi import token_scopes
+from api.routes.datasets import _admit, _event
+from contracts import Contract
+
+router = APIRouter(prefix="/datasets", tags=["datasets"])
+SCOPE = token_scopes("contracts:write")
+REASONS = ("failed_rules", "reasons")
+
+
+@router.get("/{dataset_id}/quarantine", openapi_extra=SCOPE)
+async def read_quarantine(
+    dataset_id: str, request: Request, state: StateDep, _rid: RequestIdDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="rows per page")] = 100,
+    offset: Annotated[int, Query(ge=0, description="rows to skip")] = 0,
+) -> QuarantinePage:
+    """The quarantined rows of the latest publish, by primary key, with the rules each
+    broke and why. Only the owning department's engineers; masked as their grant says."""
+    async with state.apool.connection() as conn:
+        principal, contract, decision = await _admit(request, state, conn, dataset_id)
+        principal.require("contracts:write")
+        if principal.department != contract.department:
+            raise forbidden(f"the quarantine of {dataset_id} is for its own department "
+                            f"({contract.department}); role {principal.role} is of "
+                            f"{principal.department}")
+        version, total, found = await _fetch(conn, contract, decision, limit, offset)
+    names = [c.name for c in decision.columns]
+    await record_now(state, _event(request, "quarantine.read", principal, dataset_id, "allow",
+                                   decision.reason, 200, decision=decision, contract=contract,
+                                   version=version, rows=len(found), columns=names))
+    masks = [c.mask for c in decision.columns] + [None, None]
+    records = as_records([*names, *REASONS], found, masks, state.pseudonym_key)
+    return QuarantinePage(dataset=dataset_id, version=version, total=total, columns=names,
+                          rows=records)
+
+
+async def _fetch(conn: AsyncConnection, contract: Contract, decision: Decision, limit: int,
+                 offset: int) -> tuple[int | None, int, list[tuple[Any, ...]]]:
+    """(published version, quarantined rows in all, this page's rows); nothing before the
+    first publish."""
+    version = (await (await conn.execute(
+        "select max(version) from hub.dataset_versions where dataset = %s",
+        [contract.dataset_id])).fetchone())[0]
+    table = sql.Identifier("quarantine", contract.relation_name)
+    exists = (await (await conn.execute("select to_regclass(%s)", [
+        f"quarantine.{contract.relation_name}"])).fetchone())[0]
+    if version is None or exists is None:
+        return version, 0, []
+    columns = [sql.Identifier(c.name) for c in decision.columns]
+    keys = [sql.Identifier(k) for k in contract.primary_key]
+    query = sql.SQL("select {}, failed_rules, reasons, count(*) over () from {} order by {}"
+                    " limit %s offset %s").format(sql.SQL(", ").join(columns), table,
+                                                  sql.SQL(", ").join(keys))
+    found = await (await conn.execute(query, [limit, offset])).fetchall()
+    total = found[0][-1] if found else await _count(conn, table)
+    return version, total, [row[:-1] for row in found]
+
+
+async def _count(conn: AsyncConnection, table: sql.Composable) -> int:
+    return (await (await conn.execute(sql.SQL("select count(*) from {}").format(table)))
+            .fetchone())[0]
