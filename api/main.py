@@ -29,6 +29,7 @@ from api.routes import (
     oauth,
     quarantine,
     transparency,
+    versions,
 )
 from api.routes import contracts as contract_routes
 from api.security import (
@@ -149,7 +150,7 @@ def _include_routes(app: FastAPI) -> None:
         app.include_router(public, responses=errors.RESPONSES)
     for needs_token in (datasets.router, changes.router, access_requests.router,
                         contract_routes.router, notifications.router, audit.router,
-                        quarantine.router):
+                        quarantine.router, versions.router):
         app.include_router(needs_token, responses=errors.RESPONSES | errors.TOKEN_RESPONSES)
 
 

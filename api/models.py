@@ -372,3 +372,16 @@ class Activity(BaseModel):
     until: datetime
     bucket: Literal["hour", "day"]
     counts: list[ActivityCount]
+
+
+class PublishedVersionRow(BaseModel):
+    version: int
+    contract_version: str
+    published_at: datetime
+    rows: int = Field(description="rows published")
+    quarantined: int = Field(description="rows the contract held back in that run")
+
+
+class DatasetVersions(BaseModel):
+    dataset: str
+    versions: list[PublishedVersionRow] = Field(description="newest first")

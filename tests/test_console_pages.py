@@ -125,9 +125,9 @@ def test_another_departments_engineer_is_refused_the_quarantine(console):
     assert _api(console, engineer, f"/datasets/{DATASET}/rows", limit="1").status_code == 200
     refused = _api(console, engineer, f"/datasets/{DATASET}/quarantine")
     assert refused.status_code == 403, refused.text
-    assert "is for its own department (public_works)" in refused.json()["error_description"]
+    assert "only the owning department's engineers" in refused.json()["error_description"]
     page = engineer.get(f"/console/datasets/{DATASET}/quality")
-    assert page.status_code == 403 and "own department" in page.text
+    assert page.status_code == 403 and "owning department&#39;s engineers" in page.text
     assert count(console.url, "select count(*) from audit.events where kind = 'data.denied'"
                  " and client_id = %s and dataset = %s", [f"user:{name}", DATASET]) >= 1
     engineer.close()
@@ -188,3 +188,23 @@ def test_auditor_charts_reads_and_denials_by_department_as_the_api_counts(consol
     assert odd.status_code == 400 and "bucket: hour or day" in odd.text
     analyst.close()
     auditor.close()
+
+
+# ---------- the dataset page: published vs quarantined per version, freshness, versions
+
+def test_dataset_page_charts_each_published_version_as_the_api_lists_them(console):
+    analyst = signed_in(console, "transport_analyst")
+    page = analyst.get(f"/console/datasets/{DATASET}")
+    assert page.status_code == 200, page.text[:300]
+    listed = _api(console, analyst, f"/datasets/{DATASET}/versions").json()["versions"]
+    assert listed, "the 311 data is published in the test warehouse"
+    assert [[int(r[0]), int(r[3]), int(r[4])] for r in _cells(page.text, "published")] == [
+        [v["version"], v["rows"], v["quarantined"]] for v in listed]
+    assert 'aria-label="Bar chart of rows published and quarantined per published version' \
+        in page.text and "<svg" in page.text
+    assert re.search(r"published (just now|\d+ (minute|hour|day)\(s\) ago)", page.text)
+    inspector = signed_in(console, "health_inspector")  # no grant: no versions either
+    refused = _api(console, inspector, f"/datasets/{DATASET}/versions")
+    assert refused.status_code == 403 and refused.json()["error"] == "access_denied"
+    analyst.close()
+    inspector.close()

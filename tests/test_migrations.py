@@ -188,17 +188,21 @@ def test_a_warehouse_newer_than_the_hub_is_refused(warehouse):
 def test_later_migrations_run_once_in_order_and_one_numbered_before_them_is_refused(
         warehouse, tmp_path):
     folder = copy_of_migrations(tmp_path)
-    (folder / "0005_notes.sql").write_text("create table hub.notes (note text);\n")
-    (folder / "0007_note_authors.sql").write_text("alter table hub.notes add author text;\n")
+    n = discover(folder)[-1].version + 1  # after the hub's own migrations, however many
+    notes, authors, late = f"{n:04d}_notes.sql", f"{n + 2:04d}_note_authors.sql", \
+        f"{n + 1:04d}_merged_late.sql"
+    (folder / notes).write_text("create table hub.notes (note text);\n")
+    (folder / authors).write_text("alter table hub.notes add author text;\n")
     with psycopg.connect(warehouse) as conn:
         outcome = migrate(conn, folder)
-    assert [m.path.name for m in outcome.applied] == ["0005_notes.sql", "0007_note_authors.sql"]
-    assert [row[:2] for row in recorded(warehouse)][-2:] == [(5, "notes"), (7, "note_authors")]
-    (folder / "0006_merged_late.sql").write_text("alter table hub.notes add topic text;\n")
+    assert [m.path.name for m in outcome.applied] == [notes, authors]
+    assert [row[:2] for row in recorded(warehouse)][-2:] == [(n, "notes"),
+                                                             (n + 2, "note_authors")]
+    (folder / late).write_text("alter table hub.notes add topic text;\n")
     with psycopg.connect(warehouse) as conn, pytest.raises(
-            MigrationError, match=r"0006_merged_late\.sql is not applied but "
-                                  r"0007_note_authors\.sql, numbered after it, is: renumber "
-                                  r"it after 0007"):
+            MigrationError, match=rf"{late[:-4]}\.sql is not applied but "
+                                  rf"{authors[:-4]}\.sql, numbered after it, is: renumber "
+                                  rf"it after {n + 2:04d}"):
         migrate(conn, folder)
 
 

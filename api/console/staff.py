@@ -21,10 +21,11 @@ from api.console import charts
 from api.console.web import guard, render, secure
 from api.deps import Principal, StateDep
 from api.errors import ApiError, ensure_request_id
-from api.models import Catalog, ValidationReport
+from api.models import Catalog, PublishedVersionRow
 from api.query import OPERATORS, RESERVED
 from api.routes import contracts as contract_routes
 from api.routes import datasets
+from api.routes import versions as api_versions
 from api.search import Quality
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -67,13 +68,14 @@ async def dataset(dataset_id: str, request: Request, state: StateDep,
     detail = await datasets.get_dataset(dataset_id, _api(request), state, rid)
     reports = await datasets.list_validations(dataset_id, _api(request), state, rid, limit=10)
     versions = await run_in_threadpool(_versions, dataset_id, principal, state, rid)
+    published = (await api_versions.list_versions(dataset_id, request, state, rid)).versions
     return render(request, "dataset.html", d=detail, reports=reports.reports,
                   masks={c.name: c.mask for c in detail.columns},
                   fresh=age(detail.published_at), engineer="contracts:write" in principal.scopes
                   and principal.department == detail.department,
-                  versions=versions, chart=await charts.bars(
-                      _gate_counts(reports.reports), "run", "rows", "outcome",
-                      "Validation run", "Rows"))
+                  versions=versions, published=published, chart=await charts.bars(
+                      _gate_counts(published), "version", "rows", "outcome",
+                      "Published version", "Rows"))
 
 
 def age(moment: datetime | None) -> str:
@@ -94,12 +96,12 @@ def _versions(dataset_id: str, principal: Principal, state: Any, rid: str) -> li
         return []
 
 
-def _gate_counts(reports: list[ValidationReport]) -> list[dict[str, Any]]:
+def _gate_counts(published: list[PublishedVersionRow]) -> list[dict[str, Any]]:
     out = []
-    for r in reversed(reports):  # oldest first, left to right
-        run = f"{r.created_at:%m-%d %H:%M} v{r.contract_version}"
-        out += [{"run": run, "outcome": "published", "rows": r.rows_published},
-                {"run": run, "outcome": "quarantined", "rows": r.rows_quarantined}]
+    for v in reversed(published):  # oldest first, left to right
+        label = f"v{v.version} ({v.contract_version})"
+        out += [{"version": label, "outcome": "published", "rows": v.rows},
+                {"version": label, "outcome": "quarantined", "rows": v.quarantined}]
     return out
 
 
