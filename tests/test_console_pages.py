@@ -11,7 +11,7 @@ import httpx
 import psycopg
 import pytest
 
-from hub import users
+from hub import clock, users
 from tests.conftest import count
 from tests.console_support import Console, form_fields, sign_in_over, signed_in
 
@@ -112,11 +112,7 @@ def test_engineer_sees_every_rule_the_quarantine_and_the_state_as_the_api_does(
 def test_another_departments_engineer_is_refused_the_quarantine(console):
     """Even with a grant to read the rows (an approved request), an engineer of another
     department gets no quarantine: API 403 on record, console 403 page."""
-    with psycopg.connect(console.url) as conn:
-        name = f"hr-{secrets.token_hex(3)}"
-        password = users.add_user(conn, name, "hr_analyst")
-    engineer = httpx.Client(base_url=console.base, follow_redirects=True, timeout=30)
-    sign_in_over(engineer, name, password)
+    engineer, name = _fresh(console, "hr_analyst")
     admin = signed_in(console, "public_works_data_admin")
     asked = _api_post(console, engineer, "/access-requests", json={
         "dataset": DATASET, "purpose": "Compare staffing with requests.", "duration_days": 3})
@@ -134,6 +130,16 @@ def test_another_departments_engineer_is_refused_the_quarantine(console):
     admin.close()
 
 
+def _fresh(console: Console, role: str) -> tuple[httpx.Client, str]:
+    """A session of a person made for this test only: no requests or grants of others'."""
+    with psycopg.connect(console.url) as conn:
+        name = f"{role.split('_')[0]}-{secrets.token_hex(3)}"
+        password = users.add_user(conn, name, role)
+    client = httpx.Client(base_url=console.base, follow_redirects=True, timeout=30)
+    sign_in_over(client, name, password)
+    return client, name
+
+
 def _api_post(console: Console, client: httpx.Client, path: str, **kw) -> httpx.Response:
     token = client.cookies["hub_console"]
     return httpx.post(console.base + path, timeout=30,
@@ -149,7 +155,11 @@ def test_owner_rejects_with_a_reason_the_requester_reads(console):
         "duration_days": 5}).json()["request_id"]
     admin = signed_in(console, "public_works_data_admin")
     page = admin.get("/console/approvals")
-    assert "transport-reads-311" in page.text and "2027-12-31" in page.text  # standing grant
+    [standing] = [g for g in console.app.state.hub.policy.grants
+                  if g.id == "transport-reads-311"]
+    assert "<td>transport-reads-311</td>" in page.text  # standing grants, with their expiry
+    assert f"{standing.valid_until} ({(standing.valid_until - clock.today()).days} day(s) left)" \
+        in page.text
     csrf = form_fields(page.text)["csrf_token"]
     unsaid = admin.post(f"/console/approvals/{asked}", data={
         "csrf_token": csrf, "decision": "reject", "reason": " "})
@@ -203,7 +213,7 @@ def test_dataset_page_charts_each_published_version_as_the_api_lists_them(consol
     assert 'aria-label="Bar chart of rows published and quarantined per published version' \
         in page.text and "<svg" in page.text
     assert re.search(r"published (just now|\d+ (minute|hour|day)\(s\) ago)", page.text)
-    inspector = signed_in(console, "health_inspector")  # no grant: no versions either
+    inspector, _ = _fresh(console, "health_inspector")  # no grant: no versions either
     refused = _api(console, inspector, f"/datasets/{DATASET}/versions")
     assert refused.status_code == 403 and refused.json()["error"] == "access_denied"
     analyst.close()
