@@ -27,7 +27,9 @@ from api.routes import (
     datasets,
     notifications,
     oauth,
+    quarantine,
     transparency,
+    versions,
 )
 from api.routes import contracts as contract_routes
 from api.security import (
@@ -147,7 +149,8 @@ def _include_routes(app: FastAPI) -> None:
     for public in (oauth.router, authorize.router, transparency.router):
         app.include_router(public, responses=errors.RESPONSES)
     for needs_token in (datasets.router, changes.router, access_requests.router,
-                        contract_routes.router, notifications.router, audit.router):
+                        contract_routes.router, notifications.router, audit.router,
+                        quarantine.router, versions.router):
         app.include_router(needs_token, responses=errors.RESPONSES | errors.TOKEN_RESPONSES)
 
 

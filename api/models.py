@@ -201,6 +201,8 @@ class AccessRequest(BaseModel):
     status: Literal["pending", "approved", "rejected"]
     decided_by: str | None
     decided_at: datetime | None
+    decision_reason: str | None = Field(None, description="why it was rejected, in the "
+                                        "data admin's words")
     valid_from: date | None
     valid_until: date | None
     created_at: datetime
@@ -356,3 +358,44 @@ class TransparencyReport(BaseModel):
     reads_by_month: list[MonthlyReads]
     active_grants: list[ActiveGrant]
     ledger_checkpoint: LedgerCheckpoint | None
+
+
+class QuarantinePage(BaseModel):
+    """Rows the contract held back from the published version, with why."""
+
+    dataset: str
+    version: int | None = Field(description="the published version whose run held them back; "
+                                "null before the first publish")
+    total: int = Field(description="quarantined rows in all")
+    columns: list[str]
+    rows: list[dict[str, Any]] = Field(description="one object per row: the columns (masked as "
+                                       "the caller's grant says), failed_rules and reasons")
+
+
+class ActivityCount(BaseModel):
+    at: datetime = Field(description="start of the hour or day (UTC)")
+    department: str = Field(description="the reader's department ('none' for an unknown caller)")
+    outcome: Literal["read", "denied"]
+    events: int
+
+
+class Activity(BaseModel):
+    """Reads and denials over time, per department of the caller."""
+
+    since: datetime
+    until: datetime
+    bucket: Literal["hour", "day"]
+    counts: list[ActivityCount]
+
+
+class PublishedVersionRow(BaseModel):
+    version: int
+    contract_version: str
+    published_at: datetime
+    rows: int = Field(description="rows published")
+    quarantined: int = Field(description="rows the contract held back in that run")
+
+
+class DatasetVersions(BaseModel):
+    dataset: str
+    versions: list[PublishedVersionRow] = Field(description="newest first")

@@ -25,6 +25,7 @@ from hub.audit import AuditEvent
 AUDITED = {"/datasets": "data.denied", "/contracts": "contract.denied",
            "/access-requests": "access_request.denied", "/audit": "audit.denied",
            "/console/datasets": "data.denied", "/console/catalog": "data.denied",
+           "/console/quality": "data.denied",
            "/console/contracts": "contract.denied", "/console/requests": "access_request.denied",
            "/console/approvals": "access_request.denied", "/console/audit": "audit.denied"}
 

@@ -59,8 +59,9 @@ def listing(conn: psycopg.Connection, *, client_id: str,
 
 
 def decide(conn: psycopg.Connection, request_id: uuid.UUID, *, approve: bool,
-           decided_by: str, today: date) -> dict[str, Any]:
-    """Approve or reject a pending request; return it as decided."""
+           decided_by: str, today: date, reason: str | None = None) -> dict[str, Any]:
+    """Approve or reject a pending request (with the decider's reason, if given); return
+    it as decided."""
     found = get(conn, request_id)
     if found is None:
         raise RequestError(f"no access request {request_id}")
@@ -70,10 +71,10 @@ def decide(conn: psycopg.Connection, request_id: uuid.UUID, *, approve: bool,
         raise RequestError("nobody decides their own access request")
     until = today + timedelta(days=found["duration_days"] - 1) if approve else None
     conn.execute("update hub.access_requests set status = %s, decided_by = %s,"
-                 " decided_at = now(), valid_from = %s, valid_until = %s"
-                 " where request_id = %s and status = 'pending'",
+                 " decided_at = now(), valid_from = %s, valid_until = %s,"
+                 " decision_reason = %s where request_id = %s and status = 'pending'",
                  ["approved" if approve else "rejected", decided_by,
-                  today if approve else None, until, request_id])
+                  today if approve else None, until, reason, request_id])
     return get(conn, request_id)
 
 

@@ -13,13 +13,16 @@ from hub.migrations import migrate
 log = logging.getLogger(__name__)
 
 # What the API may do once it has switched to the application role: read what it serves,
-# append audit events. No UPDATE or DELETE anywhere in `audit`.
+# append audit events. No UPDATE or DELETE anywhere in `audit`. The quarantine is read by
+# GET /datasets/{id}/quarantine, for the owning department's engineers only.
 APP_GRANTS = """
-grant usage on schema shared, history, hub, audit to {role};
+grant usage on schema shared, history, hub, audit, quarantine to {role};
 grant select on all tables in schema shared to {role};
 alter default privileges in schema shared grant select on tables to {role};
 grant select on all tables in schema history to {role};
 alter default privileges in schema history grant select on tables to {role};
+grant select on all tables in schema quarantine to {role};
+alter default privileges in schema quarantine grant select on tables to {role};
 grant select on hub.dataset_versions, hub.clients, hub.validation_reports, hub.runs to {role};
 grant select, insert, update on hub.contracts to {role};
 grant select, insert on hub.notifications to {role};

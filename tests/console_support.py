@@ -99,13 +99,19 @@ def form_fields(html: str) -> dict[str, str]:
 def signed_in(console: Console, role: str) -> httpx.Client:
     """An HTTP client holding a console session of `role`'s person (real PKCE sign-in)."""
     client = httpx.Client(base_url=console.base, follow_redirects=True, timeout=30)
+    sign_in_over(client, *console.people[role])
+    return client
+
+
+def sign_in_over(client: httpx.Client, user: str, password: str) -> httpx.Response:
+    """Sign in through the console's real flow (PKCE, the sign-in form, the callback); the
+    answer it landed on, whose history holds the callback that set the session cookie."""
     form = client.get("/console/signin")
     assert form.status_code == 200 and "Sign in" in form.text, form.text
-    user, password = console.people[role]
     fields = form_fields(form.text) | {"username": user, "password": password}
     landed = client.post("/oauth/authorize", data=fields)
     assert landed.status_code == 200 and "hub_console" in client.cookies, landed.text[:500]
-    return client
+    return landed
 
 
 def chromium() -> str | None:

@@ -80,11 +80,24 @@ def test_only_admins_decide(app_client, people):
     assert response.status_code == 403 and response.json()["error"] == "insufficient_scope"
 
 
-def test_rejected_request_grants_nothing_and_is_decided_once(app_client, people):
+def test_rejected_request_grants_nothing_and_is_decided_once(app_client, people, url):
     request_id = ask(app_client, people).json()["request_id"]
     admin = people["admin"][1]
-    assert app_client.post(f"/access-requests/{request_id}/reject",
-                           headers=admin).json()["status"] == "rejected"
+    why = "The purpose does not need street addresses."
+    for body, says in ((None, "reason: say why in the body"),
+                       ({"reason": "no"}, "at least 5 characters")):
+        unsaid = app_client.post(f"/access-requests/{request_id}/reject", json=body,
+                                 headers=admin)
+        assert unsaid.status_code == 400 and says in unsaid.json()["error_description"]
+    done = app_client.post(f"/access-requests/{request_id}/reject", json={"reason": why},
+                           headers=admin).json()
+    assert done["status"] == "rejected" and done["decision_reason"] == why
+    mine = app_client.get("/access-requests", headers=people["requester"][1]).json()
+    [seen] = [r for r in mine["access_requests"] if r["request_id"] == request_id]
+    assert seen["decision_reason"] == why  # the requester is told why
+    assert count(url, "select count(*) from audit.events where kind = 'access_request.rejected'"
+                 " and detail->>'request_id' = %s and detail->>'reason' = %s",
+                 [request_id, why]) == 1
     assert app_client.get(ROWS, headers=people["requester"][1]).status_code == 403
     again = app_client.post(f"/access-requests/{request_id}/approve", headers=admin)
     assert again.status_code == 409 and "already rejected" in again.json()["error_description"]

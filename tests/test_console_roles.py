@@ -69,6 +69,11 @@ def test_engineer_sees_a_breaking_change_refused_with_the_list_of_breaks(console
     page.get_by_label("Contract (YAML)").fill("apiVersion: v3.0.2\nkind: DataContract\n")
     page.get_by_role("button", name="Check").click()
     expect(page.locator("ul.problems li").first).to_be_visible()  # lint, by field path
+    page.get_by_role("link", name="Quality", exact=True).click()  # their datasets' quality
+    page.get_by_role("link", name="LA 311 service requests").click()
+    expect(page.get_by_role("heading", name="Validation reports")).to_be_visible()
+    expect(page.locator("p.onboarding strong")).to_be_visible()  # where it stands
+    checked(page, "quality")
     page.context.close()
 
 
@@ -99,4 +104,8 @@ def test_auditor_finds_the_analysts_reads_and_sees_no_data_rows(console, browser
         assert not any(v in page.content() for v in values), path
     expect(page.get_by_role("heading", name="Last signed checkpoint")).to_be_visible()
     checked(page, "ledger")
+    page.get_by_role("link", name="Activity").click()  # reads and denials over time
+    expect(page.locator("figure svg").first).to_be_attached()
+    assert not any(v in page.content() for v in values)
+    checked(page, "activity")
     page.context.close()

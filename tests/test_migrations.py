@@ -188,22 +188,21 @@ def test_a_warehouse_newer_than_the_hub_is_refused(warehouse):
 def test_later_migrations_run_once_in_order_and_one_numbered_before_them_is_refused(
         warehouse, tmp_path):
     folder = copy_of_migrations(tmp_path)
-    # Numbered after the shipped ones, whatever their count: n, a gap, then n + 2.
-    n = max(int(p.name[:4]) for p in folder.glob("[0-9]*.sql")) + 1
-    first, third, late = f"{n:04d}_notes.sql", f"{n + 2:04d}_note_authors.sql", \
+    n = discover(folder)[-1].version + 1  # after the hub's own migrations, however many
+    notes, authors, late = f"{n:04d}_notes.sql", f"{n + 2:04d}_note_authors.sql", \
         f"{n + 1:04d}_merged_late.sql"
-    (folder / first).write_text("create table hub.notes (note text);\n")
-    (folder / third).write_text("alter table hub.notes add author text;\n")
+    (folder / notes).write_text("create table hub.notes (note text);\n")
+    (folder / authors).write_text("alter table hub.notes add author text;\n")
     with psycopg.connect(warehouse) as conn:
         outcome = migrate(conn, folder)
-    assert [m.path.name for m in outcome.applied] == [first, third]
+    assert [m.path.name for m in outcome.applied] == [notes, authors]
     assert [row[:2] for row in recorded(warehouse)][-2:] == [(n, "notes"),
                                                              (n + 2, "note_authors")]
     (folder / late).write_text("alter table hub.notes add topic text;\n")
     with psycopg.connect(warehouse) as conn, pytest.raises(
-            MigrationError, match=rf"{late[:4]}_merged_late\.sql is not applied but "
-                                  rf"{third[:4]}_note_authors\.sql, numbered after it, is: "
-                                  rf"renumber it after {third[:4]}"):
+            MigrationError, match=rf"{late[:-4]}\.sql is not applied but "
+                                  rf"{authors[:-4]}\.sql, numbered after it, is: renumber "
+                                  rf"it after {n + 2:04d}"):
         migrate(conn, folder)
 
 

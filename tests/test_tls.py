@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from starlette.responses import Response
 
-from hub import clients
+from hub import clients, users
 from tests.conftest import REPO, own_warehouse
+from tests.console_support import sign_in_over
 from tests.test_cli import _free_port, _wait_until, hub
 
 SHELTER = "social_services.shelter_census"
@@ -64,12 +64,14 @@ def test_serve_over_https_gives_tokens_and_rows_with_hsts(
         assert report.status == "published", report.failures
         with psycopg.connect(url) as conn:
             client, secret = clients.add_client(conn, name="tls", role="social_services_analyst")
+            person = ("tls-person", users.add_user(conn, "tls-person", "social_services_analyst"))
         server = subprocess.Popen(
             [sys.executable, "-m", "hub_cli", "serve", "--port", str(port),
              "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)], cwd=REPO,
             env=clean | {"HUB_HOME": str(tmp_path / "home"), "HUB_DATABASE_URL": url})
         try:
             _talk_https(f"https://127.0.0.1:{port}", cert, client.client_id, secret)
+            _console_over_https(f"https://127.0.0.1:{port}", cert, person)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -77,7 +79,7 @@ def test_serve_over_https_gives_tokens_and_rows_with_hsts(
 
 def _talk_https(base: str, cert: Path, client_id: str, secret: str) -> None:
     trusting = ssl.create_default_context(cafile=str(cert))
-    _wait_until(lambda: _answers(base, trusting))
+    _wait_until(lambda: _answers(base, trusting), f"`hub serve` answering at {base}")
     with httpx.Client(base_url=base, verify=trusting) as https:
         token = https.post("/oauth/token", data={"grant_type": "client_credentials"},
                            auth=(client_id, secret))
@@ -102,6 +104,25 @@ def _talk_https(base: str, cert: Path, client_id: str, secret: str) -> None:
         assert "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
+def _console_over_https(base: str, cert: Path, person: tuple[str, str]) -> None:
+    """The console over https: the real session cookie after sign-in is Secure, HttpOnly
+    and SameSite, and its pages are served with HSTS."""
+    trusting = ssl.create_default_context(cafile=str(cert))
+    with httpx.Client(base_url=base, verify=trusting, follow_redirects=True,
+                      timeout=30) as browser:
+        public = browser.get("/")
+        assert public.status_code == 200 and "Sign in" in public.text
+        landed = sign_in_over(browser, *person)
+        [session] = [v for r in landed.history for k, v in r.headers.multi_items()
+                     if k == "set-cookie" and v.startswith("hub_console=")]
+        attributes = {a.strip().split("=")[0].lower(): a.strip() for a in session.split(";")}
+        assert {"secure", "httponly", "samesite"} <= attributes.keys(), session
+        assert attributes["samesite"].lower() in ("samesite=lax", "samesite=strict"), session
+        catalog = browser.get("/console/catalog")
+        assert catalog.status_code == 200 and SHELTER in catalog.text
+        assert catalog.headers["strict-transport-security"].startswith("max-age=31536000")
+
+
 def _answers(base: str, context: ssl.SSLContext) -> bool:
     try:
         return httpx.get(f"{base}/.well-known/jwks.json", verify=context,
@@ -121,16 +142,10 @@ def test_cookies_are_secure_and_hsts_sent_only_with_tls(server_url, settings, tm
 def _probe(served, url: str, expected: bool) -> None:
     from api.main import create_app
 
-    app = create_app(served, url)
-
-    @app.get("/cookie-probe", include_in_schema=False)
-    def probe() -> Response:  # the API sets no cookie yet: any route's would do
-        response = Response("ok")
-        response.set_cookie("session", "x", httponly=True)
-        return response
-
-    with TestClient(app) as api:
-        answer = api.get("/cookie-probe")
+    with TestClient(create_app(served, url)) as api:
+        # The console's sign-in start sets a real cookie (its flow's state and verifier).
+        answer = api.get("/console/signin", follow_redirects=False)
+    assert answer.status_code == 303 and "hub_console_flow=" in answer.headers["set-cookie"]
     assert ("; secure" in answer.headers["set-cookie"].lower()) is expected
     assert ("strict-transport-security" in answer.headers) is expected
 

@@ -17,6 +17,7 @@ from api.deps import AppState, Principal, StateDep
 from api.errors import ApiError, ensure_request_id
 from api.routes import access_requests as api_requests
 from api.routes import notifications as api_notifications
+from hub import clock
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 STAFF = guard("datasets:read")
@@ -75,23 +76,40 @@ async def approvals(request: Request, state: StateDep, principal: Principal = AD
     found = await run_in_threadpool(api_requests.list_requests, principal, state,
                                     ensure_request_id(request))
     theirs = [r for r in found.access_requests if r.client_id != principal.client_id]
-    return render(request, "approvals.html",
+    today = clock.today()
+    # The policy file's standing grants on my department's datasets, beside the grants
+    # from requests: together, every grant in force on our data.
+    standing = [g for g in state.policy.grants
+                if state.contracts.get(g.dataset) is not None
+                and state.contracts[g.dataset].department == principal.department
+                and (g.valid_until is None or g.valid_until >= today)]
+    return render(request, "approvals.html", today=today, standing=standing,
                   pending=[r for r in theirs if r.status == "pending"],
-                  granted=[r for r in theirs if r.status == "approved"])
+                  granted=[r for r in theirs if r.status == "approved"
+                           and r.valid_until is not None and r.valid_until >= today])
 
 
 @router.post("/approvals/{request_id}")
 async def decide(request_id: uuid.UUID, request: Request, state: StateDep,
                  principal: Principal = ADMIN) -> Response:
-    """Approve (a working, time-bound grant at once) or reject a pending request."""
-    choice = str((await request.form()).get("decision") or "")
+    """Approve (a working, time-bound grant at once) or reject, saying why, a pending
+    request: the API's own functions, so the reason is kept, audited and shown."""
+    form = await request.form()
+    choice = str(form.get("decision") or "")
     if choice not in ("approve", "reject"):
         raise ApiError(400, "invalid_request", "decision: approve or reject")
-    await run_in_threadpool(_decide, choice, principal, request_id, request, state)
+    reason = str(form.get("reason") or "").strip()
+    if choice == "reject" and len(reason) < 5:
+        raise ApiError(400, "invalid_request", "reason: say why you reject the request "
+                       "(at least 5 characters); the requester will read it")
+    await run_in_threadpool(_decide, choice, principal, request_id, request, state, reason)
     return RedirectResponse("/console/approvals", status_code=303)
 
 
 def _decide(choice: str, principal: Principal, request_id: uuid.UUID, request: Request,
-            state: AppState) -> Any:
-    act = api_requests.approve if choice == "approve" else api_requests.reject
-    return act(principal, request_id, request, state, ensure_request_id(request))
+            state: AppState, reason: str) -> Any:
+    rid = ensure_request_id(request)
+    if choice == "approve":
+        return api_requests.approve(principal, request_id, request, state, rid)
+    return api_requests.reject(principal, request_id, request, state, rid,
+                               api_requests.Rejection(reason=reason))

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from api.console import charts
 from api.console.web import guard, render, secure
 from api.deps import AppState, Principal, StateDep
 from api.errors import ApiError, ensure_request_id
@@ -72,6 +73,25 @@ async def anomalies(request: Request, state: StateDep, principal: Principal = AU
     """Anomaly flags of the last 30 days and what triggered each (GET /audit/anomalies)."""
     found = await run_in_threadpool(audit_routes.anomaly_flags, principal, request, state)
     return render(request, "anomalies.html", found=found)
+
+
+@router.get("/activity")
+async def activity(request: Request, state: StateDep, principal: Principal = AUDITOR,
+                   bucket: str = "day") -> Response:
+    """Charts of reads and denials over time by department (GET /audit/activity)."""
+    if bucket not in ("hour", "day"):
+        raise ApiError(400, "invalid_request", "bucket: hour or day")
+    found = await run_in_threadpool(audit_routes.activity, principal, request, state,
+                                    bucket=bucket)
+    label = "%m-%d %H:00" if bucket == "hour" else "%Y-%m-%d"
+    drawn = {}
+    for outcome in ("read", "denied"):
+        values = [{"at": c.at.strftime(label), "department": c.department, "events": c.events}
+                  for c in found.counts if c.outcome == outcome]
+        drawn[outcome] = await charts.bars(values, "at", "events", "department",
+                                           "When (UTC)", "Events")
+    return render(request, "activity.html", found=found, charts=drawn, bucket=bucket,
+                  label=label)
 
 
 @router.get("/datasets/{dataset_id}")

@@ -20,7 +20,10 @@ async def bars(values: list[dict[str, Any]], x: str, y: str, color: str | None =
     encoding: dict[str, Any] = {
         "x": {"field": x, "type": "nominal", "title": x_title or x, "sort": None},
         "y": {"field": y, "type": "quantitative", "title": y_title or y,
-              "axis": {"format": "d", "tickMinStep": 1}},  # counts: whole numbers
+              # Counts: whole-number ticks, and no more ticks than units (a stack of 2
+              # otherwise gets ticks at 0.5 steps, each labelled as a whole number twice).
+              "axis": {"format": "d", "tickMinStep": 1,
+                       "tickCount": max(1, min(5, _tallest(values, x, y)))}},
     }
     if color:
         encoding["color"] = {"field": color, "type": "nominal", "title": color}
@@ -32,6 +35,14 @@ async def bars(values: list[dict[str, Any]], x: str, y: str, color: str | None =
     # CPU-bound (about 30 ms after the first): off the event loop.
     svg = await run_in_threadpool(vl_convert.vegalite_to_svg, spec)
     return _decorative(svg)
+
+
+def _tallest(values: list[dict[str, Any]], x: str, y: str) -> int:
+    """The highest stack: the sum of y per x."""
+    stacks: dict[Any, float] = {}
+    for row in values:
+        stacks[row[x]] = stacks.get(row[x], 0) + (row[y] or 0)
+    return int(max(stacks.values(), default=0))
 
 
 def _plain(values: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -8,7 +8,8 @@ limit=, offset=), so a page's filters are exactly what the API would be asked.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast, get_args
 from urllib.parse import urlencode
 
 import orjson
@@ -20,46 +21,43 @@ from api.console import charts
 from api.console.web import guard, render, secure
 from api.deps import Principal, StateDep
 from api.errors import ApiError, ensure_request_id
-from api.models import Catalog, DatasetSummary, ValidationReport
+from api.models import Catalog, PublishedVersionRow
 from api.query import OPERATORS, RESERVED
 from api.routes import contracts as contract_routes
 from api.routes import datasets
+from api.routes import versions as api_versions
+from api.search import Quality
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 READ = guard("datasets:read")
 PAGE = 50
 FORM_FIELDS = ("f_col", "f_op", "f_val")  # the filter form's fields: folded into the grammar
+QUALITIES = ("", *get_args(Quality))
 
 
 @router.get("/catalog")
 async def catalog(request: Request, state: StateDep, principal: Principal = READ,
                   q: str = "", department: str = "", quality: str = "") -> Response:
-    """The datasets I may read, searched by words and filtered by department and quality."""
-    found = await datasets.list_datasets(_api(request), state, ensure_request_id(request))
-    shown = [d for d in search(found, q) if _kept(d, department, quality)]
-    departments = sorted({d.department for d in found.datasets})
-    return render(request, "catalog.html", datasets=shown, q=q, department=department,
-                  quality=quality, departments=departments)
+    """The datasets I may read, searched by words and filtered by department and quality:
+    the API's own search, so the console ranks exactly as `GET /datasets?q=` does."""
+    found = await search(request, state, q, department, quality)
+    # Every department's name, not only those left after filtering: the filter must be
+    # able to widen again. Names of departments are public (the transparency report).
+    departments = sorted({c.department for c in state.contracts.values()})
+    return render(request, "catalog.html", datasets=found.datasets, q=q,
+                  department=department, quality=quality, departments=departments)
 
 
-def search(found: Catalog, q: str) -> list[DatasetSummary]:
-    """The catalog's datasets with every word of `q` in the title, description or a column
-    name (case-insensitive); all of them for no words."""
-    words = q.lower().split()
-
-    def text(d: DatasetSummary) -> str:
-        names = " ".join(c.name for c in d.columns_schema)
-        return f"{d.id} {d.title} {d.description} {names}".lower()
-
-    return [d for d in found.datasets if all(w in text(d) for w in words)]
-
-
-def _kept(d: DatasetSummary, department: str, quality: str) -> bool:
-    if department and d.department != department:
-        return False
-    passed = d.quality.last_check_passed if d.quality else None
-    return {"passed": passed is True, "failed": passed is False,
-            "unchecked": passed is None}.get(quality, True)
+async def search(request: Request, state: Any, q: str, department: str,
+                 quality: str) -> Catalog:
+    """`GET /datasets?q=&department=&quality=` as this person: one audit record, ranked by
+    PostgreSQL full-text search; an empty form field means no filter."""
+    if quality not in QUALITIES:
+        raise ApiError(400, "invalid_request", "quality: passed, failed or unchecked "
+                       "(or empty for any)")
+    return await datasets.list_datasets(
+        request, state, ensure_request_id(request), q=q if q.strip() else None,
+        department=department or None, quality=cast(Quality, quality) if quality else None)
 
 
 @router.get("/datasets/{dataset_id}")
@@ -70,11 +68,25 @@ async def dataset(dataset_id: str, request: Request, state: StateDep,
     detail = await datasets.get_dataset(dataset_id, _api(request), state, rid)
     reports = await datasets.list_validations(dataset_id, _api(request), state, rid, limit=10)
     versions = await run_in_threadpool(_versions, dataset_id, principal, state, rid)
+    published = (await api_versions.list_versions(dataset_id, request, state, rid)).versions
     return render(request, "dataset.html", d=detail, reports=reports.reports,
                   masks={c.name: c.mask for c in detail.columns},
-                  versions=versions, chart=await charts.bars(
-                      _gate_counts(reports.reports), "run", "rows", "outcome",
-                      "Validation run", "Rows"))
+                  fresh=age(detail.published_at), engineer="contracts:write" in principal.scopes
+                  and principal.department == detail.department,
+                  versions=versions, published=published, chart=await charts.bars(
+                      _gate_counts(published), "version", "rows", "outcome",
+                      "Published version", "Rows"))
+
+
+def age(moment: datetime | None) -> str:
+    """How long ago, in words: the freshness of a published version."""
+    if moment is None:
+        return ""
+    seconds = max(0, int((datetime.now(UTC) - moment).total_seconds()))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}(s) ago"
+    return "just now"
 
 
 def _versions(dataset_id: str, principal: Principal, state: Any, rid: str) -> list[Any]:
@@ -84,12 +96,12 @@ def _versions(dataset_id: str, principal: Principal, state: Any, rid: str) -> li
         return []
 
 
-def _gate_counts(reports: list[ValidationReport]) -> list[dict[str, Any]]:
+def _gate_counts(published: list[PublishedVersionRow]) -> list[dict[str, Any]]:
     out = []
-    for r in reversed(reports):  # oldest first, left to right
-        run = f"{r.created_at:%m-%d %H:%M} v{r.contract_version}"
-        out += [{"run": run, "outcome": "published", "rows": r.rows_published},
-                {"run": run, "outcome": "quarantined", "rows": r.rows_quarantined}]
+    for v in reversed(published):  # oldest first, left to right
+        label = f"v{v.version} ({v.contract_version})"
+        out += [{"version": label, "outcome": "published", "rows": v.rows},
+                {"version": label, "outcome": "quarantined", "rows": v.quarantined}]
     return out
 
 

@@ -72,15 +72,26 @@ def approve(principal: Annotated[Principal, scoped("grants:admin")], request_id:
     return _decide(principal, request_id, request, state, approve=True)
 
 
+class Rejection(BaseModel):
+    """Why a request is rejected: kept, audited and shown to the requester."""
+
+    reason: str = Field(min_length=5, max_length=1000)
+
+
 @router.post("/{request_id}/reject", openapi_extra=token_scopes("grants:admin"))
 def reject(principal: Annotated[Principal, scoped("grants:admin")], request_id: uuid.UUID,
-           request: Request, state: StateDep, _rid: RequestIdDep) -> AccessRequest:
-    """Reject a pending request."""
-    return _decide(principal, request_id, request, state, approve=False)
+           request: Request, state: StateDep, _rid: RequestIdDep,
+           body: Rejection | None = None) -> AccessRequest:
+    """Reject a pending request, saying why (`{"reason": ...}`): the requester sees it."""
+    if body is None or not body.reason.strip():
+        raise ApiError(400, "invalid_request", 'reason: say why in the body, e.g. {"reason": '
+                       '"the purpose does not need the addresses"}')
+    return _decide(principal, request_id, request, state, approve=False,
+                   reason=body.reason.strip())
 
 
 def _decide(principal: Principal, request_id: uuid.UUID, request: Request, state: Any, *,
-            approve: bool) -> AccessRequest:
+            approve: bool, reason: str | None = None) -> AccessRequest:
     with state.pool.connection() as conn, conn.transaction():
         found = requests_.get(conn, request_id)
         if found is None:
@@ -90,7 +101,7 @@ def _decide(principal: Principal, request_id: uuid.UUID, request: Request, state
         try:
             decided = requests_.decide(conn, request_id, approve=approve,
                                        decided_by=principal.client_id,
-                                       today=clock.today())
+                                       today=clock.today(), reason=reason)
         except requests_.RequestError as exc:
             status = 403 if "own" in str(exc) else 409
             raise ApiError(status, "access_denied" if status == 403 else "conflict",
@@ -99,7 +110,8 @@ def _decide(principal: Principal, request_id: uuid.UUID, request: Request, state
                decided["dataset"], {"request_id": str(request_id),
                                     "requester": decided["client_id"],
                                     "valid_until": decided["valid_until"] and
-                                    decided["valid_until"].isoformat()})
+                                    decided["valid_until"].isoformat(),
+                                    "reason": reason})
     state.request_grants.invalidate()
     return AccessRequest.model_validate(decided)
 

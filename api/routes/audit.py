@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from psycopg import sql
@@ -22,7 +22,7 @@ from api.deps import (
     request_event,
 )
 from api.errors import ApiError, forbidden
-from api.models import AccessReport, Anomalies, AuditEvents
+from api.models import AccessReport, Activity, Anomalies, AuditEvents
 from api.openapi import token_scopes
 from hub import anomalies
 from hub.audit import record
@@ -125,6 +125,34 @@ def anomaly_flags(principal: AuditorDep, request: Request, state: StateDep,
         _record_read(conn, request, principal, "anomalies", {})
     return Anomalies.model_validate({"since": start, "until": end,
                                      "flags": [asdict(f) for f in found]})
+
+
+# Reads: rows served or exported; denials: any refused request (every *.denied kind).
+ACTIVITY = """
+select date_trunc(%(bucket)s, occurred_at, 'UTC') as at, coalesce(department, 'none') as department,
+       case when decision = 'deny' then 'denied' else 'read' end as outcome,
+       coalesce(sum(greatest(coalesce((detail->>'count')::int, 1), 1)), 0)::int as events
+from audit.events
+where occurred_at >= %(start)s and occurred_at < %(end)s
+  and (kind in ('data.read', 'data.export') or decision = 'deny')
+group by 1, 2, 3 order by 1, 2, 3
+"""
+
+
+@router.get("/activity", openapi_extra=token_scopes("audit:read"))
+def activity(principal: AuditorDep, request: Request, state: StateDep, since: Since = None,
+             until: Until = None,
+             bucket: Annotated[Literal["hour", "day"], Query()] = "day") -> Activity:
+    """Reads (data.read, data.export) and denials (every refused request) per hour or day
+    and per department of the caller: counts only, never what was read."""
+    start, end = _window(since, until)
+    with state.pool.connection() as conn, conn.transaction():
+        with conn.cursor(row_factory=dict_row) as cur:
+            counts = cur.execute(ACTIVITY, {"bucket": bucket, "start": start,
+                                            "end": end}).fetchall()
+        _record_read(conn, request, principal, "activity", {"bucket": bucket})
+    return Activity.model_validate({"since": start, "until": end, "bucket": bucket,
+                                    "counts": counts})
 
 
 def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
