@@ -360,18 +360,6 @@ class TransparencyReport(BaseModel):
     ledger_checkpoint: LedgerCheckpoint | None
 
 
-class QuarantinePage(BaseModel):
-    """Rows the contract held back from the published version, with why."""
-
-    dataset: str
-    version: int | None = Field(description="the published version whose run held them back; "
-                                "null before the first publish")
-    total: int = Field(description="quarantined rows in all")
-    columns: list[str]
-    rows: list[dict[str, Any]] = Field(description="one object per row: the columns (masked as "
-                                       "the caller's grant says), failed_rules and reasons")
-
-
 class ActivityCount(BaseModel):
     at: datetime = Field(description="start of the hour or day (UTC)")
     department: str = Field(description="the reader's department ('none' for an unknown caller)")
@@ -386,16 +374,3 @@ class Activity(BaseModel):
     until: datetime
     bucket: Literal["hour", "day"]
     counts: list[ActivityCount]
-
-
-class PublishedVersionRow(BaseModel):
-    version: int
-    contract_version: str
-    published_at: datetime
-    rows: int = Field(description="rows published")
-    quarantined: int = Field(description="rows the contract held back in that run")
-
-
-class DatasetVersions(BaseModel):
-    dataset: str
-    versions: list[PublishedVersionRow] = Field(description="newest first")

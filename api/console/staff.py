@@ -19,9 +19,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.console import charts
 from api.console.web import guard, render, secure
+from api.dataset_models import PublishedVersionRow
 from api.deps import Principal, StateDep
 from api.errors import ApiError, ensure_request_id
-from api.models import Catalog, PublishedVersionRow
+from api.models import Catalog
 from api.query import OPERATORS, RESERVED
 from api.routes import contracts as contract_routes
 from api.routes import datasets

@@ -13,9 +13,9 @@ from psycopg import AsyncConnection, sql
 
 from access_policies import Decision
 from access_policies.masking import as_records
+from api.dataset_models import QuarantinePage
 from api.deps import AppState, Principal, RequestIdDep, StateDep, authenticate, record_now
 from api.errors import ApiError, forbidden
-from api.models import QuarantinePage
 from api.openapi import token_scopes
 from api.routes.datasets import _decision, _event
 from contracts import Contract

@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from psycopg.rows import dict_row
 
+from api.dataset_models import DatasetVersions
 from api.deps import RequestIdDep, StateDep
-from api.models import DatasetVersions
 from api.openapi import token_scopes
 from api.routes.datasets import _admit
 
