@@ -25,8 +25,10 @@ class PublishedVersionRow(BaseModel):
     version: int
     contract_version: str
     published_at: datetime
-    rows: int = Field(description="rows published")
-    quarantined: int = Field(description="rows the contract held back in that run")
+    rows: int | None = Field(description="rows published (null for a caller whose grant "
+                             "filters rows: the count is over every row)")
+    quarantined: int | None = Field(description="rows the contract held back in that run "
+                                    "(null, as rows, for a row-filtered caller)")
 
 
 class DatasetVersions(BaseModel):

@@ -215,3 +215,15 @@ def test_introspection_shows_the_attributes_the_token_carries(app_client, token_
     response = app_client.post("/oauth/introspect", data={"token": routed},
                                auth=credentials["council_office"])
     assert response.json()["attributes"] == {"department": "street_lighting"}  # the role's
+
+
+def test_published_versions_show_a_filtered_caller_no_counts(app_client, token_of, credentials):
+    filtered = app_client.get(f"/datasets/{DATASET}/versions",
+                              headers=bearer(token_of("council_office", {"district": "9"})))
+    assert filtered.status_code == 200, filtered.text
+    versions = filtered.json()["versions"]
+    assert versions and all(v["rows"] is None and v["quarantined"] is None for v in versions)
+    # The same route gives an unfiltered reader the counts: the withholding is the filter's.
+    plain = app_client.get(f"/datasets/{DATASET}/versions",
+                           headers=bearer(token_of("transport_analyst", {})))
+    assert all(isinstance(v["rows"], int) for v in plain.json()["versions"])

@@ -100,6 +100,8 @@ def _versions(dataset_id: str, principal: Principal, state: Any, rid: str) -> li
 def _gate_counts(published: list[PublishedVersionRow]) -> list[dict[str, Any]]:
     out = []
     for v in reversed(published):  # oldest first, left to right
+        if v.rows is None:  # withheld from a row-filtered reader: counts over every row
+            continue
         label = f"v{v.version} ({v.contract_version})"
         out += [{"version": label, "outcome": "published", "rows": v.rows},
                 {"version": label, "outcome": "quarantined", "rows": v.quarantined}]
