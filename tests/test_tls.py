@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from starlette.responses import Response
 
 from hub import clients
-from tests.conftest import REPO, own_warehouse
+from tests.conftest import REPO, clock_env, own_warehouse
 from tests.test_cli import _free_port, _wait_until, hub
 
 SHELTER = "social_services.shelter_census"
@@ -67,7 +67,8 @@ def test_serve_over_https_gives_tokens_and_rows_with_hsts(
         server = subprocess.Popen(
             [sys.executable, "-m", "hub_cli", "serve", "--port", str(port),
              "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)], cwd=REPO,
-            env=clean | {"HUB_HOME": str(tmp_path / "home"), "HUB_DATABASE_URL": url})
+            env=clean | clock_env() | {"HUB_HOME": str(tmp_path / "home"),
+                                       "HUB_DATABASE_URL": url})
         try:
             _talk_https(f"https://127.0.0.1:{port}", cert, client.client_id, secret)
         finally:
@@ -77,7 +78,7 @@ def test_serve_over_https_gives_tokens_and_rows_with_hsts(
 
 def _talk_https(base: str, cert: Path, client_id: str, secret: str) -> None:
     trusting = ssl.create_default_context(cafile=str(cert))
-    _wait_until(lambda: _answers(base, trusting))
+    _wait_until(lambda: _answers(base, trusting), f"`hub serve` answering at {base}")
     with httpx.Client(base_url=base, verify=trusting) as https:
         token = https.post("/oauth/token", data={"grant_type": "client_credentials"},
                            auth=(client_id, secret))
