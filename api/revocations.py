@@ -171,6 +171,10 @@ class Revocations:
             if listener is not None:
                 await listener.close()
             return False
+        except asyncio.CancelledError:  # stopped between connect and LISTEN: no leak
+            if listener is not None:
+                await listener.close()
+            raise
         # libpq hands an error that arrives between queries (a terminated backend's FATAL)
         # to the notice handlers; the connection's close is only read on a later call.
         listener.add_notice_handler(self._on_notice)
