@@ -192,7 +192,7 @@ async def token_revoked(state: AppState, jti: str, subject: str,
                         conn: AsyncConnection | None = None) -> bool:
     """True if the token was revoked or its subject removed (api/revocations.py): the
     worker's memory while it holds, else the warehouse on `conn` or a pooled connection."""
-    if state.revocations.known_good(jti, subject):  # the common case: no connection taken
+    if await state.revocations.known_good(jti, subject):  # common: no pooled connection
         return False
     if conn is None:
         async with state.apool.connection() as own:

@@ -7,11 +7,18 @@ all as soon as anything is revoked or removed: triggers on hub.revoked_tokens, h
 and hub.users notify channel `hub_revocations` (hub/migrations/), each worker LISTENs on a
 connection of its own, and every check first reads what has arrived there.
 
-So a revocation takes effect in every worker once PostgreSQL has delivered its
-notification (the revoking worker forgets at once). While the listening connection is
-down nothing is remembered: every request asks the warehouse, as before. A remembered
-answer is also dropped after `ttl` seconds, which bounds the damage of a notification
-that never arrives (a connection that died without a word).
+A notification committed by another process may not have reached this worker's socket
+when that process's next request does (the listening backend sends it when the operating
+system next runs it: 6 removals in 100 were missed that way under load). So before a
+remembered answer is used the worker makes a round trip on the listening connection:
+PostgreSQL sends a backend's pending notifications before it answers a query, so every
+removal committed before the request arrived has then been read. Requests arriving
+together share one round trip (`caught_up`), and it takes no pooled connection.
+
+While the listening connection is down nothing is remembered: every request asks the
+warehouse (it checks the database; it does not fail closed). A remembered answer is also
+dropped after `ttl` seconds, which bounds the damage of a notification that never
+arrives (a connection that died without a word).
 """
 
 from __future__ import annotations
@@ -54,6 +61,10 @@ class Revocations:
         self._dying = False  # the server said FATAL on the listener; its close may lag
         self._reconnect: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
+        # The round trip on the listener in flight, and the next one, which callers arriving
+        # now share: the one in flight may have been sent before their removal committed.
+        self._in_flight: asyncio.Task[bool] | None = None
+        self._queued: asyncio.Task[bool] | None = None
 
     async def start(self) -> None:
         """Listen; if the warehouse refuses now, keep trying in the background."""
@@ -61,14 +72,45 @@ class Revocations:
             self._reconnect = asyncio.create_task(self._keep_trying())
 
     async def stop(self) -> None:
-        if self._reconnect is not None:
-            self._reconnect.cancel()
-        if self._listener is not None:
-            await self._listener.close()
+        for task in (self._reconnect, self._queued, self._in_flight):
+            if task is not None:
+                task.cancel()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
 
-    def known_good(self, jti: str, subject: str) -> bool:
-        """True if this worker found the token good and nothing was revoked since: no I/O."""
-        return self._drain() and (jti, subject) in self._good
+    async def known_good(self, jti: str, subject: str) -> bool:
+        """True if this worker found the token good and nothing was revoked since, up to
+        this call: a (shared) round trip on the listener, no pooled connection."""
+        if not (self.listening and (jti, subject) in self._good):
+            return False  # no I/O here: a round trip may be reading the listener now
+        return await self.caught_up() and (jti, subject) in self._good
+
+    async def caught_up(self) -> bool:
+        """Wait until every notification committed before this call has been read; False
+        when there is no listening connection (then nothing is remembered)."""
+        if self._queued is None:
+            self._queued = asyncio.get_running_loop().create_task(
+                self._round_trip(self._in_flight))
+        # Shielded: one caller's cancelled request must not cancel the others' round trip.
+        return await asyncio.shield(self._queued)
+
+    async def _round_trip(self, previous: asyncio.Task[bool] | None) -> bool:
+        if previous is not None:
+            await asyncio.wait([previous])
+        # This task leaves the queue: who comes now may have committed after its query.
+        self._in_flight, self._queued = self._queued, None
+        listener = self._listener
+        if listener is None:
+            return False
+        try:
+            # Notifications read with the answer reach _on_notify, which forgets.
+            await listener.execute("select")
+        except psycopg.Error:
+            if listener is self._listener:
+                self._lost()
+            return False
+        return self._drain()
 
     async def ask(self, conn: AsyncConnection, jti: str, subject: str) -> bool:
         """The warehouse's answer (is_revoked), remembered if good and still current."""
@@ -88,7 +130,8 @@ class Revocations:
 
     def _drain(self) -> bool:
         """Read the notifications that have arrived, without waiting; False (and forget
-        everything) when there is no listening connection."""
+        everything) when there is no listening connection. Only between round trips: it
+        reads the socket under psycopg."""
         if self._listener is None:
             return False
         pgconn = self._listener.pgconn
@@ -128,12 +171,20 @@ class Revocations:
             if listener is not None:
                 await listener.close()
             return False
+        except asyncio.CancelledError:  # stopped between connect and LISTEN: no leak
+            if listener is not None:
+                await listener.close()
+            raise
         # libpq hands an error that arrives between queries (a terminated backend's FATAL)
         # to the notice handlers; the connection's close is only read on a later call.
         listener.add_notice_handler(self._on_notice)
+        listener.add_notify_handler(self._on_notify)
         self.forget()  # what was remembered before this connection may have missed news
         self._dying, self._listener = False, listener
         return True
+
+    def _on_notify(self, notify: psycopg.Notify) -> None:
+        self.forget()
 
     def _on_notice(self, notice: psycopg.errors.Diagnostic) -> None:
         if notice.severity_nonlocalized in ("FATAL", "PANIC"):

@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from hub.bootstrap import bootstrap
 from hub.settings import Settings
-from hub.warehouse import drop_database, ensure_database, start_embedded
+from hub.warehouse import drop_database, ensure_database, start_embedded, with_database
 
 RUN_TAG = uuid.uuid4().hex[:8]
 
@@ -304,6 +304,27 @@ def own_public_works(server_url: str, settings: Settings, home: Path,
         with own_warehouse(server_url, "hub_own") as url:
             yield settings.model_copy(update={"database_url": SecretStr(url), "home": home}), \
                 source
+    finally:
+        drop_database(server_url, name)
+
+
+@contextmanager
+def cloned(server_url: str, url: str, prefix: str) -> Iterator[str]:
+    """A database of one test's own copied from the one at `url` (CREATE DATABASE ...
+    TEMPLATE: a file copy, far faster than building it again), dropped afterwards.
+    PostgreSQL copies only a database nobody is connected to: the template's sessions
+    (left by the pass that built it) are ended first."""
+    from psycopg import sql
+
+    template = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute("select pg_terminate_backend(pid, 5000) from pg_stat_activity"
+                     " where datname = %s and pid <> pg_backend_pid()", [template])
+        conn.execute(sql.SQL("create database {} template {}").format(
+            sql.Identifier(name), sql.Identifier(template)))
+    try:
+        yield with_database(server_url, name)
     finally:
         drop_database(server_url, name)
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import uuid
 from collections import Counter
-from pathlib import Path
 
 import psycopg
 import pytest
+from pydantic import SecretStr
 
 from contracts import load_all
 from demo.api import DemoApi
@@ -21,8 +20,8 @@ from flows.sources.guard import UnsafeSource
 from flows.sources.mqtt import forget_session, subscribe_once
 from flows.sources.rest import SourceError
 from hub.bootstrap import bootstrap
-from tests.conftest import count, own_warehouse, report_of
-from tests.stand_ins import BROKER, DATA, beach_rows, feed_source, publish
+from tests.conftest import count, own_warehouse
+from tests.stand_ins import BROKER, DATA, beach_rows, feed_source, publish, shelter_drop
 
 CONTRACTS = load_all(DATA.parent / "contracts")
 BIKES = CONTRACTS["transport.bike_counts"]
@@ -79,37 +78,46 @@ def test_warehouse_connection_killed_mid_load_then_rerun_is_exact(scratch, setti
         count(source_url, "select count(*) from service_requests")
 
 
+@pytest.fixture
+def own_settings(scratch, settings, tmp_path, prefect_harness, department_sources):
+    """The hub's settings over the scratch warehouse: the runs, versions and notifications
+    a test makes land where no other test counts them."""
+    return settings.model_copy(update={"database_url": SecretStr(scratch),
+                                       "home": tmp_path / "home"})
+
+
 def test_a_source_that_keeps_failing_fails_the_dataset_and_keeps_the_served_version(
-        first_run, settings, url):
-    served = count(url, "select max(version) from hub.dataset_versions where dataset = %s",
+        own_settings, scratch, monkeypatch):
+    [first] = run_all("transport.bike_counts", own_settings)
+    assert first.status == "published"
+    served = count(scratch, "select max(version) from hub.dataset_versions where dataset = %s",
                    ["transport.bike_counts"])
-    previous = os.environ["HUB_SOURCE_TRANSPORT_URL"]
-    os.environ["HUB_SOURCE_TRANSPORT_URL"] = _bike_api(fail_next=[503] * 100)
-    try:
-        [report] = run_all("transport.bike_counts", settings)
-    finally:
-        os.environ["HUB_SOURCE_TRANSPORT_URL"] = previous
+    monkeypatch.setenv("HUB_SOURCE_TRANSPORT_URL", _bike_api(fail_next=[503] * 100))
+    [report] = run_all("transport.bike_counts", own_settings)
     assert report.status == "failed"
     assert report.failures[0].rule == "ingest"
     assert "answered 503 after 5 attempt(s)" in report.failures[0].message
-    assert count(url, "select max(version) from hub.dataset_versions where dataset = %s",
-                 ["transport.bike_counts"]) == served
+    assert count(scratch, "select max(version) from hub.dataset_versions where dataset = %s",
+                 ["transport.bike_counts"]) == served == 1
 
 
 def test_file_drop_changed_in_place_is_reported_and_a_new_file_loads_alone(
-        first_run, settings, url, department_sources):
-    folder = Path(department_sources["HUB_SOURCE_SOCIAL_SERVICES_DROP"].removeprefix("file://"))
+        own_settings, scratch, tmp_path, monkeypatch):
+    folder = tmp_path / "drop"  # a copy of the department's folder: the shared one stays
+    folder.mkdir()
+    monkeypatch.setenv("HUB_SOURCE_SOCIAL_SERVICES_DROP", shelter_drop(folder))
+    [first] = run_all("social_services.shelter_census", own_settings)
+    assert (first.status, first.rows_loaded) == ("published", 3728)
     census = folder / "DHS_Daily_Report.csv"
     text = census.read_text(encoding="utf-8")
     census.write_text(text.replace("53732", "53733"))  # the department edits a loaded file
     header = text.splitlines()[0]
     (folder / "2024-01-03.csv").write_text(header + "\n01/03/2024,1,1,2,1,0,1,0,0,1,1,0,0\n")
-    [report] = run_all("social_services.shelter_census", settings)
+    [report] = run_all("social_services.shelter_census", own_settings)
     assert (report.status, report.rows_loaded) == ("published", 1)
     assert len(report.warnings) == 1 and "changed in place" in report.warnings[0]
-    assert count(url, "select count(*) from hub.notifications where kind = 'ingest.warning'"
-                      " and department = 'social_services'") == 1
-    assert report_of(first_run, "social_services.shelter_census").rows_loaded == 3728
+    assert count(scratch, "select count(*) from hub.notifications where kind = "
+                 "'ingest.warning' and department = 'social_services'") == 1
 
 
 @pytest.mark.parametrize("kind, location, message", [

@@ -7,24 +7,47 @@ another's leftovers and any order passes.
 
 from __future__ import annotations
 
+import shutil
+
 import psycopg
 import pytest
+from pydantic import SecretStr
 
+from contracts import load_all
 from flows.pipeline import run_all
-from tests.conftest import count, own_public_works, report_of
+from tests.conftest import REPO, cloned, count, own_public_works, report_of
 
 SHARED = "select count(*) from shared.public_works__service_requests"
 RAW = "select count(*) from raw_public_works.service_requests"
 DATASET = "public_works.service_requests"
+CONTRACT = load_all(REPO / "contracts")[DATASET]
+
+
+@pytest.fixture(scope="module")
+def first_pass(server_url, settings, prefect_harness, tmp_path_factory):
+    """A warehouse and a 311 system of this module's own after a first pass (version 1):
+    the template each test's `passed` copies. Nothing runs on it after this pass."""
+    home = tmp_path_factory.mktemp("pipeline-template")
+    with pytest.MonkeyPatch.context() as patch, \
+            own_public_works(server_url, settings, home, patch) as (ours, source):
+        [report] = run_all(DATASET, ours)
+        assert (report.status, report.version) == ("published", 1), report
+        patch.undo()  # the session's own 311 system again, while other tests of the module run
+        yield ours, source
 
 
 @pytest.fixture
-def passed(server_url, settings, prefect_harness, tmp_path, monkeypatch):
-    """(settings, warehouse, source) of this test's own, after a first pass (version 1)."""
-    with own_public_works(server_url, settings, tmp_path, monkeypatch) as (ours, source):
-        [report] = run_all(DATASET, ours)
-        assert (report.status, report.version) == ("published", 1), report
-        yield ours, ours.database_url.get_secret_value(), source
+def passed(server_url, first_pass, tmp_path, monkeypatch):
+    """(settings, warehouse, source) of this test's own, copies of the first pass's: the
+    passes a test makes and the source rows it edits touch nothing another test reads."""
+    template, template_source = first_pass
+    with cloned(server_url, template.database_url.get_secret_value(), "hub_own") as url, \
+            cloned(server_url, template_source, "hub_src") as source:
+        monkeypatch.setenv(CONTRACT.source.connection_env, source)
+        home = tmp_path / "home"
+        shutil.copytree(template.home, home)  # its keys and dbt state, as if it had run here
+        ours = template.model_copy(update={"database_url": SecretStr(url), "home": home})
+        yield ours, url, source
 
 
 def _insert_source_row(source_url: str, sr_number: str | None, status: str, when: str) -> None:

@@ -145,8 +145,11 @@ def test_a_missing_file_says_so(tmp_path):
 
 def hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "PREFECT_"))}
+    # The shipped policies on TODAY, whatever the test clock: these tests are about the
+    # shipped grant windows (a shifted copy would be valid on 2028-01-01).
     return subprocess.run([sys.executable, "-m", "hub_cli", *args], cwd=REPO,
-                          env=clean | (env or {}), capture_output=True, text=True, timeout=120)
+                          env=clean | {"HUB_CLOCK": TODAY.isoformat()} | (env or {}),
+                          capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture

@@ -12,17 +12,19 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from contracts import load_all
 from flows.pipeline import run_all
 from flows.sql_rules import run_sql_rules
 from hub import clients, clock
 from hub.settings import Settings
-from tests.conftest import REPO, bearer, count, own_public_works, token_for
+from tests.conftest import REPO, bearer, cloned, count, own_public_works, token_for
 
 DATASET = "public_works.service_requests"
 LATEST = "select max(version) from hub.dataset_versions where dataset = %s"
 SHARED = "select count(*) from shared.public_works__service_requests"
+CONTRACT = load_all(REPO / "contracts")[DATASET]
 
 
 RULE = """      - type: sql
@@ -47,16 +49,33 @@ def _contract_copy(root: Path, settings: Settings, version: str, rule: bool) -> 
                                        "dbt_project_dir": root / "dbt_project"})
 
 
-@pytest.fixture
-def failed(server_url, settings, prefect_harness, tmp_path, monkeypatch):
-    """On a warehouse of this test's own: version 1 published, then a pass under 2.0.0 (a
-    new rule is a breaking change) that the real data fails. Yields (settings, warehouse,
-    report, (versions served, rows) before the failing pass)."""
-    with own_public_works(server_url, settings, tmp_path / "home", monkeypatch) as (ours, _):
+@pytest.fixture(scope="module")
+def failed_once(server_url, settings, prefect_harness, tmp_path_factory):
+    """On a warehouse of this module's own: version 1 published, then a pass under 2.0.0 (a
+    major change) with a table rule the data fails. The template each test's `failed`
+    copies; nothing runs on it after these passes."""
+    home = tmp_path_factory.mktemp("gate-template")
+    with pytest.MonkeyPatch.context() as patch, \
+            own_public_works(server_url, settings, home / "home", patch) as (ours, source):
         url = ours.database_url.get_secret_value()
         assert run_all(DATASET, ours)[0].status == "published"
         before = count(url, LATEST, [DATASET]), count(url, SHARED)
-        [report] = run_all(DATASET, _contract_copy(tmp_path / "2.0.0", ours, "2.0.0", True))
+        [report] = run_all(DATASET, _contract_copy(home / "2.0.0", ours, "2.0.0", True))
+        patch.undo()  # the session's own 311 system again, while other tests of the module run
+        yield ours, source, report, before
+
+
+@pytest.fixture
+def failed(server_url, failed_once, tmp_path, monkeypatch):
+    """(settings, warehouse, report, (version, rows) before) of this test's own: copies
+    of the template's warehouse and 311 system, so a later pass touches no other test's."""
+    template, template_source, report, before = failed_once
+    with cloned(server_url, template.database_url.get_secret_value(), "hub_own") as url, \
+            cloned(server_url, template_source, "hub_src") as source:
+        monkeypatch.setenv(CONTRACT.source.connection_env, source)
+        shutil.copytree(template.home, tmp_path / "home")
+        ours = template.model_copy(update={"database_url": SecretStr(url),
+                                           "home": tmp_path / "home"})
         yield ours, url, report, before
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
 import jsonschema
 import psycopg
@@ -136,23 +137,38 @@ def engineer(app_client, credentials) -> str:
     return token_for(app_client, credentials, "public_works_engineer")
 
 
+def _own_potholes() -> tuple[dict, str]:
+    """POTHOLES under a table name of the test's own, and its dataset id: each test registers
+    its own dataset in the shared registry, whatever others registered before."""
+    document = copy.deepcopy(POTHOLES)
+    name = f"potholes_{uuid.uuid4().hex[:8]}"
+    document["schema"][0]["name"] = name
+    document["schema"][0]["quality"][1]["query"] = f"select count(*) from {name} where value > 50"
+    return document, f"public_works.{name}"
+
+
 def test_register_a_new_contract_then_the_same_again(app_client, engineer):
-    first = _post(app_client, engineer, POTHOLES)
+    potholes, _ = _own_potholes()
+    first = _post(app_client, engineer, potholes)
     assert first.status_code == 201, first.text
     assert first.json()["status"] == "registered"
-    again = _post(app_client, engineer, POTHOLES)
+    again = _post(app_client, engineer, potholes)
     assert (again.status_code, again.json()["status"]) == (200, "unchanged")
 
 
 def test_same_version_with_other_content_is_refused(app_client, engineer):
-    response = _post(app_client, engineer, POTHOLES, description={"purpose": "changed"})
+    potholes, _ = _own_potholes()
+    assert _post(app_client, engineer, potholes).status_code == 201
+    response = _post(app_client, engineer, potholes, description={"purpose": "changed"})
     assert response.status_code == 409
     assert response.json()["error"] == "version_conflict"
     assert "bump the version" in response.json()["error_description"]
 
 
 def test_breaking_change_over_the_api_needs_a_major_version(app_client, engineer, url):
-    broken = copy.deepcopy(POTHOLES)
+    potholes, dataset = _own_potholes()
+    assert _post(app_client, engineer, potholes).status_code == 201
+    broken = copy.deepcopy(potholes)
     broken["schema"][0]["properties"].pop()  # drop `serial`
     refused = _post(app_client, engineer, broken, version="1.1.0")
     assert refused.status_code == 409 and refused.json()["error"] == "breaking_change"
@@ -161,13 +177,13 @@ def test_breaking_change_over_the_api_needs_a_major_version(app_client, engineer
     assert accepted.status_code == 201, accepted.text
     assert accepted.json()["breaking_changes"] == ["column serial removed"]
     assert accepted.json()["previous_major_served_until"] is not None
-    history = app_client.get("/contracts/public_works.potholes", headers=bearer(engineer)).json()
+    history = app_client.get(f"/contracts/{dataset}", headers=bearer(engineer)).json()
     assert [v["version"] for v in history["versions"]] == ["2.0.0", "1.0.0"]
     assert history["versions"][1]["deprecated_after"] is not None
     with psycopg.connect(url) as conn:
         kinds = [k for (k,) in conn.execute(
             "select reason from audit.events where kind = 'contract.registered'"
-            " and dataset = 'public_works.potholes' order by event_id")]
+            " and dataset = %s order by event_id", [dataset])]
     assert kinds == ["version 1.0.0 registered", "version 2.0.0 registered"]
 
 

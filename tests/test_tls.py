@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from hub import clients, users
-from tests.conftest import REPO, own_warehouse
+from tests.conftest import REPO, clock_env, own_warehouse
 from tests.console_support import sign_in_over
 from tests.test_cli import _free_port, _wait_until, hub
 
@@ -68,7 +68,8 @@ def test_serve_over_https_gives_tokens_and_rows_with_hsts(
         server = subprocess.Popen(
             [sys.executable, "-m", "hub_cli", "serve", "--port", str(port),
              "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)], cwd=REPO,
-            env=clean | {"HUB_HOME": str(tmp_path / "home"), "HUB_DATABASE_URL": url})
+            env=clean | clock_env() | {"HUB_HOME": str(tmp_path / "home"),
+                                       "HUB_DATABASE_URL": url})
         try:
             _talk_https(f"https://127.0.0.1:{port}", cert, client.client_id, secret)
             _console_over_https(f"https://127.0.0.1:{port}", cert, person)
