@@ -8,6 +8,7 @@ repository's dbt_project has hand-written ones of the same name.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -92,10 +93,13 @@ def run_dbt_many(warehouse_url: str, contracts: list[Contract], settings: Settin
     for key, value in connection_params(warehouse_url).items():
         os.environ[f"HUB_DBT_{key.upper()}"] = value
     work, project = settings.home / "dbt", project or settings.dbt_project_dir
+    # A target folder per project: dbt's partial parse (target/partial_parse.msgpack) from
+    # another project of the same name would bring that project's tests along.
+    target = work / "target" / hashlib.sha256(str(project.resolve()).encode()).hexdigest()[:12]
     selected = [name for c in contracts
                 for name in (f"+{c.relation_name}", f"{c.relation_name}__quarantine")]
     args = ["build", "--project-dir", str(project),
-            "--profiles-dir", str(project), "--target-path", str(work / "target"),
+            "--profiles-dir", str(project), "--target-path", str(target),
             "--log-path", str(work / "logs"), "--select", *selected, "--quiet"]
     result = dbtRunner().invoke(args)
     if result.result is None:  # dbt could not even start: bad project or profile
