@@ -17,7 +17,7 @@ from flows.checks import Failure
 from flows.pipeline import RunReport
 from hub import clients
 from hub_cli.pipeline import format_reports
-from tests.conftest import REPO, clock_env, own_warehouse
+from tests.conftest import REPO, RUN_TAG, clock_env, own_warehouse
 from tests.stand_ins import DATA, forget_feed
 
 CONTRACT = REPO / "contracts" / "public_works" / "service_requests.odcs.yaml"
@@ -33,7 +33,9 @@ def hub(*args: str, env: dict[str, str] | None = None, timeout: int = 300):
 
 def test_run_on_a_fresh_home_starts_its_own_warehouse_and_publishes(tmp_path):
     # No HUB_DATABASE_URL, no source URL: the embedded server and the demo source.
-    feed = f"mqtt://127.0.0.1:1883/hub-test-cli-{tmp_path.name}"  # this run's own session
+    # This run's own MQTT session: tmp_path's name is the same in every test session, and
+    # two sessions on one broker at once (CI beside a developer's run) would share its feed.
+    feed = f"mqtt://127.0.0.1:1883/hub-test-cli-{RUN_TAG}"
     result = hub("run", env={"HUB_HOME": str(tmp_path / "home"), "HUB_MQTT_URL": feed})
     forget_feed(feed)
     assert result.returncode == 0, result.stdout + result.stderr
