@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from contracts import Contract
-from flows.routing import Route, notify_routes, stage_changes
+from flows.routing import Route, changed_rows, notify_routes, stage_changes
 from hub import change_keys, changes
 
 DEFAULT_KEPT = 10  # HUB_CHANGE_FEED_VERSIONS' default
@@ -40,7 +40,8 @@ def publish(warehouse_url: str, contract: Contract, run_id: uuid.UUID,
     with psycopg.connect(warehouse_url) as conn:
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", [contract.dataset_id])
         new_major = _keep_older_major(conn, contract)
-        if routes:
+        staged = bool(routes) and kept == 0  # no change keys will be written to count from
+        if staged:
             stage_changes(conn, contract, sql.Identifier("candidate", name))
         changes.keep(conn, contract.dataset_id, name, kept, new_major)
         change_keys.drop_stale(conn, contract.dataset_id)
@@ -48,14 +49,16 @@ def publish(warehouse_url: str, contract: Contract, run_id: uuid.UUID,
                      contract.primary_key)
         held = _swap(conn, sql.Identifier("candidate", f"{name}__quarantine"), "quarantine",
                      name, ())
-        version = _record_version(conn, contract, rows, held, run_id)
-        routed = notify_routes(conn, contract, version, routes) if routes else None
+        version, keys = _record_version(conn, contract, rows, held, run_id)
+        routed = notify_routes(conn, contract, version, routes,
+                               changed_rows(contract, keys, staged)) if routes else None
     return Published(version, rows, held, routed)
 
 
 def _record_version(conn: psycopg.Connection, contract: Contract, rows: int, held: int,
-                    run_id: uuid.UUID) -> int:
-    """The next version number, recorded with the keys it changed (hub/change_keys.py)."""
+                    run_id: uuid.UUID) -> tuple[int, str | None]:
+    """The next version number, recorded with the keys it changed (hub/change_keys.py);
+    the version and the name of its change-key table (None when none was written)."""
     [version] = conn.execute("select coalesce(max(version), 0) + 1 from"
                              " hub.dataset_versions where dataset = %s",
                              [contract.dataset_id]).fetchone()
@@ -66,7 +69,7 @@ def _record_version(conn: psycopg.Connection, contract: Contract, rows: int, hel
         "insert into hub.dataset_versions (dataset, version, contract_version, row_count,"
         " quarantined, run_id, changed_keys) values (%s, %s, %s, %s, %s, %s, %s)",
         [contract.dataset_id, version, contract.version, rows, held, run_id, keys])
-    return version
+    return version, keys
 
 
 def _keep_older_major(conn: psycopg.Connection, contract: Contract) -> bool:

@@ -68,7 +68,9 @@ def routes_for(policy: Policy, contract: Contract) -> list[Route]:
 
 
 def stage_changes(conn: psycopg.Connection, contract: Contract, candidate: sql.Identifier) -> None:
-    """Before the swap: the candidate's rows that are new, or differ from the served ones."""
+    """Before the swap: the candidate's rows that are new, or differ from the served ones.
+    Only when no versions are kept for change feeds: otherwise the change-key table that
+    the publish writes anyway says which rows changed (changed_rows)."""
     shared = sql.Identifier("shared", contract.relation_name)
     served = conn.execute("select to_regclass(%s) is not null",
                           [f"shared.{contract.relation_name}"]).fetchone()[0]
@@ -86,16 +88,32 @@ def stage_changes(conn: psycopg.Connection, contract: Contract, candidate: sql.I
         ckey=sql.SQL(", ").join(sql.Identifier("c", k) for k in contract.primary_key)))
 
 
+def changed_rows(contract: Contract, keys: str | None, staged: bool) -> sql.Composable:
+    """The published version's new or changed rows, as a relation to count from: the rows
+    of its change-key table (hub/change_keys.py, written by the same publish, so the two
+    versions are diffed once), the staged ones when no versions are kept for feeds, or
+    every row when there was no earlier version of this major to differ from."""
+    shared = sql.Identifier("shared", contract.relation_name)
+    if staged:
+        return sql.Identifier(CHANGES)
+    if keys is None:
+        return shared
+    return sql.SQL("(select s.* from {} s join {} using ({})) as changed").format(
+        shared, sql.Identifier("history", keys),
+        sql.SQL(", ").join(map(sql.Identifier, contract.primary_key)))
+
+
 def notify_routes(conn: psycopg.Connection, contract: Contract, version: int,
-                  routes: list[Route]) -> dict[str, int]:
-    """One notification per department with new or changed rows in its filter; the counts."""
+                  routes: list[Route], changed: sql.Composable) -> dict[str, int]:
+    """One notification per department with new or changed rows in its filter (`changed`,
+    from changed_rows()); the counts."""
     counts = {}
     for route in routes:
         if not all(_published(conn, relation) for relation in relations(route.rows)):
             continue  # its reference dataset is not published yet: nothing is routed by it
         condition, params = clause(route.rows)
         (count,) = conn.execute(sql.SQL("select count(*) from {} where {}").format(
-            sql.Identifier(CHANGES), condition), params).fetchone()
+            changed, condition), params).fetchone()
         if count:
             counts[route.department] = count
             _notify(conn, contract, version, route, count)
