@@ -6,11 +6,11 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 import psycopg
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Query, Request, Response
 from joserfc.jwk import ECKey, KeySet
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -221,3 +221,13 @@ def scoped(*any_of: str) -> object:
 
     return Depends(check)
 RequestIdDep = Annotated[str, Depends(request_id)]
+
+
+# ---------- query parameters of the routes that page through rows (rows, changes, export)
+
+Limit = Annotated[int, Query(ge=1, description="rows per page")]
+Offset = Annotated[int, Query(ge=0, description="rows to skip (or use cursor)")]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+Select = Annotated[str | None, Query(description="columns, e.g. sr_number,status")]
+Order = Annotated[str | None, Query(description="e.g. created_date.desc")]
+PageFormat = Annotated[Literal["json", "ndjson", "csv"], Query()]

@@ -14,7 +14,7 @@ Audited as a `data.read` naming the dataset, the version read and `since_version
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Literal
+from typing import Annotated
 
 import psycopg
 from fastapi import APIRouter, Query, Request, Response
@@ -22,7 +22,17 @@ from psycopg import AsyncConnection
 
 from access_policies.masking import as_records
 from api import rows
-from api.deps import RequestIdDep, StateDep, record_now
+from api.deps import (
+    Cursor,
+    Limit,
+    Offset,
+    Order,
+    PageFormat,
+    RequestIdDep,
+    Select,
+    StateDep,
+    record_now,
+)
 from api.errors import ApiError
 from api.models import RowsPage
 from api.query import bad
@@ -44,12 +54,12 @@ async def read_changes(
     since_version: Annotated[int | None, Query(ge=1, description="a published version "
                                                "(required); the feed holds what changed "
                                                "after it")] = None,
-    limit: Annotated[int, Query(ge=1, description="rows per page")] = 100,
-    offset: Annotated[int, Query(ge=0, description="rows to skip (or use cursor)")] = 0,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
-    select: Annotated[str | None, Query(description="columns, e.g. sr_number,status")] = None,
-    order: Annotated[str | None, Query(description="e.g. created_date.desc")] = None,
-    format: Annotated[Literal["json", "ndjson", "csv"], Query()] = "json",
+    limit: Limit = 100,
+    offset: Offset = 0,
+    cursor: Cursor = None,
+    select: Select = None,
+    order: Order = None,
+    format: PageFormat = "json",
 ) -> Response:
     """Rows inserted, updated or deleted since `since_version`, masked and filtered as the
     rows route masks and filters them; a delete carries the row as it was."""

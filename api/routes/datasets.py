@@ -27,8 +27,14 @@ from access_policies.row_filter import describe
 from api import export, rows, search
 from api.deps import (
     AppState,
+    Cursor,
+    Limit,
+    Offset,
+    Order,
+    PageFormat,
     Principal,
     RequestIdDep,
+    Select,
     StateDep,
     authenticate,
     record_now,
@@ -127,12 +133,12 @@ async def list_validations(dataset_id: str, request: Request, state: StateDep,
           "CSV (format=)", "content": ROWS_AS_TEXT}})
 async def read_rows(
     dataset_id: str, request: Request, state: StateDep, _rid: RequestIdDep,
-    limit: Annotated[int, Query(ge=1, description="rows per page")] = 100,
-    offset: Annotated[int, Query(ge=0, description="rows to skip (or use cursor)")] = 0,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
-    select: Annotated[str | None, Query(description="columns, e.g. sr_number,status")] = None,
-    order: Annotated[str | None, Query(description="e.g. created_date.desc")] = None,
-    format: Annotated[Literal["json", "ndjson", "csv"], Query()] = "json",
+    limit: Limit = 100,
+    offset: Offset = 0,
+    cursor: Cursor = None,
+    select: Select = None,
+    order: Order = None,
+    format: PageFormat = "json",
     major: Annotated[int | None, Query(ge=1, description="an older major version of the "
                                        "contract, served until its deprecation date")] = None,
 ) -> Response:
@@ -165,8 +171,8 @@ async def read_rows(
                              "content": ROWS_AS_TEXT}})
 async def export_rows(
     dataset_id: str, request: Request, state: StateDep, _rid: RequestIdDep,
-    select: Annotated[str | None, Query(description="columns, e.g. sr_number,status")] = None,
-    order: Annotated[str | None, Query(description="e.g. created_date.desc")] = None,
+    select: Select = None,
+    order: Order = None,
     format: Annotated[Literal["ndjson", "csv"], Query()] = "ndjson",
     limit: Annotated[int | None, Query(ge=1, description="at most HUB_MAX_EXPORT_ROWS")] = None,
 ) -> Response:
