@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,10 +17,10 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-import uvicorn
 
 from hub import users
 from hub.settings import Settings
+from tests.conftest import free_port, serving
 
 ROLES = ("transport_analyst", "health_inspector", "public_works_data_admin",
          "public_works_engineer", "auditor")
@@ -39,12 +36,6 @@ class Console:
     url: str  # the warehouse
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def running_console(settings: Settings, url: str) -> Iterator[Console]:
     """`hub serve`'s app on a free port; the issuer (and so the console's redirect URI)
@@ -54,19 +45,8 @@ def running_console(settings: Settings, url: str) -> Iterator[Console]:
     port = free_port()
     served = settings.model_copy(update={"api_port": port})
     app = create_app(served, url)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline, "the API did not start within 60 s"
-        time.sleep(0.05)
-    try:
-        yield Console(f"http://127.0.0.1:{port}", app, _people(url), url)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serving(app, port) as base:
+        yield Console(base, app, _people(url), url)
 
 
 def _people(url: str) -> dict[str, tuple[str, str]]:

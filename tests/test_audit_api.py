@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import psycopg
 import pytest
-import uvicorn
 
 from api.main import create_app
 from contracts import load_all
 from hub import anomalies, ledger
 from hub.ledger_verify import read_checkpoint_file, signed
 from hub.retention import verify_database
-from tests.conftest import REPO, bearer, count, own_warehouse, refused, token_for
+from tests.conftest import (
+    REPO,
+    bearer,
+    count,
+    free_port,
+    own_warehouse,
+    refused,
+    serving,
+    token_for,
+)
 
 ROWS = "/datasets/public_works.service_requests/rows"
 
@@ -227,24 +233,8 @@ def test_unmasked_personal_read_is_flagged(crafted):
 # ---------- concurrent load: one audit record per data response
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_audit_records_equal_responses_under_32_concurrent_clients(settings, url, credentials):
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, url), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline, "the API did not start within 60 s"
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with serving(create_app(settings, url), free_port()) as base:
         token = httpx.post(f"{base}/oauth/token", data={"grant_type": "client_credentials"},
                            auth=credentials["transport_analyst"]).json()["access_token"]
         before = _reads(url)
@@ -253,9 +243,6 @@ def test_audit_records_equal_responses_under_32_concurrent_clients(settings, url
         served = _hammer(f"{base}{ROWS}?limit=10", bearer(token), clients=32, each=4)
         assert served == 32 * 4
         assert _reads(url) - before == served
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
     with psycopg.connect(url) as conn:  # shutdown sealed everything; the chain holds
         key = ledger.load_signing_key(settings.keys_dir).public_key()
         result = verify_database(conn, key)

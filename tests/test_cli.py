@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from flows.pipeline import RunReport
 from hub import clients
 from hub_cli.pipeline import format_reports
 from tests.conftest import REPO, RUN_TAG, clock_env, own_warehouse
+from tests.conftest import free_port as _free_port
 from tests.stand_ins import DATA, forget_feed
 
 CONTRACT = REPO / "contracts" / "public_works" / "service_requests.odcs.yaml"
@@ -215,12 +215,6 @@ def test_serve_seals_the_audit_log_while_it_runs(server_url, tmp_path):
         finally:
             server.terminate()  # uvicorn shuts down, then re-raises the signal
             server.wait(timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _answers(base: str) -> bool:
