@@ -86,9 +86,7 @@ def _args() -> argparse.Namespace:
                         help="load duration per variant and round")
     parser.add_argument("--connections", type=rounds.positive_int, default=64)
     rounds.add_rounds_argument(parser)
-    parser.add_argument("--database-url", default=os.environ.get(
-        "HUB_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help="a server where the bench may create and drop databases hub_bench*")
+    rounds.add_database_argument(parser, "databases hub_bench*")
     return parser.parse_args()
 
 

@@ -180,9 +180,7 @@ def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=rounds.positive_int, default=1_000_000)
     rounds.add_rounds_argument(parser)
-    parser.add_argument("--database-url", default=os.environ.get(
-        "HUB_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help="a server where the bench may create and drop hub_bench_backup*")
+    rounds.add_database_argument(parser, "hub_bench_backup*")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     return parser.parse_args()
 

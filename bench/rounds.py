@@ -14,6 +14,7 @@ before it calls `report`.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -39,6 +40,13 @@ def positive_int(text: str) -> int:
 def add_rounds_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=positive_int, default=5,
                         help="rounds of all variants, interleaved; the medians count")
+
+
+def add_database_argument(parser: argparse.ArgumentParser, databases: str) -> None:
+    """--database-url: the server the bench may create and drop its `databases` on."""
+    parser.add_argument("--database-url", default=os.environ.get(
+        "HUB_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help=f"a server where the bench may create and drop {databases}")
 
 
 def order(names: Sequence[str], rounds: int) -> list[list[str]]:

@@ -14,7 +14,6 @@ bench/rounds.py); the medians count. The last line is the figure.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -108,9 +107,7 @@ def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=rounds.positive_int, default=1_000_000)
     rounds.add_rounds_argument(parser)
-    parser.add_argument("--database-url", default=os.environ.get(
-        "HUB_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        help="a server where the bench may create and drop hub_bench_validate")
+    rounds.add_database_argument(parser, "hub_bench_validate")
     return parser.parse_args()
 
 
