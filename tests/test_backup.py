@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -18,7 +19,8 @@ from hub.backup.crypto import EncryptingWriter, decrypt
 from hub.backup.store import DUMP, HOME, MANIFEST
 from hub.settings import Settings
 from hub.warehouse import drop_database, ensure_database
-from tests.conftest import bearer, own_warehouse
+from tests.conftest import RUN_TAG, bearer, own_warehouse
+from tests.stand_ins import beach_feed, forget_feed
 from tests.test_cli import hub
 
 KEY = "correct horse battery staple"
@@ -50,8 +52,17 @@ def _read(settings: Settings, url: str, token: str) -> dict:
     return response.json()
 
 
-def test_restore_drill(server_url, settings, source_url, department_sources, prefect_harness,
-                       tmp_path):
+@pytest.fixture
+def own_feed(department_sources, monkeypatch) -> Iterator[str]:
+    """A sensor feed of the drill's own: the session's feed is drained by whichever test
+    runs the first pass, so in random order the drill would find it empty."""
+    url = beach_feed(f"hub-test-{RUN_TAG}-drill")
+    monkeypatch.setenv("HUB_SOURCE_ENVIRONMENT_MQTT", url)
+    yield url
+    forget_feed(url)
+
+
+def test_restore_drill(server_url, settings, source_url, own_feed, prefect_harness, tmp_path):
     from api.main import create_app
     from flows.pipeline import run_all
 
