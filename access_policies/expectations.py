@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
+from pydantic import BaseModel, ConfigDict, NonNegativeInt, PlainValidator, ValidationError
 
 from access_policies.decide import decide
 from access_policies.model import Policy
@@ -29,8 +29,9 @@ VISIBLE, HIDDEN, DENIED, MASKED = "visible", "hidden", "denied", "masked:"
 # Reading rows takes this scope before any grant is consulted (api/routes/datasets.py).
 READ_SCOPE = "datasets:read"
 VIEWS = f"visible, hidden or masked:<kind> (kinds: {', '.join(sorted(MASK_KINDS))})"
-SHAPE = ("dataset id -> role -> denied, or each column -> its view; and rows: dataset id -> "
-         "role -> the row filter in words")
+SHAPE = ("dataset id -> role -> denied, or each column -> its view; rows: dataset id -> "
+         "role -> the row filter in words; and counts: dataset id -> a list of "
+         "{role, attributes, rows}")
 EVERY_ROW = "every row"
 
 
@@ -84,13 +85,29 @@ def _access(value: Any) -> Access:
     return Access({str(column): view for column, view in value.items()})
 
 
+class RowCount(BaseModel):
+    """How many rows of the bundled sample one caller reads: counted by hand from data/, and
+    checked against a warehouse where the samples are published (`--warehouse`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    role: str
+    attributes: dict[str, str] = {}
+    rows: NonNegativeInt
+
+    def caller(self) -> str:
+        given = ", ".join(f"{k}={v}" for k, v in sorted(self.attributes.items()))
+        return f"{self.role} ({given})" if given else self.role
+
+
 class Expectations(BaseModel):
-    """The file: dataset id -> role -> Access; and `rows`: dataset id -> role -> the row
-    filter in words, for the cells that do not read every row."""
+    """The file: dataset id -> role -> Access; `rows`: dataset id -> role -> the row
+    filter in words, for the cells that do not read every row; `counts`: dataset id -> the
+    rows some callers read of the sample."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     datasets: dict[str, dict[str, Annotated[Access, PlainValidator(_access)]]]
     rows: dict[str, dict[str, str]] = {}
+    counts: dict[str, list[RowCount]] = {}
 
     def rows_of(self, dataset: str, role: str) -> str:
         return self.rows.get(dataset, {}).get(role, EVERY_ROW)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import psycopg
 from psycopg import sql
 
 from access_policies.row_filter import Bound
@@ -52,3 +53,12 @@ def _term(term: tuple, table: str | None) -> sql.Composable:
 def relations(bound: Bound | None) -> list[str]:
     """The shared tables the filter reads besides the dataset's own (its in_dataset terms)."""
     return [term[3] for term in (bound.shape if bound else ()) if term[2] == "in_dataset"]
+
+
+def count(conn: psycopg.Connection, relation: str, bound: Bound | None) -> int:
+    """The rows of the shared table `relation` that the filter lets through."""
+    where, params = clause(bound)
+    statement = sql.SQL("select count(*) from {} where {}").format(
+        sql.Identifier("shared", relation), where)
+    (found,) = conn.execute(statement, params).fetchone()
+    return found

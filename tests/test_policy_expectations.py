@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import subprocess
 import sys
 from datetime import date
@@ -22,7 +23,7 @@ from access_policies.expectations import (
     load_expectations,
 )
 from contracts import load_all
-from tests.conftest import REPO
+from tests.conftest import REPO, own_warehouse
 
 SHIPPED = REPO / "access_policies" / EXPECTED_FILE
 CONTRACTS = load_all(REPO / "contracts")
@@ -246,3 +247,37 @@ FILTER = "rows where cd equals the caller's attribute district"
 ])
 def test_each_row_filter_disagreement_names_its_cell(tmp_path, change, expected):
     assert differences(rows_doctored(tmp_path, change)) == [expected]
+
+
+def test_cli_counts_name_each_entry_it_cannot_count(tmp_path, home, server_url):
+    # A warehouse where nothing is published: each entry says what is wrong with it.
+    document = yaml.safe_load(SHIPPED.read_text())
+    document["counts"] = {SR: [{"role": "nobody", "rows": 1},
+                               {"role": "health_inspector", "rows": 1},
+                               {"role": "sanitation_dispatcher", "rows": 1}],
+                          "t.nope": [{"role": "hr_analyst", "rows": 1}]}
+    (path := tmp_path / "counts.yaml").write_text(yaml.safe_dump(document))
+    with own_warehouse(server_url, "hub_test_counts") as url:
+        result = hub("policies", "test", str(path), "--warehouse",
+                     env=home | {"HUB_DATABASE_URL": url})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines()[:4] == [
+        f"counts: {SR}: nobody: not a role of the policy",
+        f"counts: {SR}: health_inspector: denied (no grant of {SR} to role "
+        "health_inspector); count only callers who read the dataset",
+        f"counts: {SR}: sanitation_dispatcher: nothing published in this warehouse; run "
+        "`hub run` first",
+        "counts: t.nope: not a dataset of the contracts"]
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"role": "hr_analyst", "rows": -1}, "counts > t.b > 0 > rows: Input should be greater"),
+    ({"role": "hr_analyst"}, "counts > t.b > 0 > rows: missing"),
+    ({"role": "hr_analyst", "rows": 1, "atributes": {}}, "counts > t.b > 0 > atributes: "
+     "unknown key"),
+])
+def test_count_entries_that_cannot_be_read_say_where(tmp_path, entry, message):
+    (path := tmp_path / "bad.yaml").write_text(yaml.safe_dump(
+        {"datasets": {}, "counts": {"t.b": [entry]}}))
+    with pytest.raises(ExpectationError, match=re.escape(message)):
+        load_expectations(path)

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from pydantic import SecretStr
 
 from contracts import load_all
@@ -17,6 +19,8 @@ from demo.sources import provision
 from flows.pipeline import run_all
 from hub.warehouse import drop_database
 from tests.conftest import own_warehouse
+from tests.test_cli import hub
+from tests.test_policy_expectations import SHIPPED
 
 REQUESTS, ROUTING = "public_works.service_requests", "public_works.request_routing"
 PER_DEPARTMENT = """
@@ -42,6 +46,23 @@ def own(server_url, settings, department_sources, prefect_harness, monkeypatch
     drop_database(server_url, source)
 
 
+def hand_counted_rows_agree(url: str, tmp_path: Path) -> None:
+    """`hub policies test --warehouse`: the rows each caller reads, counted by hand from the
+    CSV files in access_policies/expected/city.yaml, are what this warehouse gives; a count
+    one off is named."""
+    env = {"HUB_DATABASE_URL": url, "HUB_HOME": str(tmp_path / "home")}
+    checked = hub("policies", "test", "--warehouse", env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "; 10 row counts agree in the warehouse" in checked.stdout
+    expected = yaml.safe_load(SHIPPED.read_text())
+    expected["counts"][REQUESTS][1]["rows"] -= 1  # sanitation_dispatcher
+    (doctored := tmp_path / "off.yaml").write_text(yaml.safe_dump(expected))
+    off = hub("policies", "test", str(doctored), "--warehouse", env=env)
+    assert off.returncode == 1
+    assert off.stdout.splitlines()[0] == (f"counts: {REQUESTS}: sanitation_dispatcher: "
+                                          "expected 6860 rows, the warehouse gives 6861")
+
+
 def notices(url: str, version: int) -> list[tuple]:
     with psycopg.connect(url) as conn:
         return conn.execute(NOTICES + " order by department", [REQUESTS, version]).fetchall()
@@ -65,7 +86,7 @@ def add_requests(source_url: str) -> None:
     assert changed == 1
 
 
-def test_each_responsible_department_is_told_once_per_pass_with_its_count(own):
+def test_each_responsible_department_is_told_once_per_pass_with_its_count(own, tmp_path):
     settings, url, source_url = own
     # The requests first: no routing table is published yet, so nobody is told anything.
     assert [(r.status, r.version) for r in run_all(REQUESTS, settings)] == [("published", 1)]
@@ -74,6 +95,7 @@ def test_each_responsible_department_is_told_once_per_pass_with_its_count(own):
     with psycopg.connect(url) as conn:
         routed = dict(conn.execute(PER_DEPARTMENT).fetchall())
     assert sum(routed.values()) == 9999 and len(routed) == 5  # every request is routed
+    hand_counted_rows_agree(url, tmp_path)
 
     add_requests(source_url)
     [second] = run_all(REQUESTS, settings)
