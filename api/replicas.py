@@ -120,8 +120,10 @@ class ReadReplicas:
         replica, conn = found
         try:
             yield Read(conn, replica.label)
-        except psycopg.OperationalError as exc:  # the standby went away mid-read
-            self._leave_out(replica, str(exc).splitlines()[0] if str(exc) else "failed")
+        except psycopg.Error as exc:
+            if not gone(conn, exc):  # a timeout or a bad filter: the caller's, answered so
+                raise
+            self._leave_out(replica, _first_line(exc))
             raise ApiError(503, "replica_unavailable", "the read replica serving this "
                            "request failed while reading; ask again (the next read goes "
                            "elsewhere)") from None
@@ -162,7 +164,7 @@ class ReadReplicas:
             self._leave_out(replica, f"still behind version {announced} of {dataset} after "
                             f"{self.wait * 1000:g} ms")
         except psycopg.Error as exc:
-            self._leave_out(replica, str(exc).splitlines()[0] if str(exc) else "failed")
+            self._leave_out(replica, _first_line(exc))
         await replica.pool.putconn(conn)
         return None
 
@@ -183,3 +185,13 @@ class ReadReplicas:
         replica.out_until = time.monotonic() + self.retry
         log.warning("read replica %s left out for %g s, reads go to the primary or another "
                     "replica: %s", replica.label, self.retry, why)
+
+
+def gone(conn: AsyncConnection, exc: psycopg.Error) -> bool:
+    """Whether `exc` means the server went away (shut down, restarting, connection lost),
+    not that the statement failed (a statement timeout is 57014, not 57P..)."""
+    return conn.broken or (exc.sqlstate or "").startswith("57P")
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

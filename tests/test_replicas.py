@@ -8,6 +8,7 @@ one: reads go to the primary, never to a version older than the one published.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -20,9 +21,12 @@ from pathlib import Path
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr, ValidationError
 
+from api.errors import ApiError
 from api.main import create_app
+from api.replicas import ReadReplicas
 from contracts import load_all
 from flows.publish import publish
 from hub import clients
@@ -105,7 +109,7 @@ def pair() -> Iterator[dict]:
         contract = load_all(Settings(_env_file=None).contracts_dir)[DATASET]
         _publish(primary, contract, hours=20, total=2)
         _pg("pg_basebackup", "-h", "127.0.0.1", "-p", str(ports["primary"]), "-U", "postgres",
-            "-D", str(standby_dir), "-R", "-X", "stream", "-c", "fast", "-C", "-S",
+            "-D", str(standby_dir), "-R", "-X", "stream", "-c", "fast", "-N", "-C", "-S",
             f"standby_{RUN_TAG}")
         _start(standby_dir, ports["standby"], root, ["hot_standby = on"])
         standby = f"postgresql://postgres@127.0.0.1:{ports['standby']}/postgres"
@@ -232,6 +236,30 @@ def test_a_stopped_standby_sends_reads_to_the_primary(api) -> None:
     finally:  # started again for the module's other tests, in whatever order they run
         _pg("pg_ctl", "-D", str(pair["standby_dir"]), "-l",
             str(pair["standby_dir"].parent / "standby.log"), "-w", "start")
+
+
+def test_a_standby_lost_mid_read_answers_503_and_is_left_out(pair) -> None:
+    asyncio.run(_lost_mid_read(pair))
+
+
+async def _lost_mid_read(pair: dict) -> None:
+    unused = AsyncConnectionPool(pair["primary"], open=False)  # the request's own is given
+    reads = ReadReplicas([pair["standby"]], {}, unused, wait_seconds=10, retry_seconds=60)
+    await reads.open()
+    try:
+        async with await psycopg.AsyncConnection.connect(pair["primary"]) as primary:
+            with pytest.raises(ApiError) as caught:
+                async with reads.reading(DATASET, primary=primary) as read:
+                    assert read.served_by == pair["label"]
+                    async with await psycopg.AsyncConnection.connect(pair["standby"]) as other:
+                        await other.execute("select pg_terminate_backend(%s, 10000)",
+                                            [read.conn.info.backend_pid])
+                    await read.conn.execute(f"select count(*) from shared.{TABLE}")
+            assert (caught.value.status, caught.value.code) == (503, "replica_unavailable")
+            async with reads.reading(DATASET, primary=primary) as read:
+                assert read.served_by == "primary"  # left out after the failure
+    finally:
+        await reads.close()
 
 
 def test_a_read_url_that_is_not_a_url_is_named() -> None:
