@@ -79,7 +79,8 @@ async def read_changes(
         page = rows.Page.parse(request, state.settings, decision, contract.primary_key,
                                limit, offset, cursor)
         page = _with_change(page)
-        async with state.reads.reading(dataset_id, primary=conn) as read:  # a standby's?
+        # From a standby holding the newest version, else from the primary (api/replicas.py).
+        async with state.reads.reading(dataset_id, primary=conn) as read:
             version, found = await _fetch(read.conn, contract, page, since_version)
     if state.settings.audit_reads:  # committed before the response is built
         feed = {"since_version": since_version, "to_version": version}
