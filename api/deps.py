@@ -21,6 +21,7 @@ from api.catalog import Catalog
 from api.errors import ApiError, ensure_request_id, forbidden, unauthorized
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
+from api.replicas import ReadReplicas
 from api.revocations import Revocations
 from api.security import VerifiedTokens
 from api.signin_throttle import SignInThrottle
@@ -40,7 +41,8 @@ class AppState:
 
     Two pools to one warehouse: the async one serves the event loop (authentication, the
     dataset routes, audit writes of async routes), the sync one the admin routes that run
-    in the thread pool. Both connect as the application role with a statement timeout."""
+    in the thread pool. Both connect as the application role with a statement timeout.
+    With HUB_READ_DATABASE_URL, `reads` adds the standbys' pools for dataset reads."""
 
     settings: Settings
     pool: ConnectionPool
@@ -58,6 +60,9 @@ class AppState:
     idp: ExternalIdP | None = None
     catalog: Catalog | None = None  # keeps `contracts` in step with the registry
     signin: SignInThrottle | None = None  # failed sign-ins per user and address
+    # Where dataset reads go: standbys that have replayed the published version, else the
+    # primary (api/replicas.py). None: every read on the primary, as without standbys.
+    reads: ReadReplicas | None = None
 
     @property
     def keys(self) -> KeySet:

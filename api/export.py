@@ -15,6 +15,8 @@ import psycopg
 
 from access_policies.masking import as_records
 from api.deps import AppState
+from api.errors import ApiError
+from api.replicas import Read
 from api.rows import Page, csv_lines, ndjson, select_statement
 from contracts import Contract
 
@@ -27,22 +29,29 @@ class Sent:
     bytes: int = 0
     # complete | row_cap | byte_cap (cut after the last whole row within the cap) | error: ...
     outcome: str = "complete"
+    read: Read | None = None  # the connection the rows came from (a standby or the primary)
 
 
 async def stream(state: AppState, contract: Contract, page: Page, fmt: str,
-                 relation: str | None,
+                 announced: int,
                  done: Callable[[Sent], Awaitable[None]]) -> AsyncIterator[bytes]:
-    """Yield the export's bytes; call `done` with what was sent, whatever happened."""
+    """Yield the export's bytes; call `done` with what was sent, whatever happened.
+    `announced`: the version the export's first audit record names; the rows come from a
+    standby holding it (or a newer one), else from the primary (api/replicas.py)."""
     sent = Sent()
-    statement, params = select_statement(contract, page, relation)
+    statement, params = select_statement(contract, page)
     try:
-        async with state.apool.connection() as conn, conn.transaction():
-            async for chunk in _chunks(conn, statement, [*params, page.limit],
+        async with state.reads.reading(contract.dataset_id, announced=announced) as read, \
+                read.conn.transaction():
+            sent.read = read
+            async for chunk in _chunks(read.conn, statement, [*params, page.limit],
                                        page.query.select, page.python_masks, fmt, state,
                                        sent):
                 yield chunk
     except psycopg.Error as exc:  # headers are gone: the audit record carries the reason
         sent.outcome = f"error: {str(exc).splitlines()[0]}"
+    except ApiError as exc:  # a standby failed mid-export
+        sent.outcome = f"error: {exc.description}"
     finally:
         await done(sent)
 

@@ -17,6 +17,7 @@ from api.catalog import Catalog
 from api.deps import AppState, RequestGrants
 from api.idp import ExternalIdP
 from api.ratelimit import RateLimiter
+from api.replicas import ReadReplicas
 from api.request_ids import RequestIds
 from api.revocations import Revocations
 from api.routes import (
@@ -84,6 +85,7 @@ def create_app(settings: Settings, warehouse_url: str,
         sealer.stop()
         await state.revocations.stop()
         await state.audit.pool.close()
+        await state.reads.close()
         await state.apool.close()
         state.pool.close()
 
@@ -125,13 +127,17 @@ async def _open_state(settings: Settings, warehouse_url: str, catalog: Catalog,
     revocations = Revocations(warehouse_url, options)
     await revocations.start()
     audit = GroupCommit(audit_pool)
+    reads = ReadReplicas(settings.read_urls(), options, apool,
+                         settings.read_replica_wait_ms / 1000,
+                         settings.read_replica_retry_seconds)
+    await reads.open()
     return AppState(
         settings, pool, apool, audit, catalog.contracts, policy, key, tokens, revocations,
         load_pseudonym_key(settings), RateLimiter(settings.rate_limit_per_minute),
         RequestGrants(), RefusalLog(audit.write),
         ExternalIdP(settings) if settings.idp_issuer else None, catalog,
         SignInThrottle(settings.signin_failures_per_user, settings.signin_failures_per_address,
-                       settings.signin_window_seconds))
+                       settings.signin_window_seconds), reads)
 
 
 def _tune_gc() -> None:

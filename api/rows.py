@@ -24,16 +24,11 @@ from access_policies.row_filter import Bound
 from api import query as grammar
 from api.deps import json_response
 from api.errors import ApiError
+from api.replicas import VERSION, newest_version
 from contracts import Contract
 from contracts.mapping import pg_type
 from hub import row_filters
 from hub.settings import Settings
-
-# The newest published version (of one major, when given), read in the same statement as
-# the rows: one snapshot, so a publish landing between two reads cannot mislabel a page.
-VERSION = ("select max(version) from hub.dataset_versions where dataset = %s"
-           " and (%s::int is null or split_part(contract_version, '.', 1)::int = %s)")
-
 
 # Masks whose result does not depend on what the value says are applied by the warehouse:
 # the values never leave it, and a page needs no Python call per masked value (in
@@ -105,17 +100,24 @@ def filter_of(decision: Decision) -> Bound | None:
     return decision.rows
 
 
+def major_of(contract: Contract, relation: str | None) -> int | None:
+    """The major whose newest version a read of `relation` serves: an older major's table
+    has its own; the current table (None) serves the newest of any major."""
+    return contract.major if relation else None
+
+
 async def fetch(conn: psycopg.AsyncConnection, contract: Contract, page: Page,
                 relation: str | None = None) -> tuple[int, list[tuple]]:
     """The newest published version and its rows for `page` (of `relation`: an older
     major's table); 404 if nothing is published. Each row ends with the version."""
-    major = contract.major if relation else None  # an older major: its own newest version
+    major = major_of(contract, relation)
     statement, params = select_statement(contract, page, relation, versioned=True)
     params = [contract.dataset_id, major, major, *params, page.limit, page.offset]
     try:
         cursor = await conn.execute(statement, params)
         found = await cursor.fetchall()
-        version = found[0][-1] if found else await _version(conn, contract.dataset_id, major)
+        version = found[0][-1] if found else await newest_version(
+            conn, contract.dataset_id, major)
     except psycopg.errors.UndefinedTable:  # the shared table is made by the first publish
         version = None
     except psycopg.errors.DataError as exc:  # a filter value that does not fit its column
@@ -128,11 +130,6 @@ async def fetch(conn: psycopg.AsyncConnection, contract: Contract, page: Page,
         raise ApiError(404, "not_published", f"{contract.dataset_id} has no published version "
                        "yet; run `hub run` (or wait for the next pipeline pass)")
     return version, found
-
-
-async def _version(conn: psycopg.AsyncConnection, dataset: str, major: int | None) -> int | None:
-    (version,) = await (await conn.execute(VERSION, [dataset, major, major])).fetchone()
-    return version
 
 
 def select_statement(contract: Contract, page: Page, relation: str | None = None,

@@ -6,7 +6,7 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The repository root: contracts, policies and the dbt project are read from here.
@@ -21,6 +21,15 @@ class Settings(BaseSettings):
     # ---------- warehouse
     home: Path = Path(".hub")  # embedded PostgreSQL, signing keys, dbt and Prefect state
     database_url: SecretStr | None = None  # unset: start the embedded PostgreSQL under `home`
+    # Streaming standbys of the warehouse that serve dataset reads (rows, exports, change
+    # feeds): one or more postgresql:// URLs separated by spaces (docs/replicas.md).
+    # Everything that writes (audit, grants, tokens) stays on database_url.
+    read_database_url: SecretStr | None = None
+    # How long a read waits for a standby to replay the version the primary has published
+    # before it is read from the primary instead; and how long a standby that failed or
+    # lagged past that wait is left out before it is tried again.
+    read_replica_wait_ms: int = Field(default=500, ge=0)
+    read_replica_retry_seconds: float = Field(default=10.0, ge=0)
 
     # ---------- calendar
     # The day the hub compares dates against (grant validity, expiry, deprecation), as
@@ -101,6 +110,21 @@ class Settings(BaseSettings):
     # ---------- TLS for `hub serve` (both set: https, Secure cookies, HSTS)
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
+
+    @field_validator("read_database_url")
+    @classmethod
+    def _read_urls_are_urls(cls, value: SecretStr | None) -> SecretStr | None:
+        # Spaces separate the standbys (a libpq multi-host URL has commas of its own).
+        for url in value.get_secret_value().split() if value else []:
+            if not url.startswith(("postgresql://", "postgres://")):
+                raise ValueError("give one or more postgresql://user@host:port/db URLs of "
+                                 "standbys, separated by spaces")
+        return value
+
+    def read_urls(self) -> list[str]:
+        """The read replicas' URLs (none: every read goes to the primary)."""
+        text = self.read_database_url.get_secret_value() if self.read_database_url else ""
+        return text.split()
 
     def allowed_hosts(self) -> tuple[str, ...]:
         hosts = [h.strip().lower() for h in self.source_allowed_hosts.split(",") if h.strip()]

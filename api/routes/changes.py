@@ -36,7 +36,14 @@ from api.deps import (
 from api.errors import ApiError
 from api.models import RowsPage
 from api.query import bad
-from api.routes.datasets import READ, ROWS_AS_TEXT, _admit, _event, _unless_retired
+from api.routes.datasets import (
+    READ,
+    ROWS_AS_TEXT,
+    _admit,
+    _event,
+    _unless_retired,
+    served,
+)
 from contracts import Contract
 from hub import change_keys, changes
 
@@ -72,15 +79,17 @@ async def read_changes(
         page = rows.Page.parse(request, state.settings, decision, contract.primary_key,
                                limit, offset, cursor)
         page = _with_change(page)
-        version, found = await _fetch(conn, contract, page, since_version)
+        # From a standby holding the newest version, else from the primary (api/replicas.py).
+        async with state.reads.reading(dataset_id, primary=conn) as read:
+            version, found = await _fetch(read.conn, contract, page, since_version)
     if state.settings.audit_reads:  # committed before the response is built
         feed = {"since_version": since_version, "to_version": version}
         event = _event(request, "data.read", principal, dataset_id, "allow", decision.reason,
                        200, decision=decision, contract=contract, version=version,
                        filters={**page.audit_record(), "changes": feed},
                        rows=len(found), columns=page.query.select[1:])
-        await record_now(state, dataclasses.replace(
-            event, detail={**event.detail, "changes": feed}))
+        await record_now(state, served(dataclasses.replace(
+            event, detail={**event.detail, "changes": feed}), read))
     records = as_records(page.query.select, found, page.python_masks, state.pseudonym_key)
     return _render(format, dataset_id, version, page, records, contract, since_version)
 

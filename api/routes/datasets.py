@@ -43,6 +43,7 @@ from api.deps import (
 from api.errors import ApiError
 from api.models import Catalog, DatasetDetail, DatasetSummary, RowsPage, ValidationReports
 from api.openapi import token_scopes
+from api.replicas import Read
 from contracts import Contract, load_contract_text
 from contracts.targets import to_json_schema
 from hub import clock
@@ -156,12 +157,15 @@ async def read_rows(
                                  await state.request_grants.current(conn))
         page = rows.Page.parse(request, state.settings, decision, contract.primary_key,
                                limit, offset, cursor)
-        version, found = await rows.fetch(conn, contract, page, relation)
-    if state.settings.audit_reads:  # committed before the response is built
-        await record_now(state, _event(
+        # The rows from a standby that holds the published version, else from the primary.
+        async with state.reads.reading(dataset_id, rows.major_of(contract, relation),
+                                       conn) as read:
+            version, found = await rows.fetch(read.conn, contract, page, relation)
+    if state.settings.audit_reads:  # committed (on the primary) before the response is built
+        await record_now(state, served(_event(
             request, "data.read", principal, dataset_id, "allow", decision.reason, 200,
             decision=decision, contract=contract, version=version,
-            filters=page.audit_record(), rows=len(found), columns=page.query.select))
+            filters=page.audit_record(), rows=len(found), columns=page.query.select), read))
     records = as_records(page.query.select, found, page.python_masks, state.pseudonym_key)
     return rows.render(format, dataset_id, version, page, records, contract)
 
@@ -192,13 +196,14 @@ async def export_rows(
     await record_now(state, started)  # before the first byte leaves
 
     async def done(sent: export.Sent) -> None:
-        await record_now(state, dataclasses.replace(
+        await record_now(state, served(dataclasses.replace(
             started, kind="data.export.completed", rows_returned=sent.rows,
-            detail={**started.detail, "bytes": sent.bytes, "outcome": sent.outcome}))
+            detail={**started.detail, "bytes": sent.bytes, "outcome": sent.outcome}),
+            sent.read))
 
     media = NDJSON if format == "ndjson" else "text/csv"
     return StreamingResponse(
-        export.stream(state, contract, page, format, None, done),
+        export.stream(state, contract, page, format, version, done),
         media_type=media)
 
 
@@ -283,6 +288,14 @@ def _event(request: Request, kind: str, principal: Principal | None, dataset: st
         filters=extra.get("filters", {}), rows_returned=extra.get("rows", 0),
         detail=_grant_window(grant) | _row_filter_applied(decision),
     )
+
+
+def served(event: AuditEvent, read: Read | None) -> AuditEvent:
+    """The event naming the server its rows were read from, when standbys may serve reads
+    (api/replicas.py): "primary" or the standby's host:port."""
+    if read is None or read.served_by is None:
+        return event
+    return dataclasses.replace(event, detail={**event.detail, "served_by": read.served_by})
 
 
 def _row_filter_applied(decision: Decision | None) -> dict[str, Any]:
