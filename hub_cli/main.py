@@ -3,6 +3,7 @@ failed, 2 bad input (the message says what to fix)."""
 
 from __future__ import annotations
 
+import re
 import sys
 
 import typer
@@ -57,7 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
+# user:password@ in a URL: the password is never echoed back to a terminal or a log.
+PASSWORD = re.compile(r"(://[^:/@\s]*):[^@\s]*@")
+
+
 def setting_problem(exc: ValidationError) -> str:
     first = exc.errors()[0]
     name = "HUB_" + "_".join(str(part) for part in first["loc"][:1]).upper()
-    return f"{name}={first.get('input')!r}: {first['msg']}"
+    given = first.get("input")
+    if isinstance(given, str):
+        given = PASSWORD.sub(r"\1:***@", given)
+    return f"{name}={given!r}: {first['msg']}"

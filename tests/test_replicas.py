@@ -268,3 +268,10 @@ def test_a_read_url_that_is_not_a_url_is_named() -> None:
     assert setting_problem(caught.value).startswith(
         "HUB_READ_DATABASE_URL='db.city.internal:5432': Value error, give one or more "
         "postgresql://")
+
+
+def test_a_password_in_a_bad_read_url_is_not_echoed() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(read_database_url="postgres://hub:s3cret@db.city:5432/hub x", _env_file=None)
+    said = setting_problem(caught.value)
+    assert "s3cret" not in said and "postgres://hub:***@db.city:5432/hub x" in said
