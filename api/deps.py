@@ -58,6 +58,9 @@ class AppState:
     idp: ExternalIdP | None = None
     catalog: Catalog | None = None  # keeps `contracts` in step with the registry
     signin: SignInThrottle | None = None  # failed sign-ins per user and address
+    # Residents' feedback (api/routes/feedback.py): posts per address, the contact-hash key
+    feedback_limiter: RateLimiter | None = None
+    feedback_key: bytes = b""
 
     @property
     def keys(self) -> KeySet:

@@ -27,11 +27,13 @@ from api.routes import (
     datasets,
     notifications,
     oauth,
+    open_catalog,
     quarantine,
     transparency,
     versions,
 )
 from api.routes import contracts as contract_routes
+from api.routes import feedback as feedback_routes
 from api.security import (
     VerifiedTokens,
     load_pseudonym_key,
@@ -41,6 +43,7 @@ from api.security import (
 from api.signin_throttle import SignInThrottle
 from api.transport import TransportSecurity
 from contracts import load_all
+from hub import feedback
 from hub.audit import AuditEvent, GroupCommit, record, record_file_changes
 from hub.refusals import RefusalLog
 from hub.sealer import Sealer
@@ -131,7 +134,9 @@ async def _open_state(settings: Settings, warehouse_url: str, catalog: Catalog,
         RequestGrants(), RefusalLog(audit.write),
         ExternalIdP(settings) if settings.idp_issuer else None, catalog,
         SignInThrottle(settings.signin_failures_per_user, settings.signin_failures_per_address,
-                       settings.signin_window_seconds))
+                       settings.signin_window_seconds),
+        RateLimiter(settings.feedback_per_hour, window=3600.0),
+        feedback.load_key(settings.keys_dir))
 
 
 def _tune_gc() -> None:
@@ -146,11 +151,12 @@ def _tune_gc() -> None:
 
 def _include_routes(app: FastAPI) -> None:
     # The error responses are documented per router: those needing a token add 401/403/429.
-    for public in (oauth.router, authorize.router, transparency.router):
+    for public in (oauth.router, authorize.router, transparency.router, open_catalog.router,
+                   feedback_routes.public):
         app.include_router(public, responses=errors.RESPONSES)
     for needs_token in (datasets.router, changes.router, access_requests.router,
                         contract_routes.router, notifications.router, audit.router,
-                        quarantine.router, versions.router):
+                        quarantine.router, versions.router, feedback_routes.router):
         app.include_router(needs_token, responses=errors.RESPONSES | errors.TOKEN_RESPONSES)
 
 

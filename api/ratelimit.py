@@ -1,4 +1,5 @@
-"""Per-client rate limits: a token bucket per client id, in each API worker's memory.
+"""Per-client rate limits: a token bucket per client id (or address), in each API worker's
+memory.
 
 With N workers a client may get up to N times the rate in the worst case; the limit is a
 guard against runaway scripts, not an accounting tool.
@@ -12,8 +13,11 @@ import time
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int) -> None:
-        self.rate = per_minute / 60.0  # tokens per second
+    """`per_minute` requests a minute, in bursts of as many; `window` other than 60 s makes
+    it that many per window (residents' feedback: a few an hour per address)."""
+
+    def __init__(self, per_minute: int, window: float = 60.0) -> None:
+        self.rate = per_minute / window  # tokens per second
         self.capacity = float(per_minute)
         self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
         self._lock = threading.Lock()

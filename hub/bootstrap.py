@@ -14,7 +14,8 @@ log = logging.getLogger(__name__)
 
 # What the API may do once it has switched to the application role: read what it serves,
 # append audit events. No UPDATE or DELETE anywhere in `audit`. The quarantine is read by
-# GET /datasets/{id}/quarantine, for the owning department's engineers only.
+# GET /datasets/{id}/quarantine, for the owning department's engineers only. Residents'
+# feedback is posted and answered through the API (hub.feedback).
 APP_GRANTS = """
 grant usage on schema shared, history, hub, audit, quarantine to {role};
 grant select on all tables in schema shared to {role};
@@ -34,6 +35,7 @@ grant select, insert, update on hub.access_requests to {role};
 grant select, insert on audit.events to {role};
 grant usage on sequence audit.events_event_id_seq to {role};
 grant select on audit.chain, audit.checkpoints, audit.archives to {role};
+grant select, insert, update on hub.feedback to {role};
 """
 
 
