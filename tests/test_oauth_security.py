@@ -26,7 +26,8 @@ from tests.conftest import bearer, count, token_for
 ROWS = "/datasets/public_works.service_requests/rows"
 PUBLIC = {"/oauth/token", "/oauth/revoke", "/oauth/introspect", "/.well-known/jwks.json",
           "/oauth/authorize",
-          "/.well-known/oauth-authorization-server", "/transparency/report"}
+          "/.well-known/oauth-authorization-server", "/transparency/report",
+          "/open/catalog", "/open/feedback"}
 
 
 SUBJECT = {}  # a real client's id, set by the fixture below: only the attack explains a 401

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from urllib.parse import quote
 
-from rdflib import BNode, Graph, Literal, Namespace, URIRef
+from rdflib import Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, RDFS, SKOS, XSD
 
 from contracts import Contract
@@ -104,8 +104,9 @@ def _open_parts(g: Graph, node: URIRef, contract: Contract, base: str,
     g.add((node, DCAT.landingPage, _document(g, f"{base}/open/datasets/{contract.dataset_id}")))
     span = facts.temporal.get(contract.dataset_id)
     if span is not None:
-        period = BNode()
-        g.add((period, RDF.type, DCTERMS.PeriodOfTime))
+        # Named, not blank: the official JSON-LD context reads dct:temporal as an @id, and
+        # a blank node there was lost when compacting.
+        period = _typed(g, URIRef(f"{node}-period"), DCTERMS.PeriodOfTime)
         g.add((period, DCAT.startDate, Literal(span[0], datatype=XSD.date)))
         g.add((period, DCAT.endDate, Literal(span[1], datatype=XSD.date)))
         g.add((node, DCTERMS.temporal, period))
