@@ -28,7 +28,7 @@ from api.deps import (
 )
 from api.errors import ApiError
 from api.openapi import token_scopes
-from api.routes.open_catalog import open_read
+from api.routes.open_catalog import open_read, refreshed
 from hub import feedback
 from hub.audit import AuditEvent, record
 
@@ -115,6 +115,7 @@ async def post_feedback(request: Request, state: StateDep, _rid: RequestIdDep) -
     # Read here, not by FastAPI: a flood of huge bodies is cut off at the length cap.
     body = _parsed(await _bounded_body(request, state.settings.feedback_max_chars),
                    state.settings.feedback_max_chars)
+    await refreshed(state)
     contract = state.contracts.get(body.dataset)
     if contract is None or contract.retired:
         raise ApiError(404, "not_found", f"dataset: no dataset {body.dataset!r}; see "

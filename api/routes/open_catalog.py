@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 import psycopg
 from fastapi import APIRouter, Query, Request, Response
 from psycopg import sql
+from starlette.concurrency import run_in_threadpool
 
 from api.dcat.graph import CatalogFacts, catalog_graph
 from api.deps import AppState, RequestIdDep, StateDep
@@ -36,7 +37,7 @@ TEMPORAL = ("date", "timestamp")
     "description": "The DCAT-AP 3.0 catalog (format= or Accept)",
     "content": {TURTLE: {"schema": {"type": "string"}},
                 JSON_LD: {"schema": {"type": "object"}}}}})
-def open_catalog(
+async def open_catalog(
     request: Request, state: StateDep, _rid: RequestIdDep,
     format: Annotated[Literal["turtle", "jsonld"] | None, Query(
         description="turtle or jsonld; unset: by Accept, else turtle")] = None,
@@ -44,16 +45,28 @@ def open_catalog(
     """Every dataset in force, described in DCAT-AP 3.0: open ones with their CSV and JSON
     distributions, restricted ones as metadata with where to ask for access."""
     media = _negotiated(format, request.headers.get("accept", ""))
+    await refreshed(state)
+    body = await run_in_threadpool(_serialized, request, state, media)
+    return Response(body, media_type=media)
+
+
+async def refreshed(state: AppState) -> None:
+    """Contracts registered in other workers show here too, within seconds."""
+    if state.catalog is not None:
+        async with state.apool.connection() as conn:
+            await state.catalog.refresh(conn)
+
+
+def _serialized(request: Request, state: AppState, media: str) -> str:
+    # In the thread pool: the queries are synchronous and building the graph is CPU work.
     contracts = [c for c in state.contracts.values() if not c.retired]
     with state.pool.connection() as conn, conn.transaction():
         facts = _facts(conn, state, [c for c in contracts if c.open])
         record(conn, open_read(request, "/open/catalog", {"format": media}))
     graph = catalog_graph(contracts, facts)
     if media == JSON_LD:
-        body = graph.serialize(format="json-ld", context=CONTEXT, auto_compact=True)
-    else:
-        body = graph.serialize(format="turtle")
-    return Response(body, media_type=media)
+        return graph.serialize(format="json-ld", context=CONTEXT, auto_compact=True)
+    return graph.serialize(format="turtle")
 
 
 def open_read(request: Request, route: str, detail: dict | None = None,
