@@ -270,6 +270,8 @@ def test_oversized_and_malformed_posts_are_refused_with_what_to_fix(hub_app):
     assert unknown.status_code == 404 and "/open/catalog" in unknown.json()["error_description"]
     bad = post(next(senders), kind="angry")
     assert bad.status_code == 400 and bad.json()["error_description"].startswith("kind:")
+    blank = post(next(senders), message="   ")
+    assert blank.status_code == 400 and blank.json()["error_description"].startswith("message:")
     not_json = next(senders).post("/open/feedback", content=b"hello")
     assert not_json.status_code == 400 and "send JSON" in not_json.json()["error_description"]
 

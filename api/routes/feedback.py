@@ -171,6 +171,9 @@ def _parsed(body: bytes, max_chars: int) -> FeedbackPost:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
         raise ApiError(400, "invalid_request", f"{where}: {first['msg']}") from None
+    if not post.message.strip():
+        raise ApiError(400, "invalid_request", "message: empty; write what you want to tell "
+                       "the department")
     if len(post.message) > max_chars:
         raise ApiError(413, "payload_too_large", f"message: {len(post.message)} characters, "
                        f"at most {max_chars}; shorten it and send it again")
