@@ -29,6 +29,8 @@ FREQUENCY = Namespace(EU + "frequency/")
 FILE_TYPE = Namespace(EU + "file-type/")
 IANA = Namespace("http://www.iana.org/assignments/media-types/")
 LOCAL_AUTHORITY = URIRef("http://purl.org/adms/publishertype/LocalAuthority")
+PREFIXES = (("dcat", DCAT), ("dct", DCTERMS), ("foaf", FOAF), ("vcard", VCARD),
+            ("skos", SKOS), ("rdfs", RDFS), ("xsd", XSD))
 # The released aggregates of an open dataset, as GET /open/datasets/{id} serves them.
 FORMATS = (("csv", "text/csv", "CSV"), ("json", "application/json", "JSON"))
 # Minutes between runs -> the EU frequency vocabulary's code for a cron run that often.
@@ -70,8 +72,7 @@ def catalog_graph(contracts: Iterable[Contract], facts: CatalogFacts) -> Graph:
 
 def _graph() -> Graph:
     g = Graph()
-    for prefix, namespace in (("dcat", DCAT), ("dct", DCTERMS), ("foaf", FOAF),
-                              ("vcard", VCARD), ("skos", SKOS)):
+    for prefix, namespace in PREFIXES:
         g.bind(prefix, namespace)
     return g
 

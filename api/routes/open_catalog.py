@@ -8,9 +8,7 @@ released aggregates; restricted ones only their description and how to ask for a
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
-from pathlib import Path
 from typing import Annotated, Literal
 
 import psycopg
@@ -18,7 +16,7 @@ from fastapi import APIRouter, Query, Request, Response
 from psycopg import sql
 from starlette.concurrency import run_in_threadpool
 
-from api.dcat.graph import CatalogFacts, catalog_graph
+from api.dcat.graph import PREFIXES, CatalogFacts, catalog_graph
 from api.deps import AppState, RequestIdDep, StateDep
 from api.errors import ApiError
 from contracts import Contract
@@ -27,9 +25,11 @@ from hub.audit import AuditEvent, record
 router = APIRouter(prefix="/open", tags=["open data"])
 
 TURTLE, JSON_LD = "text/turtle", "application/ld+json"
-# The official DCAT-AP 3.0.0 context: JSON-LD consumers see dcat:/dct: terms by their names.
-CONTEXT = json.loads((Path(__file__).parent.parent / "dcat" / "shapes" /
-                      "context__dcat-ap.jsonld").read_text())["@context"]
+# Prefixes, not the official DCAT-AP context (api/dcat/shapes/context__dcat-ap.jsonld): its
+# terms are scoped by class (Dataset.accessRights...), and compacting picked whichever term
+# shares an IRI, so a Catalogue's publisher read "DatasetSeries.publisher". With prefixes
+# every key says what it is (dct:publisher), and the graph is the same.
+CONTEXT = {prefix: str(namespace) for prefix, namespace in PREFIXES}
 TEMPORAL = ("date", "timestamp")
 
 
