@@ -27,13 +27,13 @@ from api.routes import (
     datasets,
     notifications,
     oauth,
-    open_catalog,
     quarantine,
     transparency,
     versions,
 )
 from api.routes import contracts as contract_routes
 from api.routes import feedback as feedback_routes
+from api.routes import open_catalog as catalog_routes
 from api.security import (
     VerifiedTokens,
     load_pseudonym_key,
@@ -151,13 +151,18 @@ def _tune_gc() -> None:
 
 def _include_routes(app: FastAPI) -> None:
     # The error responses are documented per router: those needing a token add 401/403/429.
-    for public in (oauth.router, authorize.router, transparency.router, open_catalog.router,
-                   feedback_routes.public):
+    for public in (oauth.router, authorize.router, transparency.router):
         app.include_router(public, responses=errors.RESPONSES)
     for needs_token in (datasets.router, changes.router, access_requests.router,
                         contract_routes.router, notifications.router, audit.router,
-                        quarantine.router, versions.router, feedback_routes.router):
+                        quarantine.router, versions.router):
         app.include_router(needs_token, responses=errors.RESPONSES | errors.TOKEN_RESPONSES)
+    # The open catalog and residents' feedback (docs/open-catalog.md): public, but for the
+    # departments' queue.
+    app.include_router(catalog_routes.router, responses=errors.RESPONSES)
+    app.include_router(feedback_routes.public, responses=errors.RESPONSES)
+    app.include_router(feedback_routes.router,
+                       responses=errors.RESPONSES | errors.TOKEN_RESPONSES)
 
 
 def _record_startup(pool: ConnectionPool, settings: Settings) -> None:

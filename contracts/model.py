@@ -61,11 +61,11 @@ class Contract:
     # ODCS `type: sql` rules: (query with {object} for the table, SQL operator, threshold)
     sql_checks: tuple[tuple[str, str, Any], ...] = ()
     source: SourceConfig | None = None
-    # ODCS `status`: a `retired` dataset is no longer built or served (hub/registry.py)
-    status: str = "active"
     # Names of the contract's top-level ODCS customProperties: `hubPublicRelease` makes the
     # dataset open (published as k-anonymous aggregates, docs/open-catalog.md)
     custom_properties: frozenset[str] = frozenset()
+    # ODCS `status`: a `retired` dataset is no longer built or served (hub/registry.py)
+    status: str = "active"
     path: Path | None = field(default=None, compare=False)
 
     @property

@@ -14,8 +14,7 @@ log = logging.getLogger(__name__)
 
 # What the API may do once it has switched to the application role: read what it serves,
 # append audit events. No UPDATE or DELETE anywhere in `audit`. The quarantine is read by
-# GET /datasets/{id}/quarantine, for the owning department's engineers only. Residents'
-# feedback is posted and answered through the API (hub.feedback).
+# GET /datasets/{id}/quarantine, for the owning department's engineers only.
 APP_GRANTS = """
 grant usage on schema shared, history, hub, audit, quarantine to {role};
 grant select on all tables in schema shared to {role};

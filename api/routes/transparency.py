@@ -35,8 +35,7 @@ group by 1, 2, 3 order by 1 desc, 2, 3
 
 @router.get("/report")
 def report(state: StateDep) -> TransparencyReport:
-    """Monthly reads per dataset and consuming department, the grants in force, and
-    residents' feedback per department with the median time to answer."""
+    """Monthly reads per dataset and consuming department, and the grants in force."""
     with state.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         reads = cur.execute(READS_BY_MONTH).fetchall()
         checkpoint = latest_checkpoint(conn, state.settings.keys_dir)
