@@ -63,6 +63,9 @@ class AppState:
     # Where dataset reads go: standbys that have replayed the published version, else the
     # primary (api/replicas.py). None: every read on the primary, as without standbys.
     reads: ReadReplicas | None = None
+    # Residents' feedback (api/routes/feedback.py): posts per address, the contact-hash key
+    feedback_limiter: RateLimiter | None = None
+    feedback_key: bytes = b""
 
     @property
     def keys(self) -> KeySet:

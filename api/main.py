@@ -33,6 +33,8 @@ from api.routes import (
     versions,
 )
 from api.routes import contracts as contract_routes
+from api.routes import feedback as feedback_routes
+from api.routes import open_catalog as catalog_routes
 from api.security import (
     VerifiedTokens,
     load_pseudonym_key,
@@ -42,6 +44,7 @@ from api.security import (
 from api.signin_throttle import SignInThrottle
 from api.transport import TransportSecurity
 from contracts import load_all
+from hub import feedback
 from hub.audit import AuditEvent, GroupCommit, record, record_file_changes
 from hub.refusals import RefusalLog
 from hub.sealer import Sealer
@@ -137,7 +140,9 @@ async def _open_state(settings: Settings, warehouse_url: str, catalog: Catalog,
         RequestGrants(), RefusalLog(audit.write),
         ExternalIdP(settings) if settings.idp_issuer else None, catalog,
         SignInThrottle(settings.signin_failures_per_user, settings.signin_failures_per_address,
-                       settings.signin_window_seconds), reads)
+                       settings.signin_window_seconds), reads,
+        RateLimiter(settings.feedback_per_hour, window=3600.0),
+        feedback.load_key(settings.keys_dir))
 
 
 def _tune_gc() -> None:
@@ -158,6 +163,12 @@ def _include_routes(app: FastAPI) -> None:
                         contract_routes.router, notifications.router, audit.router,
                         quarantine.router, versions.router):
         app.include_router(needs_token, responses=errors.RESPONSES | errors.TOKEN_RESPONSES)
+    # The open catalog and residents' feedback (docs/open-catalog.md): public, but for the
+    # departments' queue.
+    app.include_router(catalog_routes.router, responses=errors.RESPONSES)
+    app.include_router(feedback_routes.public, responses=errors.RESPONSES)
+    app.include_router(feedback_routes.router,
+                       responses=errors.RESPONSES | errors.TOKEN_RESPONSES)
 
 
 def _record_startup(pool: ConnectionPool, settings: Settings) -> None:

@@ -353,11 +353,21 @@ class LedgerCheckpoint(BaseModel):
     public_key_sha256: str
 
 
+class FeedbackByDepartment(BaseModel):
+    """Residents' feedback (POST /open/feedback) on one department's datasets."""
+
+    department: str
+    received: int
+    answered: int
+    median_hours_to_answer: float | None = Field(description="over the answered ones")
+
+
 class TransparencyReport(BaseModel):
     generated_at: datetime
     reads_by_month: list[MonthlyReads]
     active_grants: list[ActiveGrant]
     ledger_checkpoint: LedgerCheckpoint | None
+    feedback: list[FeedbackByDepartment] = []
 
 
 class ActivityCount(BaseModel):

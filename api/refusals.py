@@ -24,6 +24,7 @@ from hub.audit import AuditEvent
 # The console's pages (api/console/) are refused on record under the same kinds.
 AUDITED = {"/datasets": "data.denied", "/contracts": "contract.denied",
            "/access-requests": "access_request.denied", "/audit": "audit.denied",
+           "/feedback": "feedback.denied", "/console/feedback": "feedback.denied",
            "/console/datasets": "data.denied", "/console/catalog": "data.denied",
            "/console/quality": "data.denied",
            "/console/contracts": "contract.denied", "/console/requests": "access_request.denied",

@@ -62,6 +62,8 @@ def lint(doc: OpenDataContractStandard, path: Path) -> Contract:
             sql_checks=tuple(sql_checks + table_sql),
             freshness=_freshness(doc, schema.name or "", columns, problems),
             source=source,
+            custom_properties=frozenset(p.property for p in doc.customProperties or []
+                                        if p.property),
             # Free text in ODCS (the examples say development, production...): only
             # `retired` means something to the hub, it stops the dataset (hub/catalog.py).
             status=doc.status or "active",

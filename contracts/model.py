@@ -11,6 +11,8 @@ from contracts.source_config import SourceConfig, SqlConfig
 # ODCS `classification` values that mean "personal data": masked by default.
 PERSONAL_CLASSES = frozenset({"personal", "pii", "sensitive"})
 KNOWN_CLASSES = PERSONAL_CLASSES | {"public", "internal", "restricted", "confidential"}
+# The customProperty that declares a public release of a dataset.
+PUBLIC_RELEASE = "hubPublicRelease"
 # How a personal column may be masked (customProperty `hubMask`); access_policies implements them.
 MASK_KINDS = frozenset({"redact", "null", "last4", "hash", "year_only", "bucket"})
 
@@ -59,6 +61,9 @@ class Contract:
     # ODCS `type: sql` rules: (query with {object} for the table, SQL operator, threshold)
     sql_checks: tuple[tuple[str, str, Any], ...] = ()
     source: SourceConfig | None = None
+    # Names of the contract's top-level ODCS customProperties: `hubPublicRelease` makes the
+    # dataset open (published as k-anonymous aggregates, docs/open-catalog.md)
+    custom_properties: frozenset[str] = frozenset()
     # ODCS `status`: a `retired` dataset is no longer built or served (hub/registry.py)
     status: str = "active"
     path: Path | None = field(default=None, compare=False)
@@ -91,6 +96,11 @@ class Contract:
         keyed = [(c.key_position or i + 1, i, c.name)
                  for i, c in enumerate(self.columns) if c.primary_key]
         return tuple(name for _, _, name in sorted(keyed))
+
+    @property
+    def open(self) -> bool:
+        """Published to everyone (as aggregates), not only shared between departments."""
+        return PUBLIC_RELEASE in self.custom_properties
 
     @property
     def retired(self) -> bool:

@@ -34,6 +34,7 @@ grant select, insert, update on hub.access_requests to {role};
 grant select, insert on audit.events to {role};
 grant usage on sequence audit.events_event_id_seq to {role};
 grant select on audit.chain, audit.checkpoints, audit.archives to {role};
+grant select, insert, update on hub.feedback to {role};
 """
 
 

@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = 5000  # every query a caller can shape
     rate_limit_per_minute: int = 1200  # per client, per API worker
 
+    # ---------- open data: the DCAT-AP catalog and residents' feedback (docs/open-catalog.md)
+    open_publisher: str = "Civic Data Hub"  # the catalog's publisher: the city's name
+    # The licence of the open datasets' distributions (a URI, e.g. the EU licence vocabulary's)
+    open_licence: str = "http://publications.europa.eu/resource/authority/licence/CC_BY_4_0"
+    feedback_max_chars: int = Field(default=2000, ge=1)  # longer messages are refused (413)
+    feedback_per_hour: int = Field(default=10, ge=1)  # posts per address, per API worker
+
     # ---------- audit
     app_role: str = "hub_app"  # the API reads and appends audit rows as this database role
     audit_seal_seconds: float = 2.0  # how often `hub serve` chains and signs new audit rows

@@ -22,7 +22,8 @@ from tests.conftest import count
 from tests.console_support import form_fields, signed_in
 
 PUBLIC = {"/", "/console/signin", "/console/callback"}  # open to anyone, by design
-SAMPLE = {"dataset_id": "public_works.service_requests", "request_id": str(uuid.UUID(int=7))}
+SAMPLE = {"dataset_id": "public_works.service_requests", "request_id": str(uuid.UUID(int=7)),
+          "feedback_id": "7"}
 # For each scope, a role whose people lack it.
 WITHOUT = {"datasets:read": "auditor", "audit:read": "transport_analyst",
            "contracts:write": "transport_analyst", "grants:admin": "transport_analyst"}

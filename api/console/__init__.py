@@ -11,11 +11,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.console import access, auditor, engineer, public, quality, session, staff
+from api.console import access, auditor, engineer, feedback, public, quality, session, staff
 from api.console.web import HERE, SessionBridge, error_page
 
 ROUTERS = (public.router, session.router, staff.router, access.router, auditor.router,
-           engineer.router, quality.router)
+           engineer.router, quality.router, feedback.router)
 
 __all__ = ["error_page", "install"]
 

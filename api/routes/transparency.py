@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 
 from api.deps import StateDep
 from api.models import TransparencyReport
-from hub import clock, ledger
+from hub import clock, feedback, ledger
 
 router = APIRouter(prefix="/transparency", tags=["transparency"])
 
@@ -39,6 +39,7 @@ def report(state: StateDep) -> TransparencyReport:
     with state.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         reads = cur.execute(READS_BY_MONTH).fetchall()
         checkpoint = latest_checkpoint(conn, state.settings.keys_dir)
+        answered = feedback.per_department(conn)
     today = clock.today()
     roles = state.policy.roles
     grants = [{
@@ -50,7 +51,7 @@ def report(state: StateDep) -> TransparencyReport:
         and (g.valid_until is None or today <= g.valid_until)]
     return TransparencyReport.model_validate({
         "generated_at": datetime.now(UTC), "reads_by_month": reads, "active_grants": grants,
-        "ledger_checkpoint": checkpoint})
+        "ledger_checkpoint": checkpoint, "feedback": answered})
 
 
 # By id, the primary key's index: seals take turns (an advisory lock), so ids grow with seq.
