@@ -9,8 +9,10 @@ STAMP := $(VENV)/.installed
 demo: $(STAMP)
 	$(VENV)/bin/hub demo
 
+# Two workers (pytest-xdist), each a test session of its own: the tests wait on servers,
+# dbt and Prefect as much as they compute. TEST_WORKERS=0 runs one session.
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n $${TEST_WORKERS:-2} --dist worksteal
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -49,6 +49,9 @@ def pytest_configure(config: pytest.Config) -> None:
     quiet_libraries()
     fix_test_clock(config)
 
+    # Each pytest-xdist worker is a test session of its own: its own Prefect home too.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="hub-test-prefect-")
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="hub-test-prefect-"))
     for key, value in QUIET_OFFLINE.items():
         os.environ.setdefault(key, value)
