@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -46,6 +47,7 @@ from hub.refusals import RefusalLog
 from hub.sealer import Sealer
 from hub.settings import Settings
 
+log = logging.getLogger(__name__)
 
 def _connection_options(settings: Settings) -> dict[str, str]:
     # Every API connection works as the application role: it can read what it serves and
@@ -81,7 +83,7 @@ def create_app(settings: Settings, warehouse_url: str,
             on_ready()
         yield
         await state.refusals.close()  # refusals still counted: on record before the seal
-        sealer.stop()
+        _stop_sealer(sealer)
         await state.revocations.stop()
         await state.audit.pool.close()
         await state.apool.close()
@@ -132,6 +134,14 @@ async def _open_state(settings: Settings, warehouse_url: str, catalog: Catalog,
         ExternalIdP(settings) if settings.idp_issuer else None, catalog,
         SignInThrottle(settings.signin_failures_per_user, settings.signin_failures_per_address,
                        settings.signin_window_seconds))
+
+
+def _stop_sealer(sealer: Sealer) -> None:
+    try:
+        sealer.stop()
+    except psycopg.Error as exc:  # the warehouse is gone: the next seal chains them, in order
+        log.warning("the last audit entries are not sealed yet (%s); `hub audit seal` or the "
+                    "next `hub serve` seals them", exc)
 
 
 def _tune_gc() -> None:

@@ -19,6 +19,7 @@ from hub.runtime import configure
 from hub.settings import get_settings
 from hub_cli import audit, backup, clients, contracts, pipeline, policies, users
 from hub_cli.common import UsageError
+from hub_cli.stopping import Stopped, stop_signals_raise
 
 app = typer.Typer(name="hub", help="Civic Data Hub", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -39,6 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:  # a HUB_ variable that does not parse: say which
         print(f"error: {setting_problem(exc)}", file=sys.stderr)
         return 2
+    try:
+        with stop_signals_raise():
+            return _run(argv)
+    except Stopped as stop:  # the command has unwound; its cleanups have run
+        print(f"stopped on {stop.name}", file=sys.stderr)
+        return 128 + stop.signum  # the shell's convention for "ended by this signal"
+
+
+def _run(argv: list[str] | None) -> int:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="hub", standalone_mode=False)
