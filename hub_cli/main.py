@@ -17,7 +17,7 @@ from hub.keyfiles import ExposedKeyFile
 from hub.migrations import MigrationError
 from hub.runtime import configure
 from hub.settings import get_settings
-from hub_cli import audit, backup, clients, contracts, pipeline, policies, users
+from hub_cli import audit, backup, clients, contracts, pipeline, policies, users, warehouse
 from hub_cli.common import UsageError
 from hub_cli.stopping import Stopped, stop_signals_raise
 
@@ -31,6 +31,7 @@ app.add_typer(contracts.app, name="contracts")
 app.add_typer(users.app, name="users")
 app.add_typer(policies.app, name="policies")
 app.add_typer(backup.app, name="backup")
+app.add_typer(warehouse.app, name="warehouse")
 
 
 def main(argv: list[str] | None = None) -> int:

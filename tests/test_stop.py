@@ -4,6 +4,7 @@ traceback, and every audit record written before the signal is sealed."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,9 +15,10 @@ import httpx
 import psycopg
 import pytest
 
-from hub import ledger
+from hub import embedded, ledger
 from hub.audit import AuditEvent, record
 from hub.retention import verify_database
+from hub_cli.warehouse import describe
 from tests.conftest import REPO, clock_env, free_port, own_warehouse
 
 
@@ -94,3 +96,42 @@ def test_serve_stops_on_a_signal_to_its_whole_group_and_seals(sig, server_url, t
                 tmp_path / "keys").public_key())
         assert verified.ok and verified.unsealed == 0, verified
         assert verified.entries == count(url, "select count(*) from audit.events")
+
+
+# ---------- the embedded warehouse: running while a hub process uses it, then stopped
+
+HOLD = ("import sys; from pathlib import Path; from hub.warehouse import start_embedded;"
+        " start_embedded(Path(sys.argv[1])); print('up', flush=True); sys.stdin.read()")
+
+
+def hub(*args: str, home) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "PREFECT_"))}
+    return subprocess.run([sys.executable, "-m", "hub_cli", *args], cwd=REPO, text=True,
+                          env=clean | clock_env() | {"HUB_HOME": str(home)},
+                          capture_output=True, timeout=120)
+
+
+def test_the_embedded_warehouse_stops_with_its_last_user_even_after_a_kill(tmp_path):
+    data_dir = tmp_path / "pg"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(data_dir)], cwd=REPO,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "up\n"
+        assert embedded.state(data_dir).users == [holder.pid]
+        refused = hub("warehouse", "stop", home=tmp_path)
+        assert refused.returncode == 2
+        assert refused.stderr.strip() == (
+            f"error: the embedded warehouse in {data_dir} is in use by hub process(es)"
+            f" {holder.pid}: stop them first (it then stops by itself), or give --force")
+    finally:
+        holder.kill()  # killed outright: it never takes itself off the list of users
+        holder.wait()
+    assert "used by no hub process" in describe(embedded.state(data_dir))
+    assert embedded.stop(data_dir)  # what `hub warehouse stop` does
+    assert describe(embedded.state(data_dir)) == (
+        f"embedded warehouse in {data_dir}: not running (the next hub command starts it)")
+    # The killed one is still listed: without taking it off, no later process was ever the
+    # last user, and every later command left the server running.
+    assert holder.pid in json.loads((data_dir / embedded.USERS_FILE).read_text())
+    assert hub("clients", "list", home=tmp_path).returncode == 0
+    assert embedded.state(data_dir).postmaster is None
