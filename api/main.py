@@ -17,6 +17,7 @@ from api import console, errors, openapi, refusals
 from api.catalog import Catalog
 from api.deps import AppState, RequestGrants
 from api.idp import ExternalIdP
+from api.metrics import Meters, RequestMetrics
 from api.ratelimit import RateLimiter
 from api.request_ids import RequestIds
 from api.revocations import Revocations
@@ -26,6 +27,7 @@ from api.routes import (
     authorize,
     changes,
     datasets,
+    health,
     notifications,
     oauth,
     quarantine,
@@ -93,6 +95,9 @@ def create_app(settings: Settings, warehouse_url: str,
                   description="Shared city datasets under data contracts and access policies.")
     errors.install(app, refusals.record_refusal, console.error_page)
     app.add_middleware(RequestIds)  # before anything can fail: every error carries the id
+    app.state.meters = Meters()
+    # Outermost: it times and counts the 500s RequestIds makes of unhandled errors too.
+    app.add_middleware(RequestMetrics, meters=app.state.meters)
     if settings.tls_enabled:
         app.add_middleware(TransportSecurity)
     openapi.install(app)
@@ -158,6 +163,7 @@ def _include_routes(app: FastAPI) -> None:
     # The error responses are documented per router: those needing a token add 401/403/429.
     for public in (oauth.router, authorize.router, transparency.router):
         app.include_router(public, responses=errors.RESPONSES)
+    app.include_router(health.router)  # for load balancers and Prometheus, not in the schema
     for needs_token in (datasets.router, changes.router, access_requests.router,
                         contract_routes.router, notifications.router, audit.router,
                         quarantine.router, versions.router):
