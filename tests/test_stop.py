@@ -18,7 +18,8 @@ import pytest
 from hub import embedded, ledger
 from hub.audit import AuditEvent, record
 from hub.retention import verify_database
-from hub_cli.warehouse import describe
+from hub_cli.stopping import Stopped, stop_signals_raise
+from hub_cli.warehouse import EXTERNAL, describe
 from tests.conftest import REPO, clock_env, free_port, own_warehouse
 
 
@@ -135,3 +136,33 @@ def test_the_embedded_warehouse_stops_with_its_last_user_even_after_a_kill(tmp_p
     assert holder.pid in json.loads((data_dir / embedded.USERS_FILE).read_text())
     assert hub("clients", "list", home=tmp_path).returncode == 0
     assert embedded.state(data_dir).postmaster is None
+
+
+@pytest.fixture
+def hub_in_process(monkeypatch, tmp_path):
+    """`hub` run in this process with HUB_HOME and HUB_DATABASE_URL of the test's own."""
+    from hub.settings import get_settings
+    from hub_cli.main import main
+
+    monkeypatch.setenv("HUB_HOME", str(tmp_path))
+    monkeypatch.setenv("HUB_DATABASE_URL", "postgresql://hub@warehouse.example/hub")
+    get_settings.cache_clear()
+    yield main
+    get_settings.cache_clear()
+
+
+def test_warehouse_commands_leave_a_server_of_hub_database_url_alone(hub_in_process, capsys):
+    assert hub_in_process(["warehouse", "status"]) == 0
+    assert capsys.readouterr().out.strip() == EXTERNAL
+    assert hub_in_process(["warehouse", "stop"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {EXTERNAL}; stop that server with its own tools")
+
+
+def test_a_stop_signal_unwinds_a_command_and_the_handlers_come_back():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Stopped) as stopped, stop_signals_raise():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this at once
+    assert stopped.value.name == "SIGTERM" and stopped.value.signum == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is before
