@@ -10,6 +10,7 @@ other machines: the warehouse is where every instance sees the same numbers).
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import psycopg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -44,6 +45,21 @@ class Meters:
         self.runs = Gauge("hub_pipeline_runs", "Pipeline passes recorded in the warehouse, "
                           "by dataset and outcome", ["dataset", "status"],
                           registry=self.registry)
+        # The labelled children, looked up once per label set rather than per request
+        # (`labels()` validates and locks on every call: bench/metrics.py).
+        self._counted: dict[tuple[str, str, str], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
+
+    def observe(self, method: str, route: str, status: str, seconds: float) -> None:
+        counted = self._counted.get((method, route, status))
+        if counted is None:
+            counted = self._counted[method, route, status] = self.requests.labels(
+                method, route, status)
+        timed = self._timed.get((method, route))
+        if timed is None:
+            timed = self._timed[method, route] = self.latency.labels(method, route)
+        counted.inc()
+        timed.observe(seconds)
 
     def read_warehouse(self, conn: psycopg.Connection) -> None:
         """The gauges kept in the warehouse, as of now."""
@@ -75,6 +91,5 @@ class RequestMetrics:
         finally:
             # The router puts the matched route in the scope; an unknown path has none.
             route = getattr(scope.get("route"), "path", "unmatched")
-            method = scope["method"]
-            self.meters.requests.labels(method, route, str(status)).inc()
-            self.meters.latency.labels(method, route).observe(time.perf_counter() - started)
+            self.meters.observe(scope["method"], route, str(status),
+                                time.perf_counter() - started)
