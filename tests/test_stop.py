@@ -7,14 +7,17 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import psycopg
 import pytest
 
+from api.metrics import UNSEALED
 from hub import embedded, ledger
 from hub.audit import AuditEvent, record
 from hub.retention import verify_database
@@ -44,22 +47,48 @@ def wait_ready(server: subprocess.Popen, base: str) -> None:
         time.sleep(0.1)
 
 
-def stop_group(server: subprocess.Popen, sig: signal.Signals) -> str:
-    """Signal every process of the group at once; its output, once it has ended (10 s at
-    most: beyond that it is killed and the test fails)."""
-    os.killpg(server.pid, sig)
+def stop_group(server: subprocess.Popen, sig: signal.Signals | None) -> str:
+    """Signal every process of the group at once (unless done already); its output, once it
+    has ended (10 s at most: beyond that it is killed and the test fails)."""
+    if sig is not None:
+        os.killpg(server.pid, sig)
     try:
         output, _ = server.communicate(timeout=10)
     except subprocess.TimeoutExpired:
         os.killpg(server.pid, signal.SIGKILL)
         output, _ = server.communicate()
-        pytest.fail(f"`hub serve` still running 10 s after {sig.name} to its group:\n{output}")
+        pytest.fail(f"`hub serve` still running 10 s after the signal to its group:\n{output}")
     return output
 
 
-def count(url: str, query: str) -> int:
+def stop_with_a_request_in_flight(server: subprocess.Popen, sig: signal.Signals, url: str,
+                                  port: int) -> tuple[str, httpx.Response]:
+    """Signal the group while a /metrics request waits on a lock the test holds; let it go
+    once the server has stopped listening (it is shutting down). (output, its answer)"""
+    holder = psycopg.connect(url)
+    holder.execute("lock table audit.events in access exclusive mode")
+    with ThreadPoolExecutor(1) as pool:
+        asked = pool.submit(httpx.get, f"http://127.0.0.1:{port}/metrics", timeout=60)
+        wait_for(lambda: count(url, "select count(*) from pg_stat_activity where"
+                               " wait_event_type = 'Lock' and query like %s", [UNSEALED])
+                 > 0, "the request waiting on the lock")
+        os.killpg(server.pid, sig)
+        wait_for(lambda: not listening(port), "the server to stop listening")
+        holder.close()  # the request in flight goes on
+        return stop_group(server, None), asked.result()
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def count(url: str, query: str, params: list | None = None) -> int:
     with psycopg.connect(url) as conn:
-        return conn.execute(query).fetchone()[0]
+        return conn.execute(query, params).fetchone()[0]
 
 
 def wait_for(condition, what: str) -> None:
@@ -84,7 +113,7 @@ def test_serve_stops_on_a_signal_to_its_whole_group_and_seals(sig, server_url, t
             with psycopg.connect(url) as conn:
                 for i in range(50):
                     record(conn, AuditEvent(kind="test.stop", request_id=f"before-{i}"))
-            output = stop_group(server, sig)
+            output, in_flight = stop_with_a_request_in_flight(server, sig, url, port)
         finally:
             if server.poll() is None:
                 os.killpg(server.pid, signal.SIGKILL)
@@ -92,6 +121,7 @@ def test_serve_stops_on_a_signal_to_its_whole_group_and_seals(sig, server_url, t
         assert "Traceback" not in output, output
         assert output.strip().splitlines() == [f"hub serve stopped on {sig.name}"]
         assert server.returncode == 0
+        assert in_flight.status_code == 200  # answered although the stop came first
         with psycopg.connect(url) as conn:
             verified = verify_database(conn, ledger.load_signing_key(
                 tmp_path / "keys").public_key())
