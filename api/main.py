@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,7 @@ from api import console, errors, openapi, refusals
 from api.catalog import Catalog
 from api.deps import AppState, RequestGrants
 from api.idp import ExternalIdP
+from api.metrics import Meters, RequestMetrics
 from api.ratelimit import RateLimiter
 from api.replicas import ReadReplicas
 from api.request_ids import RequestIds
@@ -26,6 +28,7 @@ from api.routes import (
     authorize,
     changes,
     datasets,
+    health,
     notifications,
     oauth,
     quarantine,
@@ -50,6 +53,7 @@ from hub.refusals import RefusalLog
 from hub.sealer import Sealer
 from hub.settings import Settings
 
+log = logging.getLogger(__name__)
 
 def _connection_options(settings: Settings) -> dict[str, str]:
     # Every API connection works as the application role: it can read what it serves and
@@ -85,7 +89,7 @@ def create_app(settings: Settings, warehouse_url: str,
             on_ready()
         yield
         await state.refusals.close()  # refusals still counted: on record before the seal
-        sealer.stop()
+        _stop_sealer(sealer)
         await state.revocations.stop()
         await state.audit.pool.close()
         await state.reads.close()
@@ -96,6 +100,9 @@ def create_app(settings: Settings, warehouse_url: str,
                   description="Shared city datasets under data contracts and access policies.")
     errors.install(app, refusals.record_refusal, console.error_page)
     app.add_middleware(RequestIds)  # before anything can fail: every error carries the id
+    app.state.meters = Meters()
+    # Outermost: it times and counts the 500s RequestIds makes of unhandled errors too.
+    app.add_middleware(RequestMetrics, meters=app.state.meters)
     if settings.tls_enabled:
         app.add_middleware(TransportSecurity)
     openapi.install(app)
@@ -145,6 +152,14 @@ async def _open_state(settings: Settings, warehouse_url: str, catalog: Catalog,
         feedback.load_key(settings.keys_dir))
 
 
+def _stop_sealer(sealer: Sealer) -> None:
+    try:
+        sealer.stop()
+    except psycopg.Error as exc:  # the warehouse is gone: the next seal chains them, in order
+        log.warning("the last audit entries are not sealed yet (%s); `hub audit seal` or the "
+                    "next `hub serve` seals them", exc)
+
+
 def _tune_gc() -> None:
     # What startup loaded (~100k objects) lives as long as the app: keep it out of the
     # cyclic GC, whose full passes over it stalled every request in flight (~20 ms).
@@ -159,6 +174,7 @@ def _include_routes(app: FastAPI) -> None:
     # The error responses are documented per router: those needing a token add 401/403/429.
     for public in (oauth.router, authorize.router, transparency.router):
         app.include_router(public, responses=errors.RESPONSES)
+    app.include_router(health.router)  # for load balancers and Prometheus, not in the schema
     for needs_token in (datasets.router, changes.router, access_requests.router,
                         contract_routes.router, notifications.router, audit.router,
                         quarantine.router, versions.router):

@@ -99,6 +99,11 @@ class GroupCommit:
         self._queue: list[tuple[AuditEvent, asyncio.Future[None]]] = []
         self._drainer: asyncio.Task[None] | None = None
 
+    @property
+    def pending(self) -> int:
+        """Records waiting for the batch being written to end (a metric: api/metrics.py)."""
+        return len(self._queue)
+
     async def write(self, event: AuditEvent) -> None:
         done = asyncio.get_running_loop().create_future()
         self._queue.append((event, done))

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from multiprocessing.synchronize import Event
+import signal
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 import psycopg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hub.ledger import LATE_COMMIT_WINDOW, load_signing_key, seal
 from hub.settings import Settings
@@ -25,6 +27,9 @@ log = logging.getLogger(__name__)
 ROUTINE_WINDOW = 10_000
 WIDE_EVERY = 30
 NICENESS = 10
+STOP_SECONDS = 3.0  # how long `stop` waits for the child's last pass before ending it
+# What a service manager (SIGTERM) or a terminal (SIGINT) sends to the whole process group.
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 _SPAWN = multiprocessing.get_context("spawn")  # no fork of a server's threads and sockets
 
 
@@ -34,41 +39,75 @@ class Sealer:
     def __init__(self, warehouse_url: str, settings: Settings) -> None:
         self.url, self.keys_dir = warehouse_url, settings.keys_dir
         load_signing_key(self.keys_dir)  # created here, once, not raced by child processes
-        self._stop = _SPAWN.Event()
+        # A pipe, not a multiprocessing.Event: setting an Event waits for its sleeper to
+        # wake, and a sleeper killed by a signal to the whole group never does (`hub serve`
+        # hung for good on SIGTERM). The child reads end-of-file when we close our end or die.
+        self._stop_reader, self._stop_writer = _SPAWN.Pipe(duplex=False)
         self._process = _SPAWN.Process(
-            target=_run, args=(self.url, self.keys_dir, settings.audit_seal_seconds, self._stop),
-            name="audit-sealer", daemon=True)
+            target=_run, name="audit-sealer", daemon=True,
+            args=(self.url, self.keys_dir, settings.audit_seal_seconds, self._stop_reader))
 
     def start(self) -> None:
-        self._process.start()
+        # The child starts with the stop signals blocked (the mask is inherited): one that
+        # arrives while it is still importing waits for its handler instead of a traceback.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            self._process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        self._stop_reader.close()  # the child's copy is the only one left
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+    def stop(self, timeout: float = STOP_SECONDS) -> int:
+        """End the child (after its last pass), then seal what was written up to now;
+        return how many entries this last seal chained."""
+        self._stop_writer.close()
         self._process.join(timeout)
         if self._process.is_alive():  # stuck on the database: its transaction rolls back
-            self._process.terminate()
+            self._process.kill()
             self._process.join()
-        self.seal_once()  # what was written up to shutdown is sealed too
+        return self.seal_once()  # what was written up to shutdown is sealed too
 
     def seal_once(self) -> int:
         return _seal_once(self.url, self.keys_dir)
 
 
-def _run(url: str, keys_dir: Path, interval: float, stop: Event) -> None:
+def _run(url: str, keys_dir: Path, interval: float, stop: Connection) -> None:
     # Sealing can wait a moment; requests cannot. At a lower priority its bursts of hashing
     # run in the gaps between requests rather than stretching their tail latency.
     os.nice(NICENESS)
-    parent, conn, passes = multiprocessing.parent_process(), None, 0
+    signalled = _wake_on_stop_signals()
+    conn, passes = None, 0
     key = load_signing_key(keys_dir)
-    while not stop.wait(interval) and parent.is_alive():  # a killed server leaves no orphan
+    # Ends when told (end-of-file: the server stopped us or died, so no orphan is left) or
+    # on SIGTERM/SIGINT, after the pass under way.
+    while not wait([stop, signalled], interval):
         passes += 1
-        try:
-            conn = conn if conn is not None and not conn.closed else psycopg.connect(url)
-            seal(conn, key, window=LATE_COMMIT_WINDOW if passes % WIDE_EVERY == 0
-                 else ROUTINE_WINDOW)
-        except psycopg.Error:  # the next pass retries; nothing is lost, only delayed
-            log.exception("audit sealing failed; retrying in %.1f s", interval)
-            conn = _closed(conn)
+        conn = _pass(conn, url, key, LATE_COMMIT_WINDOW if passes % WIDE_EVERY == 0
+                     else ROUTINE_WINDOW, interval)
+    _closed(_pass(conn, url, key, LATE_COMMIT_WINDOW, interval))  # the last batch
+
+
+def _pass(conn: psycopg.Connection | None, url: str, key: Ed25519PrivateKey, window: int,
+          interval: float) -> psycopg.Connection | None:
+    try:
+        conn = conn if conn is not None and not conn.closed else psycopg.connect(url)
+        seal(conn, key, window=window)
+        return conn
+    except psycopg.Error as exc:  # the next pass retries; nothing is lost, only delayed
+        log.warning("audit sealing failed (%s); retrying in %.1f s", exc, interval)
+        return _closed(conn)
+
+
+def _wake_on_stop_signals() -> int:
+    """A descriptor that becomes readable when SIGTERM or SIGINT arrives (the handlers only
+    note it: a pass is never cut short); the signals, blocked since start, are let in."""
+    readable, writable = os.pipe()
+    os.set_blocking(writable, False)
+    signal.set_wakeup_fd(writable)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda *_: None)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    return readable
 
 
 def _closed(conn: psycopg.Connection | None) -> None:

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     idp_attribute_map: dict[str, str] = {}
     statement_timeout_ms: int = 5000  # every query a caller can shape
     rate_limit_per_minute: int = 1200  # per client, per API worker
+    # On SIGTERM or SIGINT, `hub serve` answers the requests in flight for this long, then
+    # closes what is left (docs/production.md#stopping).
+    shutdown_grace_seconds: float = Field(default=5.0, gt=0)
 
     # ---------- open data: the DCAT-AP catalog and residents' feedback (docs/open-catalog.md)
     open_publisher: str = "Civic Data Hub"  # the catalog's publisher: the city's name

@@ -47,7 +47,11 @@ def start_embedded(data_dir: Path) -> str:
         import pgserver
     except ImportError:
         return _start_with_pg_ctl(data_dir, _find_pg_bin())
-    # cleanup_mode="stop": the server stops when the last hub process using it exits.
+    from hub.embedded import forget_dead_users
+
+    # cleanup_mode="stop": the server stops when the last hub process using it exits; a
+    # process killed outright is taken off its list of users first (hub/embedded.py).
+    forget_dead_users(data_dir.resolve())
     server = pgserver.get_server(data_dir, cleanup_mode="stop")
     _KEEP_ALIVE.append(server)
     return server.get_uri()

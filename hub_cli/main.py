@@ -18,8 +18,9 @@ from hub.keyfiles import ExposedKeyFile
 from hub.migrations import MigrationError
 from hub.runtime import configure
 from hub.settings import get_settings
-from hub_cli import audit, backup, clients, contracts, pipeline, policies, users
+from hub_cli import audit, backup, clients, contracts, pipeline, policies, users, warehouse
 from hub_cli.common import UsageError
+from hub_cli.stopping import Stopped, stop_signals_raise
 
 app = typer.Typer(name="hub", help="Civic Data Hub", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -31,6 +32,7 @@ app.add_typer(contracts.app, name="contracts")
 app.add_typer(users.app, name="users")
 app.add_typer(policies.app, name="policies")
 app.add_typer(backup.app, name="backup")
+app.add_typer(warehouse.app, name="warehouse")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:  # a HUB_ variable that does not parse: say which
         print(f"error: {setting_problem(exc)}", file=sys.stderr)
         return 2
+    try:
+        with stop_signals_raise():
+            return _run(argv)
+    except Stopped as stop:  # the command has unwound; its cleanups have run
+        print(f"stopped on {stop.name}", file=sys.stderr)
+        return 128 + stop.signum  # the shell's convention for "ended by this signal"
+
+
+def _run(argv: list[str] | None) -> int:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="hub", standalone_mode=False)

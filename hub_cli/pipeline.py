@@ -65,8 +65,7 @@ def serve(host: Host = None, port: Port = None, ssl_certfile: CertFile = None,
           ssl_keyfile: KeyFile = None) -> int:
     """Serve the API; with a certificate and key, over https only (HSTS, Secure cookies)."""
     settings = listening(get_settings(), host, port)
-    _serve(with_tls(settings, ssl_certfile, ssl_keyfile), on_ready=None)
-    return 0
+    return _serve(with_tls(settings, ssl_certfile, ssl_keyfile), on_ready=None)
 
 
 def with_tls(settings: Settings, certfile: Path | None, keyfile: Path | None) -> Settings:
@@ -95,9 +94,8 @@ def demo(host: Host = None, port: Port = None) -> int:
     print(format_reports(reports))
     _point_to(log_file, reports)
     client_id, secret = _demo_client(settings)
-    _serve(settings, on_ready=lambda: print(_demo_instructions(
+    return _serve(settings, on_ready=lambda: print(_demo_instructions(
         settings.api_host, settings.api_port, client_id, secret), flush=True))
-    return 0
 
 
 def listening(settings: Settings, host: str | None, port: int | None) -> Settings:
@@ -147,19 +145,31 @@ def _verdict(reports: list) -> list[str]:
     return []
 
 
-def _serve(settings: Settings, on_ready: Callable[[], None] | None) -> None:
+def _serve(settings: Settings, on_ready: Callable[[], None] | None) -> int:
+    """Serve until SIGTERM or SIGINT (to the process or its group), then stop gracefully:
+    requests in flight are answered (for HUB_SHUTDOWN_GRACE_SECONDS at most), the audit
+    sealer's last batch is sealed, one line is printed. 0 once stopped; 1 if it never
+    started serving (uvicorn has said why, e.g. the port is taken)."""
     import uvicorn
 
     from api.main import create_app
     from hub.bootstrap import bootstrap
     from hub.warehouse import resolve_url
+    from hub_cli.stopping import stop_signals_tell
 
     url = resolve_url(settings)
     bootstrap(url)
     app = create_app(settings, url, on_ready=on_ready)
     tls = ({"ssl_certfile": str(settings.tls_certfile), "ssl_keyfile": str(settings.tls_keyfile)}
            if settings.tls_enabled else {})
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning", **tls)
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=settings.api_host, port=settings.api_port, log_level="warning",
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds, **tls))
+    with stop_signals_tell(server) as noted:
+        server.run()
+    if noted:
+        print(f"hub serve stopped on {noted[0]}", flush=True)
+    return 0 if server.started or noted else 1
 
 
 def _demo_client(settings: Settings) -> tuple[str, str]:

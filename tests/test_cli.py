@@ -213,7 +213,7 @@ def test_serve_seals_the_audit_log_while_it_runs(server_url, tmp_path):
             # Sealed in the background, not at stop.
             _wait_until(lambda: _chained(url) > 0, "an audit entry chained")
         finally:
-            server.terminate()  # uvicorn shuts down, then re-raises the signal
+            server.terminate()  # `hub serve` stops gracefully on SIGTERM (tests/test_stop.py)
             server.wait(timeout=30)
 
 
