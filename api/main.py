@@ -90,11 +90,7 @@ def create_app(settings: Settings, warehouse_url: str,
         yield
         await state.refusals.close()  # refusals still counted: on record before the seal
         _stop_sealer(sealer)
-        await state.revocations.stop()
-        await state.audit.pool.close()
-        await state.reads.close()
-        await state.apool.close()
-        state.pool.close()
+        await _close_state(state)
 
     app = FastAPI(title="Civic Data Hub", version="0.1.0", lifespan=lifespan,
                   description="Shared city datasets under data contracts and access policies.")
@@ -109,6 +105,14 @@ def create_app(settings: Settings, warehouse_url: str,
     _include_routes(app)
     console.install(app)  # the pages for people, at / (api/console/)
     return app
+
+
+async def _close_state(state: AppState) -> None:
+    await state.revocations.stop()
+    await state.audit.pool.close()
+    await state.reads.close()
+    await state.apool.close()
+    state.pool.close()
 
 
 def _catalog(settings: Settings, warehouse_url: str) -> Catalog:
