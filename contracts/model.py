@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contracts.release import Release
 from contracts.source_config import SourceConfig, SqlConfig
 
 # ODCS `classification` values that mean "personal data": masked by default.
@@ -35,6 +36,9 @@ class Column:
     # ODCS `logicalTypeOptions.format` of a date/timestamp/time column: the JDK
     # DateTimeFormatter pattern its values arrive in (None: ISO 8601)
     date_format: str | None = None
+    # customProperty `hubFreeText: true`: people's own words (comments, descriptions), which
+    # a public release never publishes (contracts/release.py)
+    free_text: bool = False
 
     @property
     def personal(self) -> bool:
@@ -61,6 +65,9 @@ class Contract:
     source: SourceConfig | None = None
     # ODCS `status`: a `retired` dataset is no longer built or served (hub/registry.py)
     status: str = "active"
+    # customProperty `hubPublicRelease`: the k-anonymous aggregate anyone may read (None:
+    # the dataset is not open)
+    release: Release | None = None
     path: Path | None = field(default=None, compare=False)
 
     @property
