@@ -27,6 +27,7 @@ from api.routes import (
     datasets,
     notifications,
     oauth,
+    open_data,
     quarantine,
     transparency,
     versions,
@@ -146,7 +147,7 @@ def _tune_gc() -> None:
 
 def _include_routes(app: FastAPI) -> None:
     # The error responses are documented per router: those needing a token add 401/403/429.
-    for public in (oauth.router, authorize.router, transparency.router):
+    for public in (oauth.router, authorize.router, transparency.router, open_data.router):
         app.include_router(public, responses=errors.RESPONSES)
     for needs_token in (datasets.router, changes.router, access_requests.router,
                         contract_routes.router, notifications.router, audit.router,
