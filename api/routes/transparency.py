@@ -1,7 +1,8 @@
 """The public transparency report: what the city's departments read of each other's data.
 
 Unauthenticated, and aggregate only: counts per month, dataset and consuming department,
-public reads of the open releases per month and dataset, and the active grants with their purposes. No client, person or column values.
+public reads of the open releases per month and dataset, and the active grants with their
+purposes. No client, person or column values.
 
 It also publishes the audit ledger's latest signed checkpoint: once seen outside the
 database, the entries it covers cannot be erased unnoticed (docs/audit-guarantees.md).
@@ -58,8 +59,8 @@ def report(state: StateDep) -> TransparencyReport:
         if (g.valid_from is None or g.valid_from <= today)
         and (g.valid_until is None or today <= g.valid_until)]
     return TransparencyReport.model_validate({
-        "generated_at": datetime.now(UTC), "reads_by_month": reads, "open_reads_by_month": open_reads,
-        "active_grants": grants,
+        "generated_at": datetime.now(UTC), "reads_by_month": reads,
+        "open_reads_by_month": open_reads, "active_grants": grants,
         "ledger_checkpoint": checkpoint})
 
 
