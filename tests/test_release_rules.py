@@ -60,26 +60,31 @@ def exposed(base: dict[Key, int], published: dict[Key, int], hidden: set[Key]) -
                 and sum(v is not None for v in key) == 1 and key[d] is not None]
         rows.append({total: 1, **{key: -1 for key in ones}})
     unknown = sorted(hidden, key=str)
-    matrix = [[Fraction(row.get(key, 0)) for key in unknown] for row in rows]
-    base_rank = rank(matrix)
-    return {key for i, key in enumerate(unknown)
-            if rank(matrix + [[Fraction(int(j == i)) for j in range(len(unknown))]]) == base_rank}
+    reduced = echelon([[Fraction(row.get(key, 0)) for key in unknown] for row in rows])
+    # In reduced row echelon form a unit vector lies in the row space iff it is a row.
+    return {unknown[row.index(1)] for row in reduced if sum(1 for v in row if v) == 1}
 
 
-def rank(rows: list[list[Fraction]]) -> int:
-    rows = [list(row) for row in rows if any(row)]
+def echelon(rows: list[list[Fraction]]) -> list[list[Fraction]]:
+    """The reduced row echelon form, exact; the zero rows dropped."""
+    rows = [row for row in rows if any(row)]
     found, width = 0, len(rows[0]) if rows else 0
     for column in range(width):
         pivot = next((r for r in range(found, len(rows)) if rows[r][column]), None)
         if pivot is None:
             continue
         rows[found], rows[pivot] = rows[pivot], rows[found]
+        lead = rows[found][column]
+        rows[found] = [v / lead for v in rows[found]]
+        nonzero = [(i, v) for i, v in enumerate(rows[found]) if v]
         for r in range(len(rows)):
-            if r != found and rows[r][column]:
-                factor = rows[r][column] / rows[found][column]
-                rows[r] = [a - factor * b for a, b in zip(rows[r], rows[found], strict=True)]
+            factor = rows[r][column]
+            if r != found and factor:
+                row = rows[r]
+                for i, v in nonzero:
+                    row[i] -= factor * v
         found += 1
-    return found
+    return rows[:found]
 
 
 @RULES
