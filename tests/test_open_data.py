@@ -13,7 +13,7 @@ import pytest
 from contracts import load_all
 from contracts.suppression import margins
 from hub.releases import publish_release
-from tests.conftest import REPO
+from tests.conftest import REPO, bearer, token_for
 from tests.test_release_rules import exposed, levels
 
 DATASET = "public_works.service_requests"
@@ -147,3 +147,16 @@ def test_every_public_read_is_counted_without_the_reader(app_client, url: str,
     report = app_client.get("/transparency/report").json()
     counted = [r for r in report["open_reads_by_month"] if r["dataset"] == DATASET]
     assert counted and sum(r["reads"] for r in counted) >= 1
+
+
+def test_registration_refuses_a_release_breaking_the_rules(app_client, credentials) -> None:
+    from tests.test_release_lint import with_release
+
+    token = token_for(app_client, credentials, "public_works_engineer")
+    text = with_release({"k": 10, "dimensions": [{"column": "latitude", "grid": 0.01}]})
+    refused = app_client.post("/contracts", content=text.replace("version: 1.0.0",
+                                                                 "version: 1.1.0", 1),
+                              headers={**bearer(token), "Content-Type": "application/yaml"})
+    assert refused.status_code == 400, refused.text
+    assert "hubPublicRelease.dimensions[0].column: 'latitude' is personal" in \
+        refused.json()["error_description"]
