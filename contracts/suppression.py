@@ -5,9 +5,9 @@ A table is its cells' record counts by key: a key holds one value per dimension,
 for "every value" (a margin or the total). Three rules, in order:
 
 1. small cells: a cell of fewer than k records is suppressed;
-2. differencing: a cell published in the previous release whose count changed by 1..k-1
-   is suppressed, or subtracting the two releases would count the records that came or
-   went (zero change or k and more tells no one about fewer than k records);
+2. differencing: a cell published before whose count changed by 1..k-1 since it was last
+   published is suppressed, or subtracting the two releases would count the records that
+   came or went (zero change or k and more tells no one about fewer than k records);
 3. complementary suppression: a suppressed cell must not be recoverable from the published
    ones. Every margin is the sum of the finer cells it covers; a suppressed cell is
    recoverable when those equations, with the published values filled in, fix its value.
@@ -92,7 +92,7 @@ def recoverable(counts: Mapping[Key, int], suppressed: set[Key],
 def suppress(counts: Mapping[Key, int], k: int,
              previous: Mapping[Key, int] | None = None) -> dict[Key, str]:
     """The keys not to publish, each with why: `small`, `difference` or `complementary`.
-    `previous` is the last release's published counts."""
+    `previous` holds each cell ever published, with the count it was last published with."""
     reasons = {key: "small" for key, n in counts.items() if n < k}
     for key, n in (previous or {}).items():
         if key in counts and key not in reasons and 0 < abs(counts[key] - n) < k:

@@ -4,7 +4,8 @@ version of it (flows/publish.py) and read by anyone (api/routes/open_data.py).
 The aggregate is one GROUPING SETS query over the published table: the cells (every
 dimension fixed), each dimension's totals and the grand total. contracts/suppression.py
 then decides which of them may be published; only those are stored. The previous
-release's counts are kept for the differencing rule (docs/open-data.md).
+release's counts are kept for the differencing rule: for every cell ever published, the
+count it was last published with (docs/open-data.md).
 """
 
 from __future__ import annotations
@@ -43,16 +44,19 @@ def publish_release(conn: psycopg.Connection, contract: Contract,
     rows = conn.execute(aggregate_query(contract.relation_name, release)).fetchall()
     dims = len(release.dimensions)
     counts = {_key(row, dims): row[2 * dims] for row in rows}
-    reasons = suppress(counts, release.k, _previous(conn, contract.dataset_id, dims))
+    known = _previous(conn, contract.dataset_id, dims)
+    reasons = suppress(counts, release.k, known)
     cells = [_cell(row, dims, release) for row in rows if _key(row, dims) not in reasons]
+    known |= {tuple(cell[:dims]): cell[dims] for cell in cells}
     held = {rule: list(reasons.values()).count(rule) for rule in sorted(set(reasons.values()))}
     [version] = conn.execute("select coalesce(max(version), 0) + 1 from releases.versions"
                              " where dataset = %s", [contract.dataset_id]).fetchone()
     conn.execute(
         "insert into releases.versions (dataset, version, dataset_version, k, columns, cells,"
-        " suppressed) values (%s, %s, %s, %s, %s, %s, %s)",
+        " suppressed, published) values (%s, %s, %s, %s, %s, %s, %s, %s)",
         [contract.dataset_id, version, dataset_version, release.k, Jsonb(list(release.columns)),
-         Jsonb(sorted(cells, key=_sort_key)), Jsonb(held)])
+         Jsonb(sorted(cells, key=_sort_key)), Jsonb(held),
+         Jsonb([[*key, n] for key, n in known.items()])])
     conn.execute("delete from releases.versions where dataset = %s and version <= %s",
                  [contract.dataset_id, version - KEPT])
     return Published(version, len(cells), held)
@@ -79,8 +83,10 @@ def _sort_key(cell: list[Any]) -> tuple:
 
 
 def _previous(conn: psycopg.Connection, dataset: str, dims: int) -> dict[Key, int]:
-    """The counts the latest release published, by key (empty for a first release)."""
-    row = conn.execute("select cells from releases.versions where dataset = %s"
+    """Every cell published so far, with the count it was last published with (empty for
+    a first release): comparing with the last release alone, a cell shown, hidden once,
+    then shown again would give away the difference between its first and third counts."""
+    row = conn.execute("select published from releases.versions where dataset = %s"
                        " order by version desc limit 1", [dataset]).fetchone()
     return {tuple(cell[:dims]): cell[dims] for cell in row[0]} if row else {}
 
