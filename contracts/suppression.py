@@ -67,15 +67,17 @@ def recoverable(counts: Mapping[Key, int], suppressed: set[Key],
     whose unit vector lies in the row space of the equations over the suppressed keys.
     In reduced row echelon form, that is a row holding that key alone."""
     reduced: dict[Key, dict[Key, int]] = {}  # pivot key -> its row, pivot 1
+    rank = {key: i for i, key in enumerate(sorted(suppressed, key=_order))}  # pivot order
     for margin, cells in eqs:
         row = {c: PRIME - 1 for c in cells if c in suppressed}
         if margin in suppressed:
             row[margin] = 1
-        _reduce(row, reduced)
+        _reduce(row, reduced, rank)
     return {pivot for pivot, row in reduced.items() if len(row) == 1}
 
 
-def _reduce(row: dict[Key, int], reduced: dict[Key, dict[Key, int]]) -> None:
+def _reduce(row: dict[Key, int], reduced: dict[Key, dict[Key, int]],
+            rank: dict[Key, int]) -> None:
     """Add `row` to the reduced echelon form `reduced`. Integers modulo a 61-bit prime:
     exact (no rounding), and fast where rationals spent seconds on the 311 table. A key
     this misses would need the prime to divide one of the equations' minors, a chance
@@ -86,7 +88,7 @@ def _reduce(row: dict[Key, int], reduced: dict[Key, dict[Key, int]]) -> None:
             _subtract(row, reduced[pivot], factor)
     if not row:
         return  # a combination of the equations already there
-    pivot = min(row, key=_order)
+    pivot = min(row, key=rank.__getitem__)
     inverse = pow(row[pivot], PRIME - 2, PRIME)
     row = {key: value * inverse % PRIME for key, value in row.items()}
     for other in reduced.values():  # keep every other row free of the new pivot
