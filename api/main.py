@@ -31,6 +31,7 @@ from api.routes import (
     health,
     notifications,
     oauth,
+    open_data,
     quarantine,
     transparency,
     versions,
@@ -176,7 +177,7 @@ def _tune_gc() -> None:
 
 def _include_routes(app: FastAPI) -> None:
     # The error responses are documented per router: those needing a token add 401/403/429.
-    for public in (oauth.router, authorize.router, transparency.router):
+    for public in (oauth.router, authorize.router, transparency.router, open_data.router):
         app.include_router(public, responses=errors.RESPONSES)
     app.include_router(health.router)  # for load balancers and Prometheus, not in the schema
     for needs_token in (datasets.router, changes.router, access_requests.router,

@@ -334,6 +334,13 @@ class MonthlyReads(BaseModel):
     rows: int
 
 
+class MonthlyOpenReads(BaseModel):
+    """Reads of an open dataset's public release: anyone's, so no reader is named."""
+    month: str = Field(description="YYYY-MM, UTC")
+    dataset: str
+    reads: int
+
+
 class ActiveGrant(BaseModel):
     dataset: str
     purpose: str
@@ -365,6 +372,7 @@ class FeedbackByDepartment(BaseModel):
 class TransparencyReport(BaseModel):
     generated_at: datetime
     reads_by_month: list[MonthlyReads]
+    open_reads_by_month: list[MonthlyOpenReads]
     active_grants: list[ActiveGrant]
     ledger_checkpoint: LedgerCheckpoint | None
     feedback: list[FeedbackByDepartment] = []

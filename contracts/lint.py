@@ -17,6 +17,7 @@ from contracts.errors import ContractError
 from contracts.mapping import LOGICAL_TO_PG
 from contracts.model import KNOWN_CLASSES, MASK_KINDS, Column, Contract
 from contracts.quality import column_checks, table_checks
+from contracts.release import Release, parse_release
 from contracts.resolve import parse_odcs, read_odcs
 from contracts.source_config import SourceConfig, parse_source
 
@@ -47,6 +48,7 @@ def lint(doc: OpenDataContractStandard, path: Path) -> Contract:
     minimum, table_sql = (table_checks("schema.0", schema.quality or [], schema.name or "",
                                        problems) if schema else (None, []))
     owner, source = _owner(doc, problems), _source(doc, columns, problems)
+    release = _release(doc, columns, problems)
     contract = None
     if schema and not problems:
         contract = Contract(
@@ -62,11 +64,10 @@ def lint(doc: OpenDataContractStandard, path: Path) -> Contract:
             sql_checks=tuple(sql_checks + table_sql),
             freshness=_freshness(doc, schema.name or "", columns, problems),
             source=source,
-            custom_properties=frozenset(p.property for p in doc.customProperties or []
-                                        if p.property),
             # Free text in ODCS (the examples say development, production...): only
             # `retired` means something to the hub, it stops the dataset (hub/catalog.py).
             status=doc.status or "active",
+            release=release,
             path=path,
         )
     if problems or contract is None:
@@ -150,6 +151,7 @@ def _column(i: int, prop: SchemaProperty, table: str,
         mask=_mask(at, prop, problems),
         key_position=_key_position(at, prop, problems),
         date_format=_date_format(at, prop, problems),
+        free_text=_free_text(at, prop, problems),
     )
     return column, sql_checks
 
@@ -234,6 +236,23 @@ def _source(doc: OpenDataContractStandard, columns: tuple[Column, ...],
     if value is None:
         return None
     return parse_source(value, [c.name for c in columns], problems)
+
+
+def _free_text(at: str, prop: SchemaProperty, problems: Problems) -> bool:
+    value = _custom(prop.customProperties, "hubFreeText")
+    if value not in (None, True, False):
+        problems.append((f"{at}.customProperties.hubFreeText", f"got {value!r}; write true "
+                         "or false"))
+    return value is True
+
+
+def _release(doc: OpenDataContractStandard, columns: tuple[Column, ...],
+             problems: Problems) -> Release | None:
+    value = _custom(doc.customProperties, "hubPublicRelease")
+    if value is None:
+        return None
+    key = tuple(c.name for c in columns if c.primary_key)
+    return parse_release(value, {c.name: c for c in columns}, key, problems)
 
 
 def _custom(props: list[Any] | None, name: str) -> Any:

@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contracts.release import Release
 from contracts.source_config import SourceConfig, SqlConfig
 
 # ODCS `classification` values that mean "personal data": masked by default.
 PERSONAL_CLASSES = frozenset({"personal", "pii", "sensitive"})
 KNOWN_CLASSES = PERSONAL_CLASSES | {"public", "internal", "restricted", "confidential"}
 # The customProperty that declares a public release of a dataset.
-PUBLIC_RELEASE = "hubPublicRelease"
 # How a personal column may be masked (customProperty `hubMask`); access_policies implements them.
 MASK_KINDS = frozenset({"redact", "null", "last4", "hash", "year_only", "bucket"})
 
@@ -37,6 +37,9 @@ class Column:
     # ODCS `logicalTypeOptions.format` of a date/timestamp/time column: the JDK
     # DateTimeFormatter pattern its values arrive in (None: ISO 8601)
     date_format: str | None = None
+    # customProperty `hubFreeText: true`: people's own words (comments, descriptions), which
+    # a public release never publishes (contracts/release.py)
+    free_text: bool = False
 
     @property
     def personal(self) -> bool:
@@ -61,11 +64,11 @@ class Contract:
     # ODCS `type: sql` rules: (query with {object} for the table, SQL operator, threshold)
     sql_checks: tuple[tuple[str, str, Any], ...] = ()
     source: SourceConfig | None = None
-    # Names of the contract's top-level ODCS customProperties: `hubPublicRelease` makes the
-    # dataset open (published as k-anonymous aggregates, docs/open-catalog.md)
-    custom_properties: frozenset[str] = frozenset()
     # ODCS `status`: a `retired` dataset is no longer built or served (hub/registry.py)
     status: str = "active"
+    # customProperty `hubPublicRelease`: the k-anonymous aggregate anyone may read (None:
+    # the dataset is not open)
+    release: Release | None = None
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -100,7 +103,7 @@ class Contract:
     @property
     def open(self) -> bool:
         """Published to everyone (as aggregates), not only shared between departments."""
-        return PUBLIC_RELEASE in self.custom_properties
+        return self.release is not None
 
     @property
     def retired(self) -> bool:

@@ -16,7 +16,7 @@ from psycopg import sql
 
 from contracts import Contract
 from flows.routing import Route, changed_rows, notify_routes, stage_changes
-from hub import change_keys, changes
+from hub import change_keys, changes, releases
 
 DEFAULT_KEPT = 10  # HUB_CHANGE_FEED_VERSIONS' default
 
@@ -34,7 +34,8 @@ def publish(warehouse_url: str, contract: Contract, run_id: uuid.UUID,
     """Copy candidate -> shared (and its quarantine -> quarantine); record the version.
     The version it replaces moves to history, for change feeds (hub/changes.py), and
     at most `kept` versions stay there; the keys that changed since it are written beside
-    them (hub/change_keys.py). With `routes`, each responsible department is notified of
+    them (hub/change_keys.py). An open dataset's public release is published with it.
+    With `routes`, each responsible department is notified of
     new or changed rows (flows/routing.py). All in one transaction."""
     name = contract.relation_name
     with psycopg.connect(warehouse_url) as conn:
@@ -50,6 +51,8 @@ def publish(warehouse_url: str, contract: Contract, run_id: uuid.UUID,
         held = _swap(conn, sql.Identifier("candidate", f"{name}__quarantine"), "quarantine",
                      name, ())
         version, keys = _record_version(conn, contract, rows, held, run_id)
+        # An open dataset's public aggregate moves with it (hub/releases.py).
+        releases.publish_release(conn, contract, version)
         routed = notify_routes(conn, contract, version, routes,
                                changed_rows(contract, keys, staged)) if routes else None
     return Published(version, rows, held, routed)

@@ -14,9 +14,11 @@ log = logging.getLogger(__name__)
 
 # What the API may do once it has switched to the application role: read what it serves,
 # append audit events. No UPDATE or DELETE anywhere in `audit`. The quarantine is read by
-# GET /datasets/{id}/quarantine, for the owning department's engineers only.
+# GET /datasets/{id}/quarantine, for the owning department's engineers only. Public
+# releases are read by the open routes (api/routes/open_data.py).
 APP_GRANTS = """
-grant usage on schema shared, history, hub, audit, quarantine to {role};
+grant usage on schema shared, history, hub, audit, quarantine, releases to {role};
+grant select on releases.versions to {role};
 grant select on all tables in schema shared to {role};
 alter default privileges in schema shared grant select on tables to {role};
 grant select on all tables in schema history to {role};

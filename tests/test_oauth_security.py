@@ -27,6 +27,8 @@ ROWS = "/datasets/public_works.service_requests/rows"
 PUBLIC = {"/oauth/token", "/oauth/revoke", "/oauth/introspect", "/.well-known/jwks.json",
           "/oauth/authorize",
           "/.well-known/oauth-authorization-server", "/transparency/report"}
+# Open data (api/routes/open_data.py): anyone's, by design.
+PUBLIC |= {"/open/datasets", "/open/datasets/{dataset_id}"}
 
 
 SUBJECT = {}  # a real client's id, set by the fixture below: only the attack explains a 401

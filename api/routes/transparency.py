@@ -1,7 +1,8 @@
 """The public transparency report: what the city's departments read of each other's data.
 
 Unauthenticated, and aggregate only: counts per month, dataset and consuming department,
-and the active grants with their purposes. No client, person or column values.
+public reads of the open releases per month and dataset, and the active grants with their
+purposes. No client, person or column values.
 
 It also publishes the audit ledger's latest signed checkpoint: once seen outside the
 database, the entries it covers cannot be erased unnoticed (docs/audit-guarantees.md).
@@ -31,13 +32,22 @@ select to_char(date_trunc('month', occurred_at at time zone 'UTC'), 'YYYY-MM') a
 from audit.events where kind = 'data.read' and decision = 'allow'
 group by 1, 2, 3 order by 1 desc, 2, 3
 """
+# Reads of the open releases (api/routes/open_data.py): by whom is never recorded.
+OPEN_READS_BY_MONTH = """
+select to_char(date_trunc('month', occurred_at at time zone 'UTC'), 'YYYY-MM') as month,
+       coalesce(dataset, detail->>'route') as dataset, count(*) as reads
+from audit.events where kind = 'open.read'
+group by 1, 2 order by 1 desc, 2
+"""
 
 
 @router.get("/report")
 def report(state: StateDep) -> TransparencyReport:
-    """Monthly reads per dataset and consuming department, and the grants in force."""
+    """Monthly reads per dataset and consuming department, public reads of the open
+    releases per dataset, and the grants in force."""
     with state.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         reads = cur.execute(READS_BY_MONTH).fetchall()
+        open_reads = cur.execute(OPEN_READS_BY_MONTH).fetchall()
         checkpoint = latest_checkpoint(conn, state.settings.keys_dir)
         answered = feedback.per_department(conn)
     today = clock.today()
@@ -50,7 +60,8 @@ def report(state: StateDep) -> TransparencyReport:
         if (g.valid_from is None or g.valid_from <= today)
         and (g.valid_until is None or today <= g.valid_until)]
     return TransparencyReport.model_validate({
-        "generated_at": datetime.now(UTC), "reads_by_month": reads, "active_grants": grants,
+        "generated_at": datetime.now(UTC), "reads_by_month": reads,
+        "open_reads_by_month": open_reads, "active_grants": grants,
         "ledger_checkpoint": checkpoint, "feedback": answered})
 
 
