@@ -16,7 +16,12 @@ from api import console, errors, openapi, refusals
 from api.catalog import Catalog
 from api.deps import AppState, RequestGrants
 from api.idp import ExternalIdP
-from api.ratelimit import RateLimiter
+from api.ratelimit import (
+    PostgresRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+    check_redis,
+)
 from api.request_ids import RequestIds
 from api.revocations import Revocations
 from api.routes import (
@@ -38,7 +43,11 @@ from api.security import (
     load_signing_key,
     verification_keys,
 )
-from api.signin_throttle import SignInThrottle
+from api.signin_throttle import (
+    PostgresSignInThrottle,
+    RedisSignInThrottle,
+    SignInThrottle,
+)
 from api.transport import TransportSecurity
 from contracts import load_all
 from hub.audit import AuditEvent, GroupCommit, record, record_file_changes
@@ -69,6 +78,8 @@ def create_app(settings: Settings, warehouse_url: str,
     tokens = VerifiedTokens(verification_keys(settings.keys_dir, key, settings.token_ttl_seconds),
                             settings)
     sealer = Sealer(warehouse_url, settings)
+    if settings.redis_url:  # checked now: a wrong address stops the start, in one line
+        check_redis(settings.redis_url.get_secret_value())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,6 +94,7 @@ def create_app(settings: Settings, warehouse_url: str,
         await state.refusals.close()  # refusals still counted: on record before the seal
         sealer.stop()
         await state.revocations.stop()
+        await state.limiter.aclose()
         await state.audit.pool.close()
         await state.apool.close()
         state.pool.close()
@@ -125,13 +137,25 @@ async def _open_state(settings: Settings, warehouse_url: str, catalog: Catalog,
     revocations = Revocations(warehouse_url, options)
     await revocations.start()
     audit = GroupCommit(audit_pool)
+    limiter, signin = _shared_limits(settings, apool)
     return AppState(
         settings, pool, apool, audit, catalog.contracts, policy, key, tokens, revocations,
-        load_pseudonym_key(settings), RateLimiter(settings.rate_limit_per_minute),
-        RequestGrants(), RefusalLog(audit.write),
-        ExternalIdP(settings) if settings.idp_issuer else None, catalog,
-        SignInThrottle(settings.signin_failures_per_user, settings.signin_failures_per_address,
-                       settings.signin_window_seconds))
+        load_pseudonym_key(settings), limiter, RequestGrants(), RefusalLog(audit.write),
+        ExternalIdP(settings) if settings.idp_issuer else None, catalog, signin)
+
+
+def _shared_limits(settings: Settings, apool: AsyncConnectionPool
+                   ) -> tuple[RateLimiter, SignInThrottle]:
+    """The rate limits and failed sign-ins every instance shares: in Redis when
+    HUB_REDIS_URL is set, else in the warehouse (api/ratelimit.py)."""
+    counts = (settings.signin_failures_per_user, settings.signin_failures_per_address,
+              settings.signin_window_seconds)
+    if settings.redis_url is None:
+        return (PostgresRateLimiter(apool, settings.rate_limit_per_minute),
+                PostgresSignInThrottle(apool, *counts))
+    limiter = RedisRateLimiter(settings.redis_url.get_secret_value(), settings.redis_prefix,
+                               settings.rate_limit_per_minute)
+    return limiter, RedisSignInThrottle(limiter.client, settings.redis_prefix, *counts)
 
 
 def _tune_gc() -> None:

@@ -3,6 +3,13 @@
 The sealer runs in a process of its own, on one connection it keeps. Hashing a few
 seconds' worth of audit rows is a burst of pure-Python work; in a thread of an API worker
 it held that worker's GIL while requests waited.
+
+One sealer per warehouse, however many `hub serve` instances and workers start one: each
+sealer process tries, every pass, to take a session-level advisory lock (ELECTION); the one
+holding it seals, the others stand by on an idle connection. When the leader's process or
+connection dies PostgreSQL releases its lock and a standby takes over on its next pass. The
+election lock is not the one `ledger.seal` takes per pass: held for the leader's whole life,
+that one would block `hub audit seal` and every stopping instance's last seal.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ log = logging.getLogger(__name__)
 ROUTINE_WINDOW = 10_000
 WIDE_EVERY = 30
 NICENESS = 10
+ELECTION = "select pg_try_advisory_lock(hashtext('civic-data-hub audit sealer leader'))"
 _SPAWN = multiprocessing.get_context("spawn")  # no fork of a server's threads and sockets
 
 
@@ -58,17 +66,28 @@ def _run(url: str, keys_dir: Path, interval: float, stop: Event) -> None:
     # Sealing can wait a moment; requests cannot. At a lower priority its bursts of hashing
     # run in the gaps between requests rather than stretching their tail latency.
     os.nice(NICENESS)
-    parent, conn, passes = multiprocessing.parent_process(), None, 0
+    parent, conn, passes, leader = multiprocessing.parent_process(), None, 0, False
     key = load_signing_key(keys_dir)
     while not stop.wait(interval) and parent.is_alive():  # a killed server leaves no orphan
-        passes += 1
         try:
-            conn = conn if conn is not None and not conn.closed else psycopg.connect(url)
+            if conn is None or conn.closed:  # a new session holds no lock: elect again
+                conn, leader = _connect(url), False
+            # Taken once and kept while the session lives (a second take would stack).
+            leader = leader or bool(conn.execute(ELECTION).fetchone()[0])
+            if not leader:
+                continue  # another process seals this warehouse; stand by
+            passes += 1
             seal(conn, key, window=LATE_COMMIT_WINDOW if passes % WIDE_EVERY == 0
                  else ROUTINE_WINDOW)
         except psycopg.Error:  # the next pass retries; nothing is lost, only delayed
             log.exception("audit sealing failed; retrying in %.1f s", interval)
             conn = _closed(conn)
+
+
+def _connect(url: str) -> psycopg.Connection:
+    # Autocommit: the election's statement must not leave a transaction open around the
+    # seals. Named, so an operator sees the sealers in pg_stat_activity.
+    return psycopg.connect(url, application_name="hub audit sealer", autocommit=True)
 
 
 def _closed(conn: psycopg.Connection | None) -> None:
