@@ -216,3 +216,18 @@ def _answers(port: int) -> bool:
         return bool(redis.Redis(port=port).ping())
     except redis.RedisError:
         return False
+
+
+@pytest.mark.parametrize("pair", ["postgres"], indirect=True)
+def test_an_offset_deeper_than_the_cap_is_refused_with_the_cursor_named(pair):
+    token, _ = pair.token("deep")
+    rows = "/datasets/public_works.service_requests/rows"
+    deep = pair.a.get(rows, params={"offset": pair.settings.max_offset + 1},
+                      headers=bearer(token))
+    assert deep.status_code == 400
+    assert deep.json()["error_description"].startswith(
+        f"offset: at most {pair.settings.max_offset}; page deeper with cursor=")
+    # At the cap the request goes on (to "nothing published yet" in this empty warehouse).
+    at_cap = pair.a.get(rows, params={"offset": pair.settings.max_offset},
+                        headers=bearer(token))
+    assert at_cap.status_code == 404 and at_cap.json()["error"] == "not_published"
