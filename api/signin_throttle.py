@@ -14,8 +14,11 @@ import math
 import uuid
 from typing import Protocol
 
+import redis
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
+
+from api.errors import ApiError
 
 # The age in seconds of the limit-th newest failure within the window, per key: null when
 # there are fewer failures than the limit.
@@ -122,8 +125,14 @@ class RedisSignInThrottle(_Limits):
         return [f"{self.prefix}:signin:{key}" for key in _keys(username, address)]
 
     async def wait(self, username: str, address: str | None) -> int | None:
-        ages = await self._ages(keys=self._redis_keys(username, address),
-                                args=[self.window, self.per_user, self.per_address])
+        try:
+            ages = await self._ages(keys=self._redis_keys(username, address),
+                                    args=[self.window, self.per_user, self.per_address])
+        except redis.RedisError:
+            # Unlike the rate limit, this guards passwords: no count, no password check.
+            raise ApiError(503, "signin_unavailable", "sign-in is paused: the hub cannot reach the "
+                           "Redis that counts failed sign-ins (HUB_REDIS_URL); try again "
+                           "shortly") from None
         return self.longest([float(a) if a not in (b"", "") else None for a in ages])
 
     async def failed(self, username: str, address: str | None) -> None:

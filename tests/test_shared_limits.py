@@ -189,7 +189,7 @@ def test_a_redis_that_does_not_answer_stops_the_start_in_one_line(pair, tmp_path
 
 
 @pytest.mark.parametrize("pair", ["redis"], indirect=True)
-def test_rate_limits_let_requests_through_while_redis_is_down(pair):
+def test_while_redis_is_down_requests_pass_and_sign_in_pauses(pair):
     port = free_port()
     server = subprocess.Popen(["redis-server", "--port", str(port), "--save", "",
                                "--appendonly", "no"], stdout=subprocess.DEVNULL)
@@ -206,6 +206,10 @@ def test_rate_limits_let_requests_through_while_redis_is_down(pair):
             # A cache's outage does not refuse requests: far more than the limit pass.
             assert {api.get("/datasets", headers=bearer(token)).status_code
                     for _ in range(PER_MINUTE + 2)} == {200}
+            # Sign-in, which guards passwords, is paused instead, saying why.
+            paused = sign_in(api, settings, f"paused-{RUN_TAG}")
+            assert paused.status_code == 503
+            assert "cannot reach the Redis that counts failed sign-ins" in paused.text
     finally:
         server.kill()
         server.wait()
