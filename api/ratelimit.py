@@ -24,18 +24,20 @@ from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger(__name__)
 
-# Refill by the seconds since the last request, take one token if a whole one is there.
-TAKE_SQL = """
-insert into hub.rate_limits as b (client_id, tokens, granted, at)
-values (%(client)s, %(capacity)s::float8 - 1, true, statement_timestamp())
+# What the bucket holds now: refilled by the seconds since the last request, at most its
+# capacity. A bucket kept under another capacity starts full: a changed limit applies at
+# once, rather than a lowered one's empty bucket throttling the new, higher rate.
+_NOW = """(case when b.capacity = %(capacity)s::float8 then least(%(capacity)s::float8, b.tokens
+    + extract(epoch from statement_timestamp() - b.at)::float8 * %(rate)s::float8)
+    else %(capacity)s::float8 end)"""
+# Take one token if a whole one is there: one statement, atomic under concurrent requests.
+TAKE_SQL = f"""
+insert into hub.rate_limits as b (client_id, capacity, tokens, granted, at)
+values (%(client)s, %(capacity)s::float8, %(capacity)s::float8 - 1, true, statement_timestamp())
 on conflict (client_id) do update set
-    granted = least(%(capacity)s::float8, b.tokens
-        + extract(epoch from statement_timestamp() - b.at)::float8 * %(rate)s::float8) >= 1,
-    tokens = least(%(capacity)s::float8, b.tokens
-        + extract(epoch from statement_timestamp() - b.at)::float8 * %(rate)s::float8)
-        - case when least(%(capacity)s::float8, b.tokens
-            + extract(epoch from statement_timestamp() - b.at)::float8 * %(rate)s::float8) >= 1
-          then 1 else 0 end,
+    granted = {_NOW} >= 1,
+    tokens = {_NOW} - case when {_NOW} >= 1 then 1 else 0 end,
+    capacity = %(capacity)s::float8,
     at = statement_timestamp()
 returning granted, tokens"""
 
@@ -45,13 +47,14 @@ TAKE_LUA = """
 local capacity, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local held = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(held[1]) or capacity
-local at = tonumber(held[2]) or now
+local held = redis.call('HMGET', KEYS[1], 'tokens', 'at', 'capacity')
+local tokens, at = tonumber(held[1]) or capacity, tonumber(held[2]) or now
+if tonumber(held[3]) ~= capacity then tokens = capacity end  -- a changed limit: start full
 tokens = math.min(capacity, tokens + math.max(0, now - at) * rate)
 local granted = 0
 if tokens >= 1 then tokens = tokens - 1; granted = 1 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now),
+           'capacity', tostring(capacity))
 redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 1)
 return {granted, tostring(tokens)}
 """

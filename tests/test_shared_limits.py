@@ -8,6 +8,7 @@ the Redis on 127.0.0.1:6379 (HUB_REDIS_URL): both are tested.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import subprocess
@@ -23,7 +24,7 @@ import redis
 from pydantic import SecretStr
 
 from api.main import create_app
-from api.ratelimit import LimitsUnavailable
+from api.ratelimit import LimitsUnavailable, PostgresRateLimiter, RedisRateLimiter
 from hub import clients, ledger
 from hub.retention import verify_database
 from hub.settings import Settings
@@ -91,6 +92,28 @@ def test_one_clients_rate_limit_holds_across_both_instances(pair):
         assert int(refused.headers["Retry-After"]) >= 1
     other, _ = pair.token("unlimited")  # the limit is the client's, not the instance's
     assert pair.b.get("/datasets", headers=bearer(other)).status_code == 200
+
+
+def test_a_changed_limit_applies_at_once(pair):
+    """Instances restarted with another HUB_RATE_LIMIT_PER_MINUTE: the bucket a lower limit
+    emptied does not hold back the new one (it starts full), nor the reverse."""
+    async def takes(per_minute: int, n: int) -> list[int | None]:
+        if pair.settings.redis_url is None:
+            async with await psycopg.AsyncConnection.connect(pair.url,
+                                                             autocommit=True) as conn:
+                limiter = PostgresRateLimiter(None, per_minute)
+                return [await limiter.retry_after(client, conn) for _ in range(n)]
+        limiter = RedisRateLimiter(REDIS, pair.settings.redis_prefix, per_minute)
+        try:
+            return [await limiter.retry_after(client) for _ in range(n)]
+        finally:
+            await limiter.aclose()
+
+    client = f"changed-{RUN_TAG}"
+    low = asyncio.run(takes(2, 3))
+    assert low[:2] == [None, None] and low[2] >= 1
+    assert asyncio.run(takes(600, 5)) == [None] * 5
+    assert asyncio.run(takes(2, 3))[2] is not None  # lowered again: two, then a wait
 
 
 def sign_in(api: httpx.Client, settings: Settings, username: str) -> httpx.Response:

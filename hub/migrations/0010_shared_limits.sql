@@ -4,6 +4,7 @@
 -- path of every request (nor do they reach read replicas, which never check limits).
 create unlogged table if not exists hub.rate_limits (
     client_id  text primary key,
+    capacity   float8 not null,       -- HUB_RATE_LIMIT_PER_MINUTE when last counted
     tokens     float8 not null,       -- what the bucket holds after the last request
     granted    boolean not null,      -- whether the last request got a token
     at         timestamptz not null   -- when (the warehouse's clock)
