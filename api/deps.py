@@ -173,7 +173,7 @@ async def authenticate(request: Request, state: AppState,
             attributes={str(k): str(v) for k, v in (claims.get("attributes") or {}).items()},
         )
     request.state.principal = principal  # who a refusal from here on is recorded against
-    wait = state.limiter.retry_after(principal.client_id)
+    wait = await state.limiter.retry_after(principal.client_id, conn)
     if wait is not None:
         # The wait differs request by request; the recorded reason does not, so a flood
         # of 429s shares one record a second (hub/refusals.py).

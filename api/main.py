@@ -18,7 +18,12 @@ from api.catalog import Catalog
 from api.deps import AppState, RequestGrants
 from api.idp import ExternalIdP
 from api.metrics import Meters, RequestMetrics
-from api.ratelimit import RateLimiter
+from api.ratelimit import (
+    PostgresRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+    check_redis,
+)
 from api.replicas import ReadReplicas
 from api.request_ids import RequestIds
 from api.revocations import Revocations
@@ -45,7 +50,11 @@ from api.security import (
     load_signing_key,
     verification_keys,
 )
-from api.signin_throttle import SignInThrottle
+from api.signin_throttle import (
+    PostgresSignInThrottle,
+    RedisSignInThrottle,
+    SignInThrottle,
+)
 from api.transport import TransportSecurity
 from contracts import load_all
 from hub import feedback
@@ -78,6 +87,8 @@ def create_app(settings: Settings, warehouse_url: str,
     tokens = VerifiedTokens(verification_keys(settings.keys_dir, key, settings.token_ttl_seconds),
                             settings)
     sealer = Sealer(warehouse_url, settings)
+    if settings.redis_url:  # checked now: a wrong address stops the start, in one line
+        check_redis(settings.redis_url.get_secret_value())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -110,6 +121,9 @@ def create_app(settings: Settings, warehouse_url: str,
 
 async def _close_state(state: AppState) -> None:
     await state.revocations.stop()
+    await state.limiter.aclose()
+    if state.feedback_limiter is not None:
+        await state.feedback_limiter.aclose()
     await state.audit.pool.close()
     await state.reads.close()
     await state.apool.close()
@@ -146,15 +160,12 @@ async def _open_state(settings: Settings, warehouse_url: str, catalog: Catalog,
                          settings.read_replica_wait_ms / 1000,
                          settings.read_replica_retry_seconds)
     await reads.open()
+    limiter, signin, posts = _shared_limits(settings, apool)
     return AppState(
         settings, pool, apool, audit, catalog.contracts, policy, key, tokens, revocations,
-        load_pseudonym_key(settings), RateLimiter(settings.rate_limit_per_minute),
-        RequestGrants(), RefusalLog(audit.write),
-        ExternalIdP(settings) if settings.idp_issuer else None, catalog,
-        SignInThrottle(settings.signin_failures_per_user, settings.signin_failures_per_address,
-                       settings.signin_window_seconds), reads,
-        RateLimiter(settings.feedback_per_hour, window=3600.0),
-        feedback.load_key(settings.keys_dir))
+        load_pseudonym_key(settings), limiter, RequestGrants(), RefusalLog(audit.write),
+        ExternalIdP(settings) if settings.idp_issuer else None, catalog, signin, reads,
+        posts, feedback.load_key(settings.keys_dir))
 
 
 def _stop_sealer(sealer: Sealer) -> None:
@@ -163,6 +174,24 @@ def _stop_sealer(sealer: Sealer) -> None:
     except psycopg.Error as exc:  # the warehouse is gone: the next seal chains them, in order
         log.warning("the last audit entries are not sealed yet (%s); `hub audit seal` or the "
                     "next `hub serve` seals them", exc)
+
+
+def _shared_limits(settings: Settings, apool: AsyncConnectionPool
+                   ) -> tuple[RateLimiter, SignInThrottle, RateLimiter]:
+    """The rate limits, failed sign-ins and residents' posts per address that every
+    instance shares: in Redis when HUB_REDIS_URL is set, else in the warehouse
+    (api/ratelimit.py)."""
+    counts = (settings.signin_failures_per_user, settings.signin_failures_per_address,
+              settings.signin_window_seconds)
+    if settings.redis_url is None:
+        return (PostgresRateLimiter(apool, settings.rate_limit_per_minute),
+                PostgresSignInThrottle(apool, *counts),
+                PostgresRateLimiter(apool, settings.feedback_per_hour, window=3600.0))
+    url = settings.redis_url.get_secret_value()
+    limiter = RedisRateLimiter(url, settings.redis_prefix, settings.rate_limit_per_minute)
+    return (limiter, RedisSignInThrottle(limiter.client, settings.redis_prefix, *counts),
+            RedisRateLimiter(url, settings.redis_prefix, settings.feedback_per_hour,
+                             window=3600.0))
 
 
 def _tune_gc() -> None:

@@ -71,6 +71,10 @@ class Page:
         if limit > cap:
             unit = "page" if cap == settings.max_rows_per_page else "export"
             raise grammar.bad("limit", f"at most {cap} rows per {unit}")
+        if offset > settings.max_offset:  # every skipped row is read: cost grows with depth
+            raise grammar.bad("offset", f"at most {settings.max_offset}; page deeper with "
+                              "cursor= (each page's next_cursor), which costs the same at "
+                              "any depth")
         raw = list(request.query_params.multi_items())
         visible = [c.name for c in decision.columns]
         unmasked = {c.name for c in decision.columns if c.mask is None}

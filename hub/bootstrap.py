@@ -13,7 +13,8 @@ from hub.migrations import migrate
 log = logging.getLogger(__name__)
 
 # What the API may do once it has switched to the application role: read what it serves,
-# append audit events. No UPDATE or DELETE anywhere in `audit`. The quarantine is read by
+# append audit events, count requests and failed sign-ins (the limits every API instance
+# shares). No UPDATE or DELETE anywhere in `audit`. The quarantine is read by
 # GET /datasets/{id}/quarantine, for the owning department's engineers only. Public
 # releases are read by the open routes (api/routes/open_data.py).
 APP_GRANTS = """
@@ -37,6 +38,8 @@ grant select, insert on audit.events to {role};
 grant usage on sequence audit.events_event_id_seq to {role};
 grant select on audit.chain, audit.checkpoints, audit.archives to {role};
 grant select, insert, update on hub.feedback to {role};
+grant select, insert, update on hub.rate_limits to {role};
+grant select, insert, delete on hub.signin_failures to {role};
 """
 
 

@@ -3,6 +3,13 @@
 The sealer runs in a process of its own, on one connection it keeps. Hashing a few
 seconds' worth of audit rows is a burst of pure-Python work; in a thread of an API worker
 it held that worker's GIL while requests waited.
+
+One sealer per warehouse, however many `hub serve` instances and workers start one: each
+sealer process tries, every pass, to take a session-level advisory lock (ELECTION); the one
+holding it seals, the others stand by on an idle connection. When the leader's process or
+connection dies PostgreSQL releases its lock and a standby takes over on its next pass. The
+election lock is not the one `ledger.seal` takes per pass: held for the leader's whole life,
+that one would block `hub audit seal` and every stopping instance's last seal.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ NICENESS = 10
 STOP_SECONDS = 3.0  # how long `stop` waits for the child's last pass before ending it
 # What a service manager (SIGTERM) or a terminal (SIGINT) sends to the whole process group.
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+ELECTION = "select pg_try_advisory_lock(hashtext('civic-data-hub audit sealer leader'))"
 _SPAWN = multiprocessing.get_context("spawn")  # no fork of a server's threads and sockets
 
 
@@ -76,26 +84,43 @@ def _run(url: str, keys_dir: Path, interval: float, stop: Connection) -> None:
     # run in the gaps between requests rather than stretching their tail latency.
     os.nice(NICENESS)
     signalled = _wake_on_stop_signals()
-    conn, passes = None, 0
+    held: Held = (None, False)
+    passes = 0
     key = load_signing_key(keys_dir)
     # Ends when told (end-of-file: the server stopped us or died, so no orphan is left) or
     # on SIGTERM/SIGINT, after the pass under way.
     while not wait([stop, signalled], interval):
         passes += 1
-        conn = _pass(conn, url, key, LATE_COMMIT_WINDOW if passes % WIDE_EVERY == 0
+        held = _pass(held, url, key, LATE_COMMIT_WINDOW if passes % WIDE_EVERY == 0
                      else ROUTINE_WINDOW, interval)
-    _closed(_pass(conn, url, key, LATE_COMMIT_WINDOW, interval))  # the last batch
+    # The last batch, leader or not: `ledger.seal` takes its own lock per pass.
+    _closed(_pass(held, url, key, LATE_COMMIT_WINDOW, interval, last=True)[0])
 
 
-def _pass(conn: psycopg.Connection | None, url: str, key: Ed25519PrivateKey, window: int,
-          interval: float) -> psycopg.Connection | None:
+# The sealer's session and whether it leads (holds ELECTION's lock).
+Held = tuple[psycopg.Connection | None, bool]
+
+
+def _pass(held: Held, url: str, key: Ed25519PrivateKey, window: int, interval: float,
+          last: bool = False) -> Held:
+    conn, leader = held
     try:
-        conn = conn if conn is not None and not conn.closed else psycopg.connect(url)
-        seal(conn, key, window=window)
-        return conn
+        if conn is None or conn.closed:  # a new session holds no lock: elect again
+            conn, leader = _connect(url), False
+        # Taken once and kept while the session lives (a second take would stack).
+        leader = leader or bool(conn.execute(ELECTION).fetchone()[0])
+        if leader or last:  # else another process seals this warehouse: stand by
+            seal(conn, key, window=window)
+        return conn, leader
     except psycopg.Error as exc:  # the next pass retries; nothing is lost, only delayed
         log.warning("audit sealing failed (%s); retrying in %.1f s", exc, interval)
-        return _closed(conn)
+        return _closed(conn), False
+
+
+def _connect(url: str) -> psycopg.Connection:
+    # Autocommit: the election's statement must not leave a transaction open around the
+    # seals. Named, so an operator sees the sealers in pg_stat_activity.
+    return psycopg.connect(url, application_name="hub audit sealer", autocommit=True)
 
 
 def _wake_on_stop_signals() -> int:

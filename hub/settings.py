@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     signin_window_seconds: int = 300
     pseudonym_key: SecretStr | None = None  # unset: a random key kept under `home`
     max_rows_per_page: int = 1000
+    # The deepest `offset` a page may ask for: deeper pages follow next_cursor (keyset
+    # paging on the key index costs the same at any depth; an offset reads every row it
+    # skips).
+    max_offset: int = Field(default=10_000, ge=0)
     max_export_rows: int = 1_000_000  # GET /datasets/{id}/export, streamed
     max_export_bytes: int = 512 * 1024 * 1024
     # Published versions kept for GET /datasets/{id}/changes (0: no change feed); older
@@ -91,7 +95,11 @@ class Settings(BaseSettings):
     # JSON: provider claim -> hub attribute, e.g. {"council_district": "district"}
     idp_attribute_map: dict[str, str] = {}
     statement_timeout_ms: int = 5000  # every query a caller can shape
-    rate_limit_per_minute: int = 1200  # per client, per API worker
+    rate_limit_per_minute: int = Field(default=1200, ge=1)  # per client, all instances
+    # Where every `hub serve` instance keeps the shared rate limits and failed sign-ins:
+    # unset, the warehouse (hub.rate_limits); set (redis://host:6379/0), that Redis.
+    redis_url: SecretStr | None = None
+    redis_prefix: str = "hub"  # key prefix in Redis: one per warehouse sharing a Redis
     # On SIGTERM or SIGINT, `hub serve` answers the requests in flight for this long, then
     # closes what is left (docs/production.md#stopping).
     shutdown_grace_seconds: float = Field(default=5.0, gt=0)
@@ -101,7 +109,7 @@ class Settings(BaseSettings):
     # The licence of the open datasets' distributions (a URI, e.g. the EU licence vocabulary's)
     open_licence: str = "http://publications.europa.eu/resource/authority/licence/CC_BY_4_0"
     feedback_max_chars: int = Field(default=2000, ge=1)  # longer messages are refused (413)
-    feedback_per_hour: int = Field(default=10, ge=1)  # posts per address, per API worker
+    feedback_per_hour: int = Field(default=10, ge=1)  # posts per address, all instances
 
     # ---------- audit
     app_role: str = "hub_app"  # the API reads and appends audit rows as this database role

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from typer._click import exceptions as click_errors
 
 from access_policies import PolicyError
+from api.ratelimit import LimitsUnavailable
 from contracts import ContractError
 from hub.keyfiles import ExposedKeyFile
 from hub.migrations import MigrationError
@@ -63,7 +64,7 @@ def _run(argv: list[str] | None) -> int:
         print("stopped", file=sys.stderr)
         return 130
     except (UsageError, ContractError, PolicyError, MigrationError, FileNotFoundError,
-            ExposedKeyFile) as exc:
+            ExposedKeyFile, LimitsUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return code if isinstance(code, int) else 0

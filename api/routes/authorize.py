@@ -71,12 +71,12 @@ async def authorize(request: Request, state: StateDep, _rid: RequestIdDep) -> Re
         return throttled
     role = await run_in_threadpool(_password_ok, state, username, str(form.get("password") or ""))
     if role is None:
-        state.signin.failed(username, address)
+        await state.signin.failed(username, address)
         await record_now(state, request_event(
             request, "login.denied", decision="deny", reason="unknown user or wrong password",
             status_code=401, client_id=f"user:{username}"))
         return _form(params, "Unknown user or wrong password.", 401)
-    state.signin.succeeded(username)
+    await state.signin.succeeded(username)
     code = await run_in_threadpool(_new_code, state, params, username)
     query = urlencode({"code": code, **({"state": params["state"]} if params["state"] else {})})
     return RedirectResponse(f"{params['redirect_uri']}?{query}", status_code=303)
@@ -85,7 +85,7 @@ async def authorize(request: Request, state: StateDep, _rid: RequestIdDep) -> Re
 async def _throttled(request: Request, state: AppState, params: dict[str, str],
                      username: str, address: str | None) -> Response | None:
     """The form again with 429 when this user or address failed too often (audited)."""
-    wait = state.signin.wait(username, address)
+    wait = await state.signin.wait(username, address)
     if wait is None:
         return None
     await record_now(state, request_event(

@@ -139,7 +139,7 @@ def _store(state: AppState, request_id: str, item: feedback.NewFeedback) -> dict
 
 
 def _within_rate(state: AppState, request: Request) -> None:
-    wait = state.feedback_limiter.retry_after(client_address(request) or "?")
+    wait = await state.feedback_limiter.retry_after("feedback:" + (client_address(request) or "?"))
     if wait is not None:
         raise ApiError(429, "rate_limited", f"too many posts from your address; retry in "
                        f"{wait} s", {"Retry-After": str(wait)},
