@@ -111,7 +111,7 @@ POST_BODY = {"requestBody": {"required": True, "content": {
 async def post_feedback(request: Request, state: StateDep, _rid: RequestIdDep) -> FeedbackPosted:
     """Tell the owning department something about a dataset; no token needed. Too long:
     413; too many from one address: 429."""
-    _within_rate(state, request)
+    await _within_rate(state, request)
     # Read here, not by FastAPI: a flood of huge bodies is cut off at the length cap.
     body = _parsed(await _bounded_body(request, state.settings.feedback_max_chars),
                    state.settings.feedback_max_chars)
@@ -138,7 +138,7 @@ def _store(state: AppState, request_id: str, item: feedback.NewFeedback) -> dict
     return posted
 
 
-def _within_rate(state: AppState, request: Request) -> None:
+async def _within_rate(state: AppState, request: Request) -> None:
     wait = await state.feedback_limiter.retry_after("feedback:" + (client_address(request) or "?"))
     if wait is not None:
         raise ApiError(429, "rate_limited", f"too many posts from your address; retry in "
