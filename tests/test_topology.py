@@ -1,0 +1,149 @@
+"""The production topology on loopback: a Prefect server on its own PostgreSQL database, a
+process work pool with two workers, the deployments `hub deploy` registered (one of them
+for a dataset onboarded only through the registry). Both workers take runs; a worker killed
+mid-run (its process group and its run's, with SIGKILL) leaves a run that the server marks
+Crashed and runs again on the other worker, which loads only what the first did not."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from access_policies import load_policies
+from contracts import load_all, load_contract_text
+from hub.registry import register
+from tests.conftest import REPO, count, own_warehouse
+from tests.topology_support import (
+    GATED,
+    Api,
+    gated_contract_text,
+    gated_drop,
+    kill_group,
+    open_gate,
+    prefect_server,
+    process_group,
+    run_process,
+    runner_of,
+    wait_for,
+)
+
+SHELTER_RUN = "scheduled-pipeline/social-services-shelter-census"
+GATED_RUN = "scheduled-pipeline/social-services-shelter-gated"  # made by `hub deploy`
+
+
+def hub_env(tmp_path: Path, warehouse: str, api: str | None) -> dict[str, str]:
+    """What a worker's machine sets: the warehouse, its sources, the Prefect server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_SOURCE_")}
+    env.update({
+        "HUB_DATABASE_URL": warehouse, "HUB_DEMO_SOURCES": "false",
+        "HUB_PSEUDONYM_KEY": "topology-test-key", "HUB_RUN_HEARTBEAT_SECONDS": "2",
+        "HUB_SOURCE_SOCIAL_SERVICES_DROP": str(tmp_path / "shelter"),
+        "HUB_SOURCE_SOCIAL_SERVICES_GATED": str(tmp_path / "gated"),
+        # A worker asks for runs every second (default 10): runs start sooner.
+        "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_HOME": str(tmp_path / "prefect")})
+    if api:
+        env["PREFECT_API_URL"] = api
+    return env
+
+
+def onboard_gated(warehouse: str, settings) -> None:
+    """The dataset as the onboarding API registers it: in the registry only."""
+    text = gated_contract_text()
+    contract = load_contract_text(text, "shelter_gated.odcs.yaml")
+    policy = load_policies(settings.policies_dir,
+                           {**load_all(settings.contracts_dir), GATED: contract})
+    with psycopg.connect(warehouse) as conn:
+        register(conn, contract, text, "test onboarding", policy)
+
+
+def hub_deploy(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hub_cli", "deploy", *args], env=env,
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_deploy_without_a_prefect_server_says_what_to_set(tmp_path):
+    env = hub_env(tmp_path, "postgresql://unused@127.0.0.1:1/none", None)
+    env.pop("PREFECT_API_URL", None)
+    done = hub_deploy(env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: hub deploy needs a Prefect server: set PREFECT_API_URL, e.g. "
+        "http://127.0.0.1:4200/api (see docs/workers.md)"]
+
+
+def test_two_workers_share_runs_and_a_killed_run_finishes_on_the_other(
+        server_url, settings, tmp_path):
+    (tmp_path / "shelter").mkdir(), (tmp_path / "gated").mkdir(), (tmp_path / "prefect").mkdir()
+    (tmp_path / "shelter" / "census.csv").write_bytes(
+        (REPO / "data" / "nyc_dhs_shelter_census" / "DHS_Daily_Report.csv").read_bytes())
+    rows = gated_drop(tmp_path / "gated")
+    with own_warehouse(server_url, "hub_topo") as warehouse, \
+            prefect_server(server_url, hub_env(tmp_path, warehouse, None), tmp_path) as api:
+        env = hub_env(tmp_path, warehouse, api)
+        onboard_gated(warehouse, settings)
+        deployed = hub_deploy(env | {"HUB_HOME": str(tmp_path / "deployer")}, "--no-schedules")
+        assert deployed.returncode == 0, deployed.stderr
+        assert f"deployment {GATED_RUN}" in deployed.stdout.splitlines()
+        with process_group(*worker("a", env, tmp_path)) as a, \
+                process_group(*worker("b", env, tmp_path)) as b:
+            workers = {"a": a, "b": b}
+            killed = take_and_kill(Api(api), workers, warehouse, tmp_path)
+            check_outcome(Api(api), warehouse, rows, killed)
+
+
+def worker(name: str, env: dict[str, str], tmp_path: Path) -> tuple:
+    from tests.topology_support import PREFECT
+
+    home = tmp_path / f"home-{name}"  # each worker's machine has its own HUB_HOME
+    return ([PREFECT, "worker", "start", "--pool", "civic-data-hub", "--limit", "1",
+             "--name", f"worker-{name}"], env | {"HUB_HOME": str(home)},
+            tmp_path / f"worker-{name}.log")
+
+
+def take_and_kill(api: Api, workers: dict[str, int], warehouse: str, tmp_path: Path) -> str:
+    """The gated run taken by one worker and stopped at its second file, the shelter run by
+    the other; then the first worker is killed with its run. Returns the killed worker."""
+    gated = api.trigger(GATED_RUN)
+    # The first file committed: the run now waits on the second, a named pipe.
+    wait_for(lambda: count(warehouse, "select count(*) from hub.ingest_files where dataset"
+                           " = %s and complete", [GATED]) == 1, 240, "the gated first file")
+    holder = wait_for(lambda: runner_of(gated, workers), 30, "the gated run's process")
+    shelter = api.trigger(SHELTER_RUN)
+    other = wait_for(lambda: runner_of(shelter, workers), 120, "the shelter run's process")
+    assert {holder, other} == {"a", "b"}, "each worker takes a run (--limit 1)"
+    kill_group(workers[holder])  # the worker's machine stops: its run goes with it
+    kill_group(run_process(gated))  # (a flow run has a process group of its own)
+    wait_for(lambda: run_process(gated) is None, 30, "the killed run's process to end")
+    open_gate(tmp_path / "gated")
+    return holder
+
+
+def check_outcome(api: Api, warehouse: str, rows: int, killed: str) -> None:
+    def finished() -> list[dict] | None:
+        runs = api.runs_of(GATED_RUN)
+        done = [r for r in runs if r["state"]["type"] in ("COMPLETED", "FAILED")]
+        return runs if done else None
+
+    runs = wait_for(finished, 300, "a second gated run to finish")
+    assert [r["state"]["type"] for r in runs] == ["CRASHED", "COMPLETED"], runs
+    shelter = wait_for(lambda: [r for r in api.runs_of(SHELTER_RUN)
+                                if r["state"]["type"] in ("COMPLETED", "FAILED")], 120,
+                       "the shelter run to finish")
+    assert shelter[0]["state"]["type"] == "COMPLETED"
+    raw = "select count(*) from raw_social_services.shelter_gated"
+    assert count(warehouse, raw) == rows  # every row once: none lost, none twice
+    assert count(warehouse, "select sum(rows) from hub.load_batches where dataset = %s",
+                 [GATED]) == rows
+    published = "select count(*) from hub.dataset_versions where dataset = %s"
+    assert count(warehouse, published, [GATED]) == 1
+    assert count(warehouse, published, ["social_services.shelter_census"]) == 1
+
+
+@pytest.fixture(autouse=True)
+def _linux_only() -> None:
+    assert Path("/proc/self/task").exists(), "these tests read /proc (Linux)"
