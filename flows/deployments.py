@@ -10,6 +10,7 @@ its deployment on the next `hub deploy`, without a file edit. Registering is ide
 from __future__ import annotations
 
 import importlib
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -85,15 +86,17 @@ def register(found: list[Spec], project_dir: Path, pool: str | None,
 def ensure_pool(client: Any, name: str) -> None:
     """A process work pool: each run in a fresh process of the worker's machine."""
     from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectNotFound
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
     from prefect.workers.process import ProcessWorker
 
     try:
         client.read_work_pool(name)
     except ObjectNotFound:
-        client.create_work_pool(WorkPoolCreate(
-            name=name, type="process",
-            base_job_template=ProcessWorker.get_default_base_job_template()))
+        # A process worker started first creates the same pool: either is the pool.
+        with suppress(ObjectAlreadyExists):
+            client.create_work_pool(WorkPoolCreate(
+                name=name, type="process",
+                base_job_template=ProcessWorker.get_default_base_job_template()))
 
 
 def _upsert(client: Any, spec: Spec, project_dir: Path, pool: str, active: bool) -> str:

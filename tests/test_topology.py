@@ -16,8 +16,9 @@ import pytest
 
 from access_policies import load_policies
 from contracts import load_all, load_contract_text
+from flows.deployments import specs
 from hub.registry import register
-from tests.conftest import REPO, count, own_warehouse
+from tests.conftest import REPO, count, free_port, own_warehouse
 from tests.topology_support import (
     GATED,
     Api,
@@ -45,7 +46,9 @@ def hub_env(tmp_path: Path, warehouse: str, api: str | None) -> dict[str, str]:
         "HUB_SOURCE_SOCIAL_SERVICES_DROP": str(tmp_path / "shelter"),
         "HUB_SOURCE_SOCIAL_SERVICES_GATED": str(tmp_path / "gated"),
         # A worker asks for runs every second (default 10): runs start sooner.
-        "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_HOME": str(tmp_path / "prefect")})
+        # INFO: each run's steps, timed, in the worker's log (worker-a.log, worker-b.log).
+        "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_LOGGING_LEVEL": "INFO",
+        "PREFECT_HOME": str(tmp_path / "prefect")})
     if api:
         env["PREFECT_API_URL"] = api
     return env
@@ -66,14 +69,52 @@ def hub_deploy(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
                           cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
-def test_deploy_without_a_prefect_server_says_what_to_set(tmp_path):
-    env = hub_env(tmp_path, "postgresql://unused@127.0.0.1:1/none", None)
-    env.pop("PREFECT_API_URL", None)
-    done = hub_deploy(env)
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.strip().splitlines() == [
+def deploy_here(monkeypatch, capsys, settings, tmp_path, api: str | None) -> tuple[int, str]:
+    """`hub deploy` in this process (no interpreter to start): its exit code and stderr."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from hub.settings import get_settings
+    from hub_cli.main import main
+
+    monkeypatch.setenv("HUB_DATABASE_URL", settings.database_url.get_secret_value())
+    monkeypatch.setenv("HUB_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    try:
+        with temporary_settings({PREFECT_API_URL: api}):
+            code = main(["deploy"])
+    finally:
+        get_settings.cache_clear()
+    return code, capsys.readouterr().err
+
+
+def test_deploy_without_a_prefect_server_says_what_to_set(monkeypatch, capsys, settings,
+                                                         tmp_path):
+    code, err = deploy_here(monkeypatch, capsys, settings, tmp_path, None)
+    assert code == 2
+    assert err.strip().splitlines() == [
         "error: hub deploy needs a Prefect server: set PREFECT_API_URL, e.g. "
         "http://127.0.0.1:4200/api (see docs/workers.md)"]
+
+
+def test_deploy_with_no_server_at_the_address_says_so(monkeypatch, capsys, settings, tmp_path):
+    api = f"http://127.0.0.1:{free_port()}/api"
+    code, err = deploy_here(monkeypatch, capsys, settings, tmp_path, api)
+    assert code == 2
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"error: no Prefect server answers at PREFECT_API_URL={api} (")
+    assert line.endswith("start one (`prefect server start`) or correct the address")
+
+
+def test_a_dataset_onboarded_through_the_registry_gets_a_deployment(settings):
+    contract = load_contract_text(gated_contract_text(), "shelter_gated.odcs.yaml")
+    files = load_all(settings.contracts_dir)
+    found = specs(settings.deployments_file, {**files, GATED: contract})
+    by_dataset = {s.dataset: s for s in found if s.dataset}
+    assert len(by_dataset) == len(files) + 1  # the file's own entries are not doubled
+    made = by_dataset[GATED]
+    assert (made.name, made.entrypoint, made.pool) == (
+        "social-services-shelter-gated", "flows/pipeline.py:scheduled_pipeline", "civic-data-hub")
+    assert made.schedules == [{"cron": "0 6 * * *", "timezone": "UTC"}]
 
 
 def test_two_workers_share_runs_and_a_killed_run_finishes_on_the_other(
@@ -86,11 +127,13 @@ def test_two_workers_share_runs_and_a_killed_run_finishes_on_the_other(
             prefect_server(server_url, hub_env(tmp_path, warehouse, None), tmp_path) as api:
         env = hub_env(tmp_path, warehouse, api)
         onboard_gated(warehouse, settings)
-        deployed = hub_deploy(env | {"HUB_HOME": str(tmp_path / "deployer")}, "--no-schedules")
-        assert deployed.returncode == 0, deployed.stderr
-        assert f"deployment {GATED_RUN}" in deployed.stdout.splitlines()
+        # The workers start while `hub deploy` registers the pool and the deployments.
         with process_group(*worker("a", env, tmp_path)) as a, \
                 process_group(*worker("b", env, tmp_path)) as b:
+            deployed = hub_deploy(env | {"HUB_HOME": str(tmp_path / "deployer")},
+                                  "--no-schedules")
+            assert deployed.returncode == 0, deployed.stderr
+            assert f"deployment {GATED_RUN}" in deployed.stdout.splitlines()
             workers = {"a": a, "b": b}
             killed = take_and_kill(Api(api), workers, warehouse, tmp_path)
             check_outcome(Api(api), warehouse, rows, killed)
@@ -108,12 +151,12 @@ def worker(name: str, env: dict[str, str], tmp_path: Path) -> tuple:
 def take_and_kill(api: Api, workers: dict[str, int], warehouse: str, tmp_path: Path) -> str:
     """The gated run taken by one worker and stopped at its second file, the shelter run by
     the other; then the first worker is killed with its run. Returns the killed worker."""
-    gated = api.trigger(GATED_RUN)
-    # The first file committed: the run now waits on the second, a named pipe.
+    # Both at once: each idle worker takes one (--limit 1), the gated one stops at its
+    # second file, a named pipe, once the first is committed.
+    gated, shelter = api.trigger(GATED_RUN), api.trigger(SHELTER_RUN)
     wait_for(lambda: count(warehouse, "select count(*) from hub.ingest_files where dataset"
                            " = %s and complete", [GATED]) == 1, 240, "the gated first file")
     holder = wait_for(lambda: runner_of(gated, workers), 30, "the gated run's process")
-    shelter = api.trigger(SHELTER_RUN)
     other = wait_for(lambda: runner_of(shelter, workers), 120, "the shelter run's process")
     assert {holder, other} == {"a", "b"}, "each worker takes a run (--limit 1)"
     kill_group(workers[holder])  # the worker's machine stops: its run goes with it
