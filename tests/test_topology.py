@@ -30,6 +30,7 @@ from tests.topology_support import (
     process_group,
     run_process,
     runner_of,
+    taker,
     wait_for,
 )
 
@@ -135,8 +136,8 @@ def test_two_workers_share_runs_and_a_killed_run_finishes_on_the_other(
             assert deployed.returncode == 0, deployed.stderr
             assert f"deployment {GATED_RUN}" in deployed.stdout.splitlines()
             workers = {"a": a, "b": b}
-            killed = take_and_kill(Api(api), workers, warehouse, tmp_path)
-            check_outcome(Api(api), warehouse, rows, killed)
+            ran = take_and_kill(Api(api), workers, warehouse, tmp_path)
+            check_outcome(Api(api), warehouse, rows, ran, tmp_path)
 
 
 def worker(name: str, env: dict[str, str], tmp_path: Path) -> tuple:
@@ -148,36 +149,38 @@ def worker(name: str, env: dict[str, str], tmp_path: Path) -> tuple:
             tmp_path / f"worker-{name}.log")
 
 
-def take_and_kill(api: Api, workers: dict[str, int], warehouse: str, tmp_path: Path) -> str:
-    """The gated run taken by one worker and stopped at its second file, the shelter run by
-    the other; then the first worker is killed with its run. Returns the killed worker."""
-    # Both at once: each idle worker takes one (--limit 1), the gated one stops at its
-    # second file, a named pipe, once the first is committed.
+def take_and_kill(api: Api, workers: dict[str, int], warehouse: str, tmp_path: Path,
+                  ) -> tuple[str, str]:
+    """The gated run and the shelter run triggered at once: each idle worker takes one
+    (--limit 1). Once the gated run has committed its first file (it then waits on the
+    second, a named pipe), its worker is killed with it and the second file put in place.
+    Returns the two runs' ids."""
     gated, shelter = api.trigger(GATED_RUN), api.trigger(SHELTER_RUN)
     wait_for(lambda: count(warehouse, "select count(*) from hub.ingest_files where dataset"
                            " = %s and complete", [GATED]) == 1, 240, "the gated first file")
     holder = wait_for(lambda: runner_of(gated, workers), 30, "the gated run's process")
-    other = wait_for(lambda: runner_of(shelter, workers), 120, "the shelter run's process")
-    assert {holder, other} == {"a", "b"}, "each worker takes a run (--limit 1)"
     kill_group(workers[holder])  # the worker's machine stops: its run goes with it
     kill_group(run_process(gated))  # (a flow run has a process group of its own)
     wait_for(lambda: run_process(gated) is None, 30, "the killed run's process to end")
     open_gate(tmp_path / "gated")
-    return holder
+    return gated, shelter
 
 
-def check_outcome(api: Api, warehouse: str, rows: int, killed: str) -> None:
-    def finished() -> list[dict] | None:
-        runs = api.runs_of(GATED_RUN)
-        done = [r for r in runs if r["state"]["type"] in ("COMPLETED", "FAILED")]
-        return runs if done else None
+def check_outcome(api: Api, warehouse: str, rows: int, ran: tuple[str, str],
+                  logs: Path) -> None:
+    def finished(deployment: str) -> list[dict] | None:
+        runs = api.runs_of(deployment)
+        return runs if any(r["state"]["type"] in ("COMPLETED", "FAILED") for r in runs) else None
 
-    runs = wait_for(finished, 300, "a second gated run to finish")
-    assert [r["state"]["type"] for r in runs] == ["CRASHED", "COMPLETED"], runs
-    shelter = wait_for(lambda: [r for r in api.runs_of(SHELTER_RUN)
-                                if r["state"]["type"] in ("COMPLETED", "FAILED")], 120,
-                       "the shelter run to finish")
-    assert shelter[0]["state"]["type"] == "COMPLETED"
+    runs = wait_for(lambda: finished(GATED_RUN), 300, "a second gated run to finish")
+    assert [(r["id"] == ran[0], r["state"]["type"]) for r in runs] == [
+        (True, "CRASHED"), (False, "COMPLETED")], runs
+    assert "no heartbeat" in runs[0]["state"]["message"]
+    [shelter] = wait_for(lambda: finished(SHELTER_RUN), 120, "the shelter run to finish")
+    assert shelter["state"]["type"] == "COMPLETED"
+    [first], [other], [again] = (taker(r, logs) for r in (ran[0], ran[1], runs[1]["id"]))
+    assert {first, other} == {"a", "b"}, "each worker takes a run (--limit 1)"
+    assert again == other, "the crashed run is run again by the worker still alive"
     raw = "select count(*) from raw_social_services.shelter_gated"
     assert count(warehouse, raw) == rows  # every row once: none lost, none twice
     assert count(warehouse, "select sum(rows) from hub.load_batches where dataset = %s",

@@ -41,13 +41,15 @@ def process_group(command: list[str], env: dict[str, str], log: Path) -> Iterato
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield proc.pid
-    finally:
+    finally:  # its flow runs too: each is a process group of its own
+        for child in descendants(proc.pid):
+            kill_group(child)
         kill_group(proc.pid)
         proc.wait(timeout=30)
 
 
 def kill_group(pgid: int) -> None:
-    with suppress(ProcessLookupError):
+    with suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
 
 
@@ -151,6 +153,17 @@ def descendants(pid: int) -> set[int]:
         children = [child for child, up in parents.items() if up == parent]
         found.update(children)
         todo += children
+    return found
+
+
+def taker(flow_run_id: str, logs: Path) -> list[str]:
+    """The workers whose log says they started `flow_run_id` (and did not give it up)."""
+    found = []
+    for log in sorted(logs.glob("worker-*.log")):
+        text = log.read_text(errors="replace")
+        if (f"submitting flow run '{flow_run_id}'" in text
+                and f"Aborted submission of flow run '{flow_run_id}'" not in text):
+            found.append(log.stem.removeprefix("worker-"))
     return found
 
 
