@@ -193,3 +193,36 @@ def check_outcome(api: Api, warehouse: str, rows: int, ran: tuple[str, str],
 @pytest.fixture(autouse=True)
 def _linux_only() -> None:
     assert Path("/proc/self/task").exists(), "these tests read /proc (Linux)"
+
+
+def test_a_second_ingest_of_a_dataset_waits_for_the_first_and_loads_nothing_twice(
+        server_url, settings, tmp_path):
+    """What keeps a run marked crashed while still alive (or a schedule beside its rerun)
+    from loading rows twice: the dataset's ingest lock, held here by a stand-in run."""
+    import threading
+
+    from flows.ingest import ingest
+    from tests.stand_ins import shelter_drop
+
+    contract = load_all(settings.contracts_dir)["social_services.shelter_census"]
+    source = shelter_drop(tmp_path)
+    with own_warehouse(server_url, "hub_lock") as warehouse, \
+            psycopg.connect(warehouse, autocommit=True) as holder:
+        holder.execute("select pg_advisory_lock(hashtext('ingest ' || %s))",
+                       [contract.dataset_id])
+        loads: list[int] = []
+        second = threading.Thread(target=lambda: loads.append(
+            ingest(warehouse, contract, source, settings).rows))
+        second.start()
+        wait_for(lambda: count(warehouse, "select count(*) from pg_locks where not granted"
+                               " and locktype = 'advisory' and database = (select oid from"
+                               " pg_database where datname = current_database())"),
+                 60, "the second ingest to wait for the first")
+        assert loads == []
+        holder.execute("select pg_advisory_unlock(hashtext('ingest ' || %s))",
+                       [contract.dataset_id])
+        second.join(timeout=120)
+        again = ingest(warehouse, contract, source, settings).rows  # after it: nothing new
+        assert (loads, again) == ([3728], 0)
+        assert count(warehouse, "select count(*) from raw_social_services.shelter_census") \
+            == 3728
