@@ -124,10 +124,12 @@ def test_two_workers_share_runs_and_a_killed_run_finishes_on_the_other(
     (tmp_path / "shelter" / "census.csv").write_bytes(
         (REPO / "data" / "nyc_dhs_shelter_census" / "DHS_Daily_Report.csv").read_bytes())
     rows = gated_drop(tmp_path / "gated")
-    with own_warehouse(server_url, "hub_topo") as warehouse, \
-            prefect_server(server_url, hub_env(tmp_path, warehouse, None), tmp_path) as api:
+    # The server migrates its new database while the warehouse is made.
+    with prefect_server(server_url, hub_env(tmp_path, "", None), tmp_path) as (api, ready), \
+            own_warehouse(server_url, "hub_topo") as warehouse:
         env = hub_env(tmp_path, warehouse, api)
         onboard_gated(warehouse, settings)
+        ready()
         # The workers start while `hub deploy` registers the pool and the deployments.
         with process_group(*worker("a", env, tmp_path)) as a, \
                 process_group(*worker("b", env, tmp_path)) as b:

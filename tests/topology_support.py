@@ -54,8 +54,9 @@ def kill_group(pgid: int) -> None:
 
 
 @contextmanager
-def prefect_server(server_url: str, env: dict[str, str], logs: Path) -> Iterator[str]:
-    """`prefect server start` on a free port, on its own database; yields its API URL."""
+def prefect_server(server_url: str, env: dict[str, str], logs: Path) -> Iterator[tuple]:
+    """`prefect server start` on a free port, on its own database. Yields its API URL at
+    once, and a function that waits until it answers: the caller works meanwhile."""
     from hub.warehouse import drop_database, ensure_database
 
     database = f"hub_test_{RUN_TAG}_prefect"
@@ -66,9 +67,8 @@ def prefect_server(server_url: str, env: dict[str, str], logs: Path) -> Iterator
         with process_group([PREFECT, "server", "start", "--host", "127.0.0.1", "--port",
                             str(port)], env, logs / "server.log") as pid:
             api = f"http://127.0.0.1:{port}/api"
-            wait_for(lambda: _healthy(api, pid, logs / "server.log"), 120,
-                     f"the Prefect server at {api} to answer")
-            yield api
+            yield api, lambda: wait_for(lambda: _healthy(api, pid, logs / "server.log"), 120,
+                                        f"the Prefect server at {api} to answer")
     finally:
         drop_database(server_url, database)
 
