@@ -20,7 +20,13 @@ import psycopg
 
 from contracts import Contract, ContractError
 from contracts.source_config import ApiKeyAuth, FilesConfig, OAuth2Auth, RestConfig, SqlConfig
-from flows.load import ensure_raw_table, load_batch, read_cursor, read_manifest
+from flows.load import (
+    ensure_raw_table,
+    hold_dataset,
+    load_batch,
+    read_cursor,
+    read_manifest,
+)
 from flows.problems import MissingSetting
 from flows.sources.base import Batch
 from flows.sources.files import ChangedFile, read_files
@@ -48,6 +54,7 @@ def ingest(warehouse_url: str, contract: Contract, source_url: str, settings: Se
     label = f"{src.kind}:{src.table if isinstance(src, SqlConfig) else urlsplit(source_url).path}"
     # UTF-8 like the PostgreSQL connector's COPY text, which reaches the warehouse as bytes.
     with psycopg.connect(warehouse_url, autocommit=True, client_encoding="utf8") as conn:
+        hold_dataset(conn, contract.dataset_id)  # before its position is read
         ensure_raw_table(conn, contract)
         batches = open_source(conn, contract, source_url, settings, result.warnings)
         # A PostgreSQL source's batches stream (their rows flow through while they load),

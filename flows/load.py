@@ -31,6 +31,19 @@ def ensure_raw_table(conn: psycopg.Connection, contract: Contract) -> None:
     upgrade_raw_table(conn, contract)
 
 
+def hold_dataset(conn: psycopg.Connection, dataset: str) -> None:
+    """One ingest of a dataset at a time, on any machine: a run marked crashed while it was
+    only slow, a schedule and its rerun, or `hub run` beside a worker would otherwise read
+    the same position and load the same rows twice. The lock is the session's: the next
+    ingest waits, then starts after the last batch this one committed."""
+    # A holder that vanished (its machine off, no TCP reset) must not hold the lock for the
+    # kernel's two idle hours: the server probes its silent peer after 10 s and drops it
+    # after three unanswered probes (ignored on a Unix socket, where death is seen at once).
+    for name, value in (("idle", 10), ("interval", 5), ("count", 3)):
+        conn.execute(f"set tcp_keepalives_{name} = {value}")
+    conn.execute("select pg_advisory_lock(hashtext('ingest ' || %s))", [dataset])
+
+
 def read_cursor(conn: psycopg.Connection, dataset: str) -> Cursor | None:
     row = conn.execute("select cursor from hub.ingest_cursors where dataset = %s",
                        [dataset]).fetchone()

@@ -25,6 +25,7 @@ from contracts import Contract, ContractError, load_each
 from contracts.diff import semver
 from flows import build
 from flows.checks import Failure, StepResult
+from flows.heartbeat import alive
 from flows.problems import explain_build, problems_of
 from flows.report import gate_counts, store_report
 from flows.stages import (
@@ -344,8 +345,10 @@ def register_files(warehouse_url: str, contracts: dict[str, Contract], wanted: l
 
 @flow(name="scheduled-pipeline")
 def scheduled_pipeline(dataset_id: str) -> RunReport:
-    """Entry point for deployments (deploy/prefect.yaml): settings come from HUB_* variables."""
-    [report] = run_all(dataset_id)
+    """Entry point for deployments (deploy/prefect.yaml): settings come from HUB_* variables.
+    Its heartbeat tells the Prefect server it is alive (flows/heartbeat.py)."""
+    with alive(get_settings().run_heartbeat_seconds):
+        [report] = run_all(dataset_id)
     if report.status != "published":
         raise RuntimeError(f"{dataset_id} not published: "
                            + "; ".join(f"{f.rule}: {f.message}" for f in report.failures))

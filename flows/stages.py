@@ -69,7 +69,9 @@ def ingest_task(warehouse_url: str, contract: Contract, settings: Settings) -> L
     check_source(contract)  # before its source system's limit is looked up
     # One slot of the source system's limit: a department's system is not hammered by
     # every dataset (and every deployment) reading it at once.
-    with concurrency(source_system(contract), occupy=1):
+    # Its lease is Prefect's shortest: a run killed with its worker holds the slot a minute,
+    # not the default five, before the server takes it back for the run's retry.
+    with concurrency(source_system(contract), occupy=1, lease_duration=60):
         loaded = ingest(warehouse_url, contract, source_url(contract, settings, warehouse_url),
                         settings, lambda n: progress.rows(contract.dataset_id, n))
     logger.info("%s: loaded %d rows in %d batches", contract.dataset_id, loaded.rows,

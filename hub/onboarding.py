@@ -37,7 +37,8 @@ def next_publish(contract: Contract, deployments_file: Path) -> dict[str, Any]:
     deployment = _deployment(deployments_file, contract.dataset_id)
     if deployment is None:
         return found | {"when": f"{NEXT_PASS} (no deployment in {deployments_file.name} runs "
-                                "this dataset on a schedule)"}
+                                "this dataset on a schedule; the next `hub deploy` registers "
+                                "one on its hubSource.schedule)"}
     schedule = (deployment.get("schedules") or [{}])[0]
     cron, zone = schedule.get("cron"), schedule.get("timezone", "UTC")
     return found | {"deployment": deployment.get("name"), "schedule": cron,

@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     mqtt_url: str = "mqtt://127.0.0.1:1883"  # broker the demo replays sensor feeds into
     source_concurrency: int = 2  # concurrent ingests per source system
 
+    # ---------- Prefect workers (docs/workers.md)
+    # A deployed run says it is alive this often; three missed, the server marks it
+    # Crashed and runs its deployment again on any worker (the automations `hub deploy` makes).
+    run_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    # Where workers have the checkout they run the deployments from (`hub deploy`).
+    project_dir: Path = PROJECT_ROOT
+
     # ---------- API and OAuth2
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -19,13 +19,24 @@ from hub.keyfiles import ExposedKeyFile
 from hub.migrations import MigrationError
 from hub.runtime import configure
 from hub.settings import get_settings
-from hub_cli import audit, backup, clients, contracts, pipeline, policies, users, warehouse
+from hub_cli import (
+    audit,
+    backup,
+    clients,
+    contracts,
+    deploy,
+    pipeline,
+    policies,
+    users,
+    warehouse,
+)
 from hub_cli.common import UsageError
 from hub_cli.stopping import Stopped, stop_signals_raise
 
 app = typer.Typer(name="hub", help="Civic Data Hub", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 pipeline.register(app)
+deploy.register(app)
 app.add_typer(clients.app, name="clients")
 app.add_typer(clients.keys, name="keys")
 app.add_typer(audit.app, name="audit")

@@ -132,7 +132,8 @@ def test_a_first_version_says_when_its_scheduled_deployment_publishes_it(onboard
 def test_without_a_deployment_it_publishes_on_the_next_hub_run(onboarded):
     publishes = onboarded["state_failing"]["publishes"]
     assert publishes["when"] == ("on the next pipeline pass: the next `hub run` (no deployment "
-                                 "in prefect.yaml runs this dataset on a schedule)")
+                                 "in prefect.yaml runs this dataset on a schedule; the next "
+                                 "`hub deploy` registers one on its hubSource.schedule)")
     assert (publishes["deployment"], publishes["schedule"]) == (None, None)
 
 
