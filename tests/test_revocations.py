@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from api.revocations import Revocations, is_revoked
-from tests.conftest import bearer, count, token_for
+from tests.conftest import bearer, count, own_warehouse, token_for
 
 ROWS = "/datasets/public_works.service_requests/rows"
 
@@ -109,8 +109,11 @@ def test_a_good_answer_is_remembered_for_ttl_seconds_and_at_most_size_of_them(
 
 
 @pytest.mark.parametrize("table", ["clients", "users"])
-def test_removing_a_subject_notifies_the_workers(url, table):
-    with psycopg.connect(url, autocommit=True) as conn:
+def test_removing_a_subject_notifies_the_workers(server_url, table):
+    # A warehouse of its own: the session's gets its schema from whichever test runs first
+    # (the sweep of each test alone found this one relying on that).
+    with own_warehouse(server_url, "hub_test_notify") as url, \
+            psycopg.connect(url, autocommit=True) as conn:
         conn.execute("listen hub_revocations")
         conn.execute(f"delete from hub.{table} where false")  # a statement, even of no rows
         notes = list(conn.notifies(timeout=5, stop_after=1))
