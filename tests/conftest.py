@@ -362,6 +362,16 @@ def browser():
 # ---------- an app served on a real port, for tests that need sockets, not a TestClient
 
 
+def flat_routes(routes: list) -> list:
+    """Every route of an app, those of included routers too: FastAPI keeps an included
+    router as one entry holding the router's own routes."""
+    out = []
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        out += flat_routes(inner.routes) if inner is not None else [route]
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from api.console.web import is_console
 from hub import users
-from tests.conftest import count
+from tests.conftest import count, flat_routes
 from tests.console_support import form_fields, signed_in
 
 PUBLIC = {"/", "/console/signin", "/console/callback"}  # open to anyone, by design
@@ -29,19 +29,10 @@ WITHOUT = {"datasets:read": "auditor", "audit:read": "transport_analyst",
            "contracts:write": "transport_analyst", "grants:admin": "transport_analyst"}
 
 
-def _flat(routes: list) -> list:
-    # FastAPI keeps an included router as one entry holding the router's own routes.
-    out = []
-    for route in routes:
-        inner = getattr(route, "original_router", None)
-        out += _flat(inner.routes) if inner is not None else [route]
-    return out
-
-
 def console_routes(app) -> list[tuple[str, str, tuple[str, ...] | None]]:
     """(method, path, scopes) of every console route; scopes None: no guard at all."""
     found = []
-    for route in _flat(app.routes):
+    for route in flat_routes(app.routes):
         if not isinstance(route, APIRoute) or not is_console(route.path):
             continue
         guards = [d.call.console_scopes for d in route.dependant.dependencies

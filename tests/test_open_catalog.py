@@ -33,7 +33,7 @@ from api.main import create_app
 from contracts import load_all
 from hub import clients
 from hub import feedback as hub_feedback
-from tests.conftest import REPO, bearer, own_warehouse
+from tests.conftest import REPO, bearer, flat_routes, own_warehouse
 from tests.console_support import form_fields
 
 SHAPES = REPO / "api" / "dcat" / "shapes"
@@ -289,18 +289,9 @@ def test_a_flood_from_one_address_gets_429_and_others_still_post(hub_app):
 
 def open_reads(app) -> list[str]:
     """Every GET route under /open/ of the app, its dataset parameter filled in."""
-    return sorted(route.path.replace("{dataset_id}", OPEN) for route in _flat(app.routes)
+    return sorted(route.path.replace("{dataset_id}", OPEN) for route in flat_routes(app.routes)
                   if isinstance(route, APIRoute) and route.path.startswith("/open/")
                   and "GET" in route.methods)
-
-
-def _flat(routes: list) -> list:
-    # FastAPI keeps an included router as one entry holding the router's own routes.
-    out = []
-    for route in routes:
-        inner = getattr(route, "original_router", None)
-        out += _flat(inner.routes) if inner is not None else [route]
-    return out
 
 
 def test_every_open_route_answers_without_a_token_and_records_no_reader(hub_app):
