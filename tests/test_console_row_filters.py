@@ -52,6 +52,9 @@ def console_rows(client: httpx.Client) -> list[str]:
                   if "No row matches" not in row]
         after = re.search(r'<a href="([^"]+)">Next page</a>', page.text)
         path = html.unescape(after.group(1)) if after else ""
+        # Key order: the API's cursor, not offset= (capped by HUB_MAX_OFFSET), so a page
+        # deep in a large dataset is reached at the cost of the first.
+        assert not path or ("cursor=" in path and "offset=" not in path), path
     return found
 
 

@@ -120,19 +120,20 @@ async def rows_view(dataset_id: str, request: Request, state: StateDep,
     columns = await _visible(dataset_id, request, state)
     answer = await datasets.read_rows(
         dataset_id, _api(request, items), state, ensure_request_id(request), limit=limit,
-        offset=offset, select=_get(items, "select"), order=_get(items, "order"))
+        offset=offset, cursor=_get(items, "cursor"), select=_get(items, "select"),
+        order=_get(items, "order"))
     page = orjson.loads(answer.body)
     filters = [(k, v) for k, v in items if k not in RESERVED]
     return render(request, "rows.html", dataset_id=dataset_id, page=page, columns=columns,
                   filters=filters, order=_get(items, "order") or "", operators=sorted(OPERATORS),
-                  links=_links(request.url.path, items, limit, offset, len(page["rows"])))
+                  links=_links(request.url.path, items, limit, offset, page))
 
 
 @router.get("/datasets/{dataset_id}/download")
 async def download(dataset_id: str, request: Request, state: StateDep,
                    principal: Principal = READ) -> Response:
     """Every row of the current query as CSV: the API's export, audited as one."""
-    items = [(k, v) for k, v in grammar_items(request) if k not in ("limit", "offset")]
+    items = [(k, v) for k, v in grammar_items(request) if k not in ("limit", "offset", "cursor")]
     answer = await datasets.export_rows(
         dataset_id, _api(request, items), state, ensure_request_id(request),
         select=_get(items, "select"), order=_get(items, "order"), format="csv")
@@ -152,16 +153,23 @@ def grammar_items(request: Request) -> list[tuple[str, str]]:
 
 
 def _links(path: str, items: list[tuple[str, str]], limit: int, offset: int,
-           got: int) -> dict[str, str]:
-    base = [(k, v) for k, v in items if k not in ("offset", "limit")]
+           page: dict[str, Any]) -> dict[str, str]:
+    base = [(k, v) for k, v in items if k not in ("offset", "limit", "cursor")]
 
-    def at(off: int) -> str:
-        return f"{path}?{urlencode([*base, ('limit', limit), ('offset', off)])}"
+    def at(*where: tuple[str, Any]) -> str:
+        return f"{path}?{urlencode([*base, ('limit', limit), *where])}"
 
+    # The API's next_cursor when it gives one (key order): a page costs the same at any
+    # depth, where offset= stops at HUB_MAX_OFFSET. A keyset page has no way back but the
+    # first page (and the browser's back button).
+    if page.get("next_cursor"):
+        following = at(("cursor", page["next_cursor"]))
+    else:
+        following = at(("offset", offset + limit)) if len(page["rows"]) == limit else ""
     download = path.removesuffix("/rows") + "/download"
-    return {"previous": at(max(0, offset - limit)) if offset else "",
-            "next": at(offset + limit) if got == limit else "",
-            "download": f"{download}?{urlencode(base)}"}
+    return {"previous": at(("offset", max(0, offset - limit))) if offset else "",
+            "first": at() if offset or _get(items, "cursor") else "",
+            "next": following, "download": f"{download}?{urlencode(base)}"}
 
 
 async def _visible(dataset_id: str, request: Request, state: Any) -> list[Any]:
