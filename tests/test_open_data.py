@@ -82,6 +82,11 @@ def test_open_routes_answer_without_a_token(app_client, first_run: list) -> None
     as_csv = app_client.get(f"/open/datasets/{DATASET}?format=csv")
     assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
     assert next(csv.reader(io.StringIO(as_csv.text))) == list(REQUESTS.release.columns)
+    # The dataset's open page leads to residents' feedback and the department's answers.
+    link = app_client.get(f"/open/datasets/{DATASET}").json()["feedback"]
+    assert link == one["feedback"] == f"/open/feedback?dataset={DATASET}"
+    answers = app_client.get(link)
+    assert answers.status_code == 200 and "answers" in answers.json(), answers.text
 
 
 @pytest.mark.parametrize(("path", "status", "code"), [

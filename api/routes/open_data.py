@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Query, Response
@@ -53,6 +54,8 @@ class OpenDataset(BaseModel):
     columns: list[str] = Field(description="the release's columns: dimensions, records, "
                                "measures; a null dimension is the total over all its values")
     distributions: list[Distribution]
+    feedback: str = Field(description="residents' feedback on this dataset and the "
+                          "department's answers, with response times (POST to tell it)")
 
 
 class OpenCatalog(BaseModel):
@@ -66,6 +69,7 @@ class OpenRelease(BaseModel):
     k: int
     columns: list[str]
     rows: list[dict[str, Any]]
+    feedback: str
 
 
 @router.get("/datasets")
@@ -111,7 +115,8 @@ async def read_open(
     return Response(orjson.dumps({
         "dataset": dataset_id, "release_version": release["version"],
         "published_at": release["published_at"], "k": release["k"],
-        "columns": release["columns"], "rows": rows}), media_type=MEDIA_TYPES["json"])
+        "columns": release["columns"], "rows": rows, "feedback": _feedback(dataset_id)}),
+        media_type=MEDIA_TYPES["json"])
 
 
 def _open(contracts: dict[str, Contract]) -> dict[str, Contract]:
@@ -136,4 +141,9 @@ def _summary(contract: Contract, release: dict[str, Any]) -> OpenDataset:
         published_at=release["published_at"], columns=release["columns"],
         dimensions=[d.name for d in spec.dimensions], measures=[m.name for m in spec.measures],
         distributions=[Distribution(format=f, media_type=t, url=f"{base}?format={f}")
-                       for f, t in MEDIA_TYPES.items()])
+                       for f, t in MEDIA_TYPES.items()],
+        feedback=_feedback(contract.dataset_id))
+
+
+def _feedback(dataset_id: str) -> str:
+    return f"/open/feedback?{urlencode({'dataset': dataset_id})}"
