@@ -21,6 +21,7 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
+from hub import ledger
 from tests.conftest import bearer, count, token_for
 
 ROWS = "/datasets/public_works.service_requests/rows"
@@ -276,6 +277,7 @@ def test_rotated_key_keeps_old_tokens_valid_until_they_expire(settings, url, cre
     # A fresh token-signing key, but the hub's own ledger key: this app's sealer signs
     # checkpoints in the shared warehouse, which later tests verify.
     home.keys_dir.mkdir(parents=True)
+    ledger.load_signing_key(settings.keys_dir)  # made now if no earlier test made it (alone)
     shutil.copy(settings.keys_dir / "audit-ed25519.pem", home.keys_dir)
     with TestClient(create_app(home, url)) as before:
         old_token = token_for(before, credentials, "transport_analyst")
