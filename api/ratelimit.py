@@ -22,6 +22,8 @@ from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
+from hub.settings import masked_url
+
 log = logging.getLogger(__name__)
 
 # What the bucket holds now: refilled by the seconds since the last request, at most its
@@ -137,7 +139,7 @@ class LimitsUnavailable(Exception):
 def check_redis(url: str) -> None:
     """Raise LimitsUnavailable (one line) if the Redis at `url` does not answer now: a
     mistyped address stops `hub serve` at once rather than leaving every instance unlimited."""
-    where = _without_password(url)
+    where = masked_url(url)
     try:
         with redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5) as probe:
             probe.ping()
@@ -145,8 +147,3 @@ def check_redis(url: str) -> None:
         raise LimitsUnavailable(
             f"HUB_REDIS_URL={where}: Redis does not answer ({exc}); start it or fix the "
             "address, or unset HUB_REDIS_URL to keep the limits in the warehouse") from None
-
-
-def _without_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -183,6 +184,15 @@ class Settings(BaseSettings):
     @property
     def audit_archive_dir(self) -> Path:
         return self.home / "audit-archive"
+
+
+# user:password@ in a URL: never echoed back to a terminal or a log.
+_CREDENTIALS = re.compile(r"://[^/@\s]*@")
+
+
+def masked_url(text: str) -> str:
+    """`text` without the credentials of any URL in it."""
+    return _CREDENTIALS.sub("://", text)
 
 
 @lru_cache

@@ -3,7 +3,6 @@ failed, 2 bad input (the message says what to fix)."""
 
 from __future__ import annotations
 
-import re
 import sys
 
 import typer
@@ -18,7 +17,7 @@ from contracts import ContractError
 from hub.keyfiles import ExposedKeyFile
 from hub.migrations import MigrationError
 from hub.runtime import configure
-from hub.settings import get_settings
+from hub.settings import get_settings, masked_url
 from hub_cli import (
     audit,
     backup,
@@ -81,14 +80,10 @@ def _run(argv: list[str] | None) -> int:
     return code if isinstance(code, int) else 0
 
 
-# user:password@ in a URL: the password is never echoed back to a terminal or a log.
-PASSWORD = re.compile(r"(://[^:/@\s]*):[^@\s]*@")
-
-
 def setting_problem(exc: ValidationError) -> str:
     first = exc.errors()[0]
     name = "HUB_" + "_".join(str(part) for part in first["loc"][:1]).upper()
     given = first.get("input")
     if isinstance(given, str):
-        given = PASSWORD.sub(r"\1:***@", given)
+        given = masked_url(given)
     return f"{name}={given!r}: {first['msg']}"
