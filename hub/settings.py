@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     # On SIGTERM or SIGINT, `hub serve` answers the requests in flight for this long, then
     # closes what is left (docs/production.md#stopping).
     shutdown_grace_seconds: float = Field(default=5.0, gt=0)
+    # On SIGTERM or SIGINT, `hub worker` lets its runs in flight end for this long, then
+    # hands the rest back to the pool (docs/workers.md#stopping-a-worker).
+    worker_grace_seconds: float = Field(default=60.0, ge=0)
 
     # ---------- open data: the DCAT-AP catalog and residents' feedback (docs/open-catalog.md)
     open_publisher: str = "Civic Data Hub"  # the catalog's publisher: the city's name

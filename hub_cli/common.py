@@ -63,3 +63,20 @@ def parse_attributes(given: list[str] | None) -> dict[str, str]:
             raise UsageError(f"--attribute {name} is given twice; give each attribute once")
         found[name] = value
     return found
+
+
+def prefect_api(command: str) -> str:
+    """PREFECT_API_URL, once its server has answered; else one line saying what to do."""
+    import httpx
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url:
+        raise UsageError(f"{command} needs a Prefect server: set PREFECT_API_URL, e.g. "
+                         "http://127.0.0.1:4200/api (see docs/workers.md)")
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=10).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise UsageError(f"no Prefect server answers at PREFECT_API_URL={url} ({exc}): "
+                         "start one (`prefect server start`) or correct the address") from None
+    return url

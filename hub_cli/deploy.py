@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from hub.settings import Settings, get_settings
-from hub_cli.common import UsageError
+from hub_cli.common import UsageError, prefect_api
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +28,7 @@ def deploy(pool: Annotated[str | None, typer.Option(
     from flows import deployments
 
     settings = get_settings()
-    url = _server()
+    url = prefect_api("hub deploy")
     registry, files = _contracts(settings)
     found = deployments.specs(settings.deployments_file, registry)
     try:
@@ -43,16 +43,6 @@ def deploy(pool: Annotated[str | None, typer.Option(
     state = "on" if schedules else "off (runs start when triggered)"
     print(f"{len(names)} deployments registered at {url}; schedules {state}")
     return 0
-
-
-def _server() -> str:
-    from prefect.settings import get_current_settings
-
-    url = get_current_settings().api.url
-    if not url:
-        raise UsageError("hub deploy needs a Prefect server: set PREFECT_API_URL, e.g. "
-                         "http://127.0.0.1:4200/api (see docs/workers.md)")
-    return url
 
 
 def _contracts(settings: Settings) -> tuple[dict, dict]:

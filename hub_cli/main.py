@@ -28,6 +28,7 @@ from hub_cli import (
     policies,
     users,
     warehouse,
+    worker,
 )
 from hub_cli.common import UsageError
 from hub_cli.stopping import Stopped, stop_signals_raise
@@ -36,6 +37,7 @@ app = typer.Typer(name="hub", help="Civic Data Hub", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 pipeline.register(app)
 deploy.register(app)
+worker.register(app)
 app.add_typer(clients.app, name="clients")
 app.add_typer(clients.keys, name="keys")
 app.add_typer(audit.app, name="audit")

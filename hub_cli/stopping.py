@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -54,11 +54,19 @@ def stop_signals_tell(server: object) -> Iterator[list[str]]:
     (its name in the yielded list). uvicorn sets its own handlers only once it is running
     and, after its shutdown, sends itself the signal again to the handler it found: this
     one, which then ends nothing twice. A signal before uvicorn runs still stops it."""
+    with stop_signals_call(lambda signum: server.handle_exit(signum, None)) as noted:  # type: ignore[attr-defined]
+        yield noted
+
+
+@contextmanager
+def stop_signals_call(ask_to_stop: Callable[[int], None]) -> Iterator[list[str]]:
+    """Inside: each stop signal calls `ask_to_stop(signum)` (which must only schedule: it
+    runs in the signal handler) and is noted, its name in the yielded list."""
     noted: list[str] = []
 
     def tell(signum: int, frame: FrameType | None) -> None:
         noted.append(signal.Signals(signum).name)
-        server.handle_exit(signum, frame)  # type: ignore[attr-defined]
+        ask_to_stop(signum)
 
     previous = {s: signal.signal(s, tell) for s in STOP_SIGNALS}
     try:

@@ -143,11 +143,9 @@ def test_two_workers_share_runs_and_a_killed_run_finishes_on_the_other(
 
 
 def worker(name: str, env: dict[str, str], tmp_path: Path) -> tuple:
-    from tests.topology_support import PREFECT
-
     home = tmp_path / f"home-{name}"  # each worker's machine has its own HUB_HOME
-    return ([PREFECT, "worker", "start", "--pool", "civic-data-hub", "--limit", "1",
-             "--name", f"worker-{name}"], env | {"HUB_HOME": str(home)},
+    return ([sys.executable, "-m", "hub_cli", "worker", "--pool", "civic-data-hub", "--limit",
+             "1", "--name", f"worker-{name}"], env | {"HUB_HOME": str(home)},
             tmp_path / f"worker-{name}.log")
 
 

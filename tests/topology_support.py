@@ -54,15 +54,17 @@ def kill_group(pgid: int) -> None:
 
 
 @contextmanager
-def prefect_server(server_url: str, env: dict[str, str], logs: Path) -> Iterator[tuple]:
-    """`prefect server start` on a free port, on its own database. Yields its API URL at
-    once, and a function that waits until it answers: the caller works meanwhile."""
+def prefect_server(server_url: str | None, env: dict[str, str], logs: Path) -> Iterator[tuple]:
+    """`prefect server start` on a free port, on its own database (with `server_url` None,
+    Prefect's default: SQLite in PREFECT_HOME). Yields its API URL at once, and a function
+    that waits until it answers: the caller works meanwhile."""
     from hub.warehouse import drop_database, ensure_database
 
     database = f"hub_test_{RUN_TAG}_prefect"
-    ensure_database(server_url, database)
+    if server_url:
+        ensure_database(server_url, database)
+        env = {**env, "PREFECT_API_DATABASE_CONNECTION_URL": asyncpg_url(server_url, database)}
     port = free_port()
-    env = {**env, "PREFECT_API_DATABASE_CONNECTION_URL": asyncpg_url(server_url, database)}
     try:
         with process_group([PREFECT, "server", "start", "--host", "127.0.0.1", "--port",
                             str(port)], env, logs / "server.log") as pid:
@@ -70,7 +72,8 @@ def prefect_server(server_url: str, env: dict[str, str], logs: Path) -> Iterator
             yield api, lambda: wait_for(lambda: _healthy(api, pid, logs / "server.log"), 120,
                                         f"the Prefect server at {api} to answer")
     finally:
-        drop_database(server_url, database)
+        if server_url:
+            drop_database(server_url, database)
 
 
 def _healthy(api: str, pid: int, log: Path) -> bool:
