@@ -29,6 +29,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import psutil
 
 HANDBACK_SECONDS = 5.0  # a run sent SIGTERM marks itself Crashed and exits within this
@@ -118,16 +119,16 @@ class Worker:
 
     async def _finish_runs(self) -> Stop:
         """Wait out the grace period for the runs in flight, then hand back the rest."""
-        seen = in_flight()
+        seen, states = in_flight(), RunStates()
         deadline = time.monotonic() + self.grace
         while time.monotonic() < deadline and not self._hurry.is_set():
             seen |= in_flight()
-            if not (going := await unfinished(seen)):
+            if not await states.unfinished(seen):
                 break
             await asyncio.sleep(0.25)
         seen |= in_flight()  # a submission under way at the stop has started by now
-        going = await unfinished(seen)
-        await hand_back({pid: run for pid, run in seen.items() if run in going})
+        going = await states.unfinished(seen)
+        await hand_back({pid: run for pid, run in seen.items() if run in going}, states)
         return Stop(finished=sorted(set(seen.values()) - going), handed_back=sorted(going))
 
 
@@ -153,26 +154,55 @@ def in_flight() -> dict[int, str]:
     return found
 
 
-async def unfinished(runs: dict[int, str]) -> set[str]:
-    """Of these runs, those whose Prefect state is not final yet."""
+class RunStates:
+    """The runs' states from the Prefect server; once it stops answering (it may stop
+    first, as in `docker compose down`), from whether each run's process still lives."""
+
+    def __init__(self) -> None:
+        self.server_gone = False
+
+    async def unfinished(self, runs: dict[int, str]) -> set[str]:
+        """Of these runs, those not ended yet."""
+        if not self.server_gone:
+            try:
+                return await _unfinished_per_server(set(runs.values()))
+            except httpx.TransportError:
+                self.server_gone = True
+        return {run for pid, run in runs.items() if _alive(pid)}
+
+    async def mark_crashed(self, runs: set[str]) -> None:
+        """Runs that did not mark themselves: Crashed (without a server, the heartbeat
+        watch of docs/workers.md does it once the server is back)."""
+        if runs and not self.server_gone:
+            with suppress(httpx.TransportError):
+                await _mark_crashed(runs)
+
+
+async def _unfinished_per_server(runs: set[str]) -> set[str]:
     from prefect.client.orchestration import get_client
 
     async with get_client() as client:
-        states = [await client.read_flow_run(run) for run in set(runs.values())]
+        states = [await client.read_flow_run(run) for run in runs]
     return {str(r.id) for r in states if r.state is None or r.state.type.value not in FINAL}
 
 
-async def hand_back(runs: dict[int, str]) -> None:
+def _alive(pid: int) -> bool:
+    with suppress(psutil.Error):
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    return False
+
+
+async def hand_back(runs: dict[int, str], states: RunStates) -> None:
     """SIGTERM each run's process group; SIGKILL the ones still there HANDBACK_SECONDS
     later, and mark Crashed the runs that did not mark themselves."""
     if not runs:
         return
     _signal(runs, signal.SIGTERM)
     deadline = time.monotonic() + HANDBACK_SECONDS
-    while time.monotonic() < deadline and await unfinished(runs):
+    while time.monotonic() < deadline and await states.unfinished(runs):
         await asyncio.sleep(0.25)
-    _signal([pid for pid in runs if psutil.pid_exists(pid)], signal.SIGKILL)
-    await _mark_crashed(await unfinished(runs))
+    _signal([pid for pid in runs if _alive(pid)], signal.SIGKILL)
+    await states.mark_crashed(await states.unfinished(runs))
 
 
 def _signal(pids: Iterable[int], signum: int) -> None:

@@ -125,7 +125,7 @@ def test_two_workers_share_runs_and_a_killed_run_finishes_on_the_other(
         (REPO / "data" / "nyc_dhs_shelter_census" / "DHS_Daily_Report.csv").read_bytes())
     rows = gated_drop(tmp_path / "gated")
     # The server migrates its new database while the warehouse is made.
-    with prefect_server(server_url, hub_env(tmp_path, "", None), tmp_path) as (api, ready), \
+    with prefect_server(server_url, hub_env(tmp_path, "", None), tmp_path) as (api, ready, _), \
             own_warehouse(server_url, "hub_topo") as warehouse:
         env = hub_env(tmp_path, warehouse, api)
         onboard_gated(warehouse, settings)

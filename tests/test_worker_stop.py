@@ -17,7 +17,7 @@ import pytest
 
 from flows.deployments import Spec, register
 from tests.conftest import REPO, clock_env, free_port
-from tests.topology_support import Api, prefect_server, run_process, wait_for
+from tests.topology_support import Api, kill_group, prefect_server, run_process, wait_for
 
 STARTED = "hub worker: taking runs from pool"
 
@@ -33,7 +33,7 @@ def prefect_env(home: Path, api: str | None = None) -> dict[str, str]:
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Prefect server on its default SQLite database: Prefect's state is its own business."""
     logs = tmp_path_factory.mktemp("prefect-server")
-    with prefect_server(None, prefect_env(logs), logs) as (api, ready):
+    with prefect_server(None, prefect_env(logs), logs) as (api, ready, _):
         ready()
         yield api
 
@@ -76,8 +76,9 @@ class HubWorker:
                         f"{self.output()}")
         text = self.output()
         assert "Traceback" not in text, text
-        return [line for line in text.split(STARTED, 1)[1].splitlines()[1:]
-                if line.startswith("hub worker")]
+        # (A run's process shares the output; Prefect may leave a line of its unfinished.)
+        return [line[line.index("hub worker"):] for line
+                in text.split(STARTED, 1)[1].splitlines()[1:] if "hub worker" in line]
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -124,6 +125,7 @@ def test_a_run_in_flight_finishes_in_the_grace_period_and_no_new_run_is_taken(
     try:
         wait_running(api, [first])
         worker.signal_group(signal.SIGTERM)
+        time.sleep(1)  # a poll under way at the signal belongs before it
         later = api.trigger(deployment)
         time.sleep(3)  # three polls: a worker still taking runs has taken it by now
         assert worker.proc.poll() is None, "the worker waits for its run"
@@ -131,8 +133,8 @@ def test_a_run_in_flight_finishes_in_the_grace_period_and_no_new_run_is_taken(
         lines = worker.ended_within(30)
     finally:
         worker.kill()
-    assert lines == ["hub worker stopped on SIGTERM: 1 run finished"]
-    assert (api.state(first), api.state(later)) == ("COMPLETED", "SCHEDULED")
+    assert lines == ["hub worker stopped on SIGTERM: 1 run finished"], worker.output()
+    assert (api.state(first), api.state(later)) == ("COMPLETED", "SCHEDULED"), worker.output()
 
 
 @pytest.mark.parametrize("grace, signals", [(1, [signal.SIGTERM]),
@@ -157,6 +159,25 @@ def test_a_run_still_going_is_handed_back_crashed(grace, signals, prefect_api, t
     assert state["type"] == "CRASHED"
     assert "termination signal" in state["message"]  # it was told, not just killed
     assert run_process(run) is None  # nothing of it left running
+
+
+def test_a_worker_whose_prefect_server_stopped_first_still_stops_and_ends_its_run(tmp_path):
+    """As in `docker compose down`, where every service stops at once."""
+    with prefect_server(None, prefect_env(tmp_path), tmp_path) as (url, ready, server):
+        ready()
+        api = Api(url)
+        run = api.trigger(deploy_waiting_flow(url, "orphaned", tmp_path / "never"))
+        worker = HubWorker(url, tmp_path, "orphaned", grace=1)
+        try:
+            wait_running(api, [run])
+            kill_group(server)
+            worker.signal_group(signal.SIGTERM)
+            lines = worker.ended_within(20)
+        finally:
+            worker.kill()
+    assert lines == ["hub worker stopped on SIGTERM: 1 run handed back (Crashed; the hub's "
+                     "automation runs each again on another worker)"]
+    assert run_process(run) is None
 
 
 @pytest.mark.parametrize("api, says", [

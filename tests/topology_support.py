@@ -56,8 +56,8 @@ def kill_group(pgid: int) -> None:
 @contextmanager
 def prefect_server(server_url: str | None, env: dict[str, str], logs: Path) -> Iterator[tuple]:
     """`prefect server start` on a free port, on its own database (with `server_url` None,
-    Prefect's default: SQLite in PREFECT_HOME). Yields its API URL at once, and a function
-    that waits until it answers: the caller works meanwhile."""
+    Prefect's default: SQLite in PREFECT_HOME). Yields its API URL at once, a function that
+    waits until it answers (the caller works meanwhile), and its process group."""
     from hub.warehouse import drop_database, ensure_database
 
     database = f"hub_test_{RUN_TAG}_prefect"
@@ -70,7 +70,7 @@ def prefect_server(server_url: str | None, env: dict[str, str], logs: Path) -> I
                             str(port)], env, logs / "server.log") as pid:
             api = f"http://127.0.0.1:{port}/api"
             yield api, lambda: wait_for(lambda: _healthy(api, pid, logs / "server.log"), 120,
-                                        f"the Prefect server at {api} to answer")
+                                        f"the Prefect server at {api} to answer"), pid
     finally:
         if server_url:
             drop_database(server_url, database)
