@@ -49,7 +49,7 @@ def publish(warehouse_url: str, contract: Contract, run_id: uuid.UUID,
         rows = _swap(conn, sql.Identifier("candidate", name), "shared", name,
                      contract.primary_key)
         held = _swap(conn, sql.Identifier("candidate", f"{name}__quarantine"), "quarantine",
-                     name, ())
+                     name, contract.primary_key, unique=False)
         version, keys = _record_version(conn, contract, rows, held, run_id)
         # An open dataset's public aggregate moves with it (hub/releases.py).
         releases.publish_release(conn, contract, version)
@@ -92,14 +92,18 @@ def _keep_older_major(conn: psycopg.Connection, contract: Contract) -> bool:
 
 
 def _swap(conn: psycopg.Connection, source: sql.Identifier, schema: str, name: str,
-          key: tuple[str, ...]) -> int:
-    """Replace `schema.name` by a copy of `source`; return its row count."""
+          key: tuple[str, ...], unique: bool = True) -> int:
+    """Replace `schema.name` by a copy of `source`, indexed on `key` (its primary key, or,
+    not `unique`, an index: quarantined rows may repeat or lack a key, and are paged by
+    it); return its row count."""
     staged = sql.Identifier(schema, f"{name}__next")
     conn.execute(sql.SQL("drop table if exists {}").format(staged))
     conn.execute(sql.SQL("create table {} as table {}").format(staged, source))
-    if key:
-        conn.execute(sql.SQL("alter table {} add primary key ({})").format(
-            staged, sql.SQL(", ").join(map(sql.Identifier, key))))
+    columns = sql.SQL(", ").join(map(sql.Identifier, key))
+    if key and unique:
+        conn.execute(sql.SQL("alter table {} add primary key ({})").format(staged, columns))
+    elif key:
+        conn.execute(sql.SQL("create index on {} ({})").format(staged, columns))
     # Statistics now, not when autovacuum gets round to it: without them the planner takes
     # a row filter's reference-dataset join for a handful of rows and sorts the whole table
     # for each page (bench/api.py: 34 ms a page instead of 0.2 ms).

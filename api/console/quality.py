@@ -46,7 +46,8 @@ async def quality(dataset_id: str, request: Request, state: StateDep,
                                       principal, state, rid)
     base = f"/console/datasets/{dataset_id}/quality"
     links = {"previous": f"{base}?offset={max(0, offset - PAGE)}" if offset else "",
-             "next": f"{base}?offset={offset + PAGE}" if offset + PAGE < held.total else ""}
+             "next": f"{base}?offset={offset + PAGE}" if offset + PAGE < min(
+                 held.total, state.settings.max_offset + 1) else ""}
     return render(request, "quality.html", dataset_id=dataset_id, held=held,
                   reports=reports.reports, onboarding=history.onboarding, links=links,
                   offset=offset)
