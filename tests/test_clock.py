@@ -64,6 +64,7 @@ def pytest_run(*args: str) -> subprocess.CompletedProcess:
     ((), {"HUB_TEST_CLOCK": "2030-02-03"}, "test clock: 2030-02-03"),
 ])
 def test_the_clock_option_sets_the_day(args, env, shown, monkeypatch):
+    monkeypatch.delenv("HUB_TEST_CLOCK", raising=False)  # the run's own (HUB_TEST_CLOCK=...)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("HUB_CLOCK")  # the subprocess decides it afresh

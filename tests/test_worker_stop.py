@@ -64,9 +64,10 @@ class HubWorker:
     def signal_group(self, sig: signal.Signals) -> None:
         os.killpg(self.proc.pid, sig)
 
-    def ended_within(self, seconds: float) -> list[str]:
+    def ended_within(self, seconds: float, prefect_may_report: bool = False) -> list[str]:
         """Its lines after the start line, once it has ended (else killed, and the test
-        fails)."""
+        fails). No traceback, unless `prefect_may_report` its server's loss (Prefect logs
+        that warning with the exception)."""
         try:
             self.proc.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
@@ -75,7 +76,7 @@ class HubWorker:
             pytest.fail(f"`hub worker` still running {seconds} s after the signal:\n"
                         f"{self.output()}")
         text = self.output()
-        assert "Traceback" not in text, text
+        assert prefect_may_report or "Traceback" not in text, text
         # (A run's process shares the output; Prefect may leave a line of its unfinished.)
         return [line[line.index("hub worker"):] for line
                 in text.split(STARTED, 1)[1].splitlines()[1:] if "hub worker" in line]
@@ -172,9 +173,10 @@ def test_a_worker_whose_prefect_server_stopped_first_still_stops_and_ends_its_ru
             wait_running(api, [run])
             kill_group(server)
             worker.signal_group(signal.SIGTERM)
-            lines = worker.ended_within(20)
+            lines = worker.ended_within(20, prefect_may_report=True)
         finally:
             worker.kill()
+    assert worker.proc.returncode == 0  # the hub's own stop raised nothing
     assert lines == ["hub worker stopped on SIGTERM: 1 run handed back (Crashed; the hub's "
                      "automation runs each again on another worker)"]
     assert run_process(run) is None
