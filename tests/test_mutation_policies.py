@@ -15,6 +15,7 @@ import pytest
 
 from access_policies import Grant, Policy, Role, decide
 from access_policies.masking import MASKS, REDACTED, as_records
+from access_policies.row_filter import Bound, Claim, Condition, RowFilter
 from contracts import Column, Contract
 
 DAY = date(2026, 6, 15)
@@ -126,6 +127,62 @@ def test_a_policy_grant_comes_before_a_request_grant():
     decision = decide(policy(role_grant), role="analyst", contract=CONTRACT, today=DAY,
                       client_id="planner", extra=(request,))
     assert decision.grant is role_grant
+
+
+# ---------- which rows: a grant's row filter bound to the caller's attributes
+
+BY_DISTRICT = RowFilter((Condition("count", "integer", Claim("district")),
+                         Condition("status", "text", "Open")))
+
+
+def filtered_policy(role_attributes: dict[str, str]) -> Policy:
+    roles = {"analyst": Role("analyst", "works", frozenset({"datasets:read"}),
+                             role_attributes)}
+    return Policy(roles, (grant("by-district", row_filter=BY_DISTRICT),))
+
+
+def test_a_filtered_grant_binds_the_callers_attribute_and_keeps_every_column():
+    decision = decide(filtered_policy({}), role="analyst", contract=CONTRACT, today=DAY,
+                      attributes={"district": "7"})
+    assert (decision.allowed, decision.reason, decision.grant.id) == (
+        True, "grant by-district: planning", "by-district")
+    assert decision.rows == Bound((("count", "integer", "eq"), ("status", "text", "eq")),
+                                  ("7", "Open"))
+    assert [c.name for c in decision.columns] == [c.name for c in COLUMNS]
+    assert decision.missing_attribute is None
+    assert dict(decision.attributes) == {"district": "7"}
+
+
+def test_the_roles_attributes_win_and_the_callers_fill_in_the_rest():
+    decision = decide(filtered_policy({"district": "3", "zone": "n"}), role="analyst",
+                      contract=CONTRACT, today=DAY, attributes={"district": "7", "team": "a"})
+    assert decision.rows.params == ("3", "Open")
+    assert dict(decision.attributes) == {"district": "3", "zone": "n", "team": "a"}
+
+
+def test_without_caller_attributes_the_roles_alone_bind_the_filter():
+    decision = decide(filtered_policy({"district": "3"}), role="analyst", contract=CONTRACT,
+                      today=DAY)
+    assert decision.allowed and decision.rows.params == ("3", "Open")
+    assert dict(decision.attributes) == {"district": "3"}
+
+
+def test_a_missing_attribute_refuses_naming_it_and_the_grant():
+    decision = decide(filtered_policy({"zone": "n"}), role="analyst", contract=CONTRACT,
+                      today=DAY, attributes={"team": "a"})
+    assert (decision.allowed, decision.rows, decision.columns) == (False, None, ())
+    assert decision.reason == ("grant by-district filters rows by the attribute 'district', "
+                               "which the caller lacks")
+    assert decision.grant.id == "by-district" and decision.missing_attribute == "district"
+    assert dict(decision.attributes) == {"zone": "n", "team": "a"}
+
+
+def test_an_unfiltered_grant_reads_every_row_and_still_carries_the_attributes():
+    roles = {"analyst": Role("analyst", "works", frozenset({"datasets:read"}), {"zone": "n"})}
+    decision = decide(Policy(roles, (grant(),)), role="analyst", contract=CONTRACT, today=DAY,
+                      attributes={"team": "a"})
+    assert decision.allowed and decision.rows is None and decision.missing_attribute is None
+    assert dict(decision.attributes) == {"zone": "n", "team": "a"}
 
 
 # ---------- which columns, masked how
