@@ -60,6 +60,10 @@ def _runs(n: int) -> str:
     return f"{n} run" if n == 1 else f"{n} runs"
 
 
+class WorkerFailed(Exception):
+    """The Prefect worker ended by itself: the message says why."""
+
+
 class Worker:
     """A process worker on `pool`. `run()` serves until `stop()` is called (from a signal
     handler: it only schedules), then stops as the module says and returns the Stop."""
@@ -86,9 +90,12 @@ class Worker:
         self._stopping, self._hurry = asyncio.Event(), asyncio.Event()
         for _ in range(self._asked):
             self._note_stop()
-        worker = self._prefect_worker(say)
+        worker = self._prefect_worker()
         serving = asyncio.create_task(worker.start(printer=self._printer(say)))
-        await _first(serving, self._stopping.wait())
+        try:
+            await _first(serving, self._stopping.wait())
+        except Exception as exc:  # it could not start, or lost its server for good
+            raise WorkerFailed(f"{type(exc).__name__}: {exc}") from exc
         worker.taking = False
         outcome = await self._finish_runs()
         serving.cancel()
@@ -96,7 +103,7 @@ class Worker:
             await serving  # an error of the worker's own surfaces here
         return outcome
 
-    def _prefect_worker(self, say: Callable[[str], None]) -> Any:
+    def _prefect_worker(self) -> Any:
         from prefect.workers.process import ProcessWorker
 
         worker = ProcessWorker(work_pool_name=self.pool, limit=self.limit, name=self.name)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from hub.settings import get_settings
-from hub_cli.common import prefect_api
+from hub_cli.common import UsageError, prefect_api
 
 
 def register(app: typer.Typer) -> None:
@@ -28,13 +28,17 @@ def worker(pool: Annotated[str, typer.Option(
     and run each in a process of its own. On SIGTERM or SIGINT: take no more, give the runs
     in flight HUB_WORKER_GRACE_SECONDS to end, hand the rest back (Crashed: the hub's
     automation runs them again on another worker) and print one line."""
-    from flows.worker import Worker
+    from flows.worker import Worker, WorkerFailed
     from hub_cli.stopping import stop_signals_call
 
-    prefect_api("hub worker")
+    url = prefect_api("hub worker")
     hub_worker = Worker(pool, limit, name, get_settings().worker_grace_seconds)
     with stop_signals_call(lambda _: hub_worker.stop()) as noted:
-        stop = asyncio.run(hub_worker.run(say=lambda line: print(line, flush=True)))
+        try:
+            stop = asyncio.run(hub_worker.run(say=lambda line: print(line, flush=True)))
+        except WorkerFailed as failed:
+            raise UsageError(f"the Prefect server at PREFECT_API_URL={url} did not take the "
+                             f"worker ({failed}): is it a Prefect server's API?") from None
     on = f" on {noted[0]}" if noted else ""
     print(f"hub worker stopped{on}: {stop.summary()}", flush=True)
     return 0

@@ -194,3 +194,36 @@ def test_without_a_prefect_server_it_says_what_to_set(api, says, tmp_path):
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert line.startswith(says), line
+
+
+def test_a_server_that_is_not_prefects_is_named_in_one_line(tmp_path):
+    """An address that answers /health but is no Prefect API (a wrong port, say)."""
+    import http.server
+    import threading
+
+    class HealthOnly(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            found = self.path.rstrip("/").endswith("/health")
+            self.send_response(200 if found else 404)
+            self.end_headers()
+            self.wfile.write(b"true" if found else b"{}")
+        do_GET = do_POST = do_PATCH = _answer
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HealthOnly)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"http://127.0.0.1:{server.server_port}/api"
+    try:
+        env = prefect_env(tmp_path, address) | {"HUB_HOME": str(tmp_path / "home")}
+        done = subprocess.run([sys.executable, "-m", "hub_cli", "worker"], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        server.shutdown()
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    line = done.stderr.strip().splitlines()[-1]  # after Prefect's own warning of it
+    assert line.startswith(f"error: the Prefect server at PREFECT_API_URL={address} did not "
+                           "take the worker (")
+    assert line.endswith("is it a Prefect server's API?")
