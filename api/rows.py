@@ -71,10 +71,8 @@ class Page:
         if limit > cap:
             unit = "page" if cap == settings.max_rows_per_page else "export"
             raise grammar.bad("limit", f"at most {cap} rows per {unit}")
-        if offset > settings.max_offset:  # every skipped row is read: cost grows with depth
-            raise grammar.bad("offset", f"at most {settings.max_offset}; page deeper with "
-                              "cursor= (each page's next_cursor), which costs the same at "
-                              "any depth")
+        cap_offset(offset, settings, "page deeper with cursor= (each page's next_cursor), "
+                   "which costs the same at any depth")
         raw = list(request.query_params.multi_items())
         visible = [c.name for c in decision.columns]
         unmasked = {c.name for c in decision.columns if c.mask is None}
@@ -92,6 +90,13 @@ class Page:
 
     def audit_record(self) -> dict[str, Any]:
         return {"query": [list(item) for item in self.raw]}
+
+
+def cap_offset(offset: int, settings: Settings, deeper: str) -> None:
+    """400 past HUB_MAX_OFFSET: every skipped row is read, so cost grows with depth.
+    `deeper` says how to read further."""
+    if offset > settings.max_offset:
+        raise grammar.bad("offset", f"at most {settings.max_offset}; {deeper}")
 
 
 def filter_of(decision: Decision) -> Bound | None:

@@ -42,4 +42,3 @@ def worker(pool: Annotated[str, typer.Option(
     on = f" on {noted[0]}" if noted else ""
     print(f"hub worker stopped{on}: {stop.summary()}", flush=True)
     return 0
-

@@ -92,8 +92,8 @@ def test_an_offset_past_the_cap_is_refused_saying_what_to_do(api, settings):
     assert deep.status_code == 400
     body = deep.json()
     assert body["error_description"] == (
-        f"offset: at most {settings.max_offset}: the quarantine pages by offset only (its "
-        "rows may repeat a key); fix the rules the first rows break and publish again")
+        f"offset: at most {settings.max_offset}; the quarantine pages by offset only (its "
+        "rows may repeat a key): fix the rules the first rows break and publish again")
     assert refused(url, body["request_id"], "status_code, dataset") == [(400, DATASET)]
     at_cap = app.get(ROUTE, params={"offset": settings.max_offset}, headers=bearer(token))
     assert at_cap.status_code == 200 and at_cap.json()["rows"] == []

@@ -13,12 +13,12 @@ from psycopg import AsyncConnection, sql
 
 from access_policies import Decision
 from access_policies.masking import as_records
-from api import query as grammar
 from api.dataset_models import QuarantinePage
 from api.deps import AppState, Principal, RequestIdDep, StateDep, authenticate, record_now
 from api.errors import ApiError, forbidden
 from api.openapi import token_scopes
 from api.routes.datasets import _decision, _event
+from api.rows import cap_offset
 from contracts import Contract
 from hub.row_filters import clause
 
@@ -35,12 +35,10 @@ async def read_quarantine(
 ) -> QuarantinePage:
     """The quarantined rows of the latest publish, by primary key, with the rules each
     broke and why. Only the owning department's engineers (and their grant): masked as it says."""
-    if offset > state.settings.max_offset:  # every skipped row is read: cost grows with depth
-        raise grammar.bad("offset", f"at most {state.settings.max_offset}: the quarantine "
-                          "pages by offset only (its rows may repeat a key); fix the rules "
-                          "the first rows break and publish again")
     async with state.apool.connection() as conn:
         principal, contract, decision = await _admit_engineer(request, state, conn, dataset_id)
+        cap_offset(offset, state.settings, "the quarantine pages by offset only (its rows "
+                   "may repeat a key): fix the rules the first rows break and publish again")
         version, total, found = await _fetch(conn, contract, decision, limit, offset)
     names = [c.name for c in decision.columns]
     await record_now(state, _event(request, "quarantine.read", principal, dataset_id, "allow",
@@ -92,15 +90,16 @@ async def _fetch(conn: AsyncConnection, contract: Contract, decision: Decision, 
                     " order by {} limit %s offset %s").format(
         sql.SQL(", ").join(columns), table, where, sql.SQL(", ").join(keys))
     found = await (await conn.execute(query, [*params, limit, offset])).fetchall()
-    return version, await _total(conn, contract, version, table, decision), found
+    filtered = (where, params) if decision.rows is not None else None
+    return version, await _total(conn, contract, version, table, filtered), found
 
 
 async def _total(conn: AsyncConnection, contract: Contract, version: int,
-                 table: sql.Composable, decision: Decision) -> int:
+                 table: sql.Composable, filtered: tuple[sql.Composable, list] | None) -> int:
     """Quarantined rows in all: counted once, at publish, unless the grant filters rows
-    (then this caller's share is counted here)."""
-    if decision.rows is not None:
-        where, params = clause(decision.rows)
+    (`filtered`: then this caller's share is counted here)."""
+    if filtered is not None:
+        where, params = filtered
         return (await (await conn.execute(sql.SQL("select count(*) from {} where {}").format(
             table, where), params)).fetchone())[0]
     return (await (await conn.execute(
