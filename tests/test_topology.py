@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -226,3 +227,52 @@ def test_a_second_ingest_of_a_dataset_waits_for_the_first_and_loads_nothing_twic
         assert (loads, again) == ([3728], 0)
         assert count(warehouse, "select count(*) from raw_social_services.shelter_census") \
             == 3728
+
+
+HOLD_SLOT = ("import sys, time; from pathlib import Path;"
+             " from prefect.concurrency.sync import concurrency\n"
+             "with concurrency(sys.argv[1], occupy=1, lease_duration=60):\n"
+             "    print('held', flush=True)\n"
+             "    while not Path(sys.argv[2]).exists(): time.sleep(0.1)\n")
+
+
+def test_a_source_systems_limit_holds_across_processes(settings, tmp_path):
+    """What keeps the limit across workers: the Prefect server counts the slots. Two
+    processes (as on two workers) each ask for the slot `hub deploy` limits to one."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.pipeline import ensure_source_limits
+    from flows.stages import source_system
+
+    contract = load_all(settings.contracts_dir)["social_services.shelter_census"]
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    with prefect_server(None, env, tmp_path) as (api, ready, _):
+        ready()
+        with temporary_settings({PREFECT_API_URL: api}):
+            ensure_source_limits([contract], settings.model_copy(
+                update={"source_concurrency": 1}))
+        holders = [subprocess.Popen(
+            [sys.executable, "-c", HOLD_SLOT, source_system(contract), str(tmp_path / name)],
+            env=env | {"PREFECT_API_URL": api}, cwd=REPO, stdout=subprocess.PIPE, text=True)
+            for name in ("first-done", "second-done")]
+        try:
+            first = wait_for(lambda: next((h for h in holders if _said_held(h)), None), 60,
+                             "one process to hold the slot")
+            other = next(h for h in holders if h is not first)
+            time.sleep(3)  # the slot's poll: the other would have it by now, were it free
+            assert not _said_held(other), "both held the source system's one slot"
+            (tmp_path / ("first-done" if first is holders[0] else "second-done")).touch()
+            wait_for(lambda: _said_held(other), 60, "the other to get the slot once freed")
+        finally:
+            (tmp_path / "first-done").touch(), (tmp_path / "second-done").touch()
+            for holder in holders:
+                holder.wait(timeout=60)
+
+
+def _said_held(process: subprocess.Popen) -> bool:
+    """Whether `process` has printed `held` (read without blocking)."""
+    import select
+
+    if select.select([process.stdout], [], [], 0)[0]:
+        process.said = getattr(process, "said", "") + process.stdout.readline()
+    return "held" in getattr(process, "said", "")
