@@ -94,7 +94,10 @@ def _git_status() -> str:
                           capture_output=True, text=True, check=True).stdout
 
 
-@pytest.fixture(scope="module")
+# Session-scoped: they register datasets in the session warehouse, which outlives a module.
+# Under `--dist worksteal` a worker may run this file's tests in two stretches; a module
+# scope then set them up twice, and the second registration found the first (200, not 201).
+@pytest.fixture(scope="session")
 def drop(tmp_path_factory):
     """The department's drop folder, named by the variable the contract gives."""
     folder = tmp_path_factory.mktemp("weather-drop")
@@ -104,7 +107,7 @@ def drop(tmp_path_factory):
     os.environ.pop(DROP, None)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def engineer(app_client, credentials) -> dict[str, str]:
     return bearer(token_for(app_client, credentials, "public_works_engineer"))
 
@@ -121,7 +124,7 @@ def _register(app_client, engineer: dict[str, str], contract: dict) -> None:
     assert response.status_code == 201, response.text
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def onboarded(app_client, engineer, settings, drop):
     """Register over the API, then one pipeline pass; with the checkout's status before."""
     before = _git_status()
@@ -130,7 +133,7 @@ def onboarded(app_client, engineer, settings, drop):
     return before, report
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def old_published(app_client, engineer, settings, drop) -> None:
     """The dataset the retirement tests retire, published from the same drop."""
     _register(app_client, engineer, OLD_CONTRACT)
@@ -194,7 +197,7 @@ def test_hub_run_builds_every_contract_the_registry_holds_in_force(onboarded, ur
 # ---------- reading it: a grant for the owner, pages keyed on the composite key
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def reader(onboarded, old_published, tmp_path_factory, settings, url):
     """An API whose policies grant the dataset to its department's engineers (checked at
     startup against the datasets the registry holds)."""
@@ -252,7 +255,7 @@ def _gone(reader, headers) -> object:
         time.sleep(0.5)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def retired(reader, credentials, settings, url) -> subprocess.CompletedProcess:
     """OLD, served a moment ago, retired with `hub contracts retire`."""
     headers = bearer(token_for(reader, credentials, "public_works_engineer"))
