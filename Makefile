@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint mutation bench-help clean
+.PHONY: demo test lint mutation alone bench-help clean
 
 demo: $(STAMP)
 	$(VENV)/bin/hub demo
@@ -29,6 +29,12 @@ mutation: $(STAMP)
 	rm -rf mutants
 	$(VENV)/bin/mutmut run --max-children $${MUTATION_JOBS:-2}
 	$(VENV)/bin/mutmut results
+
+# Each test in a pytest session of its own (tests/alone.py), so that none leans on another's
+# leftovers: hours for the whole suite, resumable (passed tests are logged in
+# tests/alone_runs.jsonl and not run again); by hand. E.g. make alone ARGS="tests/test_api.py"
+alone: $(STAMP)
+	$(VENV)/bin/python -m tests.alone --jobs $${ALONE_JOBS:-2} $(ARGS)
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; run: make PYTHON=python3.11 ...")'

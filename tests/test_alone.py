@@ -1,0 +1,94 @@
+"""`python -m tests.alone`: each test in a session of its own finds one that leans on another."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.alone import in_turns, summary
+
+REPO = Path(__file__).resolve().parent.parent
+
+# test_b passes after test_a in one session (file order) and fails alone.
+LEANING = '''
+made = []
+
+def test_a():
+    made.append("thing")
+
+def test_b():
+    assert made, "test_b needs what test_a made"
+
+def test_c():
+    pass
+'''
+
+
+def alone(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "tests.alone", *args], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def records(log: Path) -> dict[str, bool]:
+    return {r["test"]: r["passed"] for r in map(json.loads, log.read_text().splitlines())}
+
+
+def test_a_test_that_leans_on_another_fails_alone(tmp_path: Path) -> None:
+    (tmp_path / "test_leaning.py").write_text(LEANING)
+    together = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly",
+                               "test_leaning.py"], cwd=tmp_path, capture_output=True, text=True)
+    assert together.returncode == 0, together.stdout  # in one session, it passes
+    log = tmp_path / "log.jsonl"
+    done = alone(tmp_path, "test_leaning.py", "--jobs", "2", "--log", str(log))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAILED test_leaning.py::test_b" in done.stdout
+    assert "test_b needs what test_a made" in done.stdout  # its output's tail is shown
+    assert records(log) == {"test_leaning.py::test_a": True, "test_leaning.py::test_b": False,
+                            "test_leaning.py::test_c": True}
+    again = alone(tmp_path, "test_leaning.py", "--log", str(log))  # resumes: the failed one
+    assert "3 collected, 2 not run" in again.stdout
+    assert again.returncode == 1 and len(log.read_text().splitlines()) == 4
+
+
+def test_limit_and_again(tmp_path: Path) -> None:
+    (tmp_path / "test_fine.py").write_text("def test_x(): pass\ndef test_y(): pass\n")
+    log = tmp_path / "log.jsonl"
+    done = alone(tmp_path, "--limit", "1", "--log", str(log))
+    assert done.returncode == 0 and "1 to run alone" in done.stdout
+    assert len(records(log)) == 1
+    done = alone(tmp_path, "--again", "--log", str(log))
+    assert done.returncode == 0 and "2 to run alone" in done.stdout
+
+
+def test_nothing_to_collect_says_what_to_give(tmp_path: Path) -> None:
+    done = alone(tmp_path, "test_missing.py", "--log", str(tmp_path / "log.jsonl"))
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: no tests collected from test_missing.py")
+    assert "not found" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "log.jsonl").exists()
+
+
+def test_bad_counts_are_refused(tmp_path: Path) -> None:
+    for bad in ("0", "two", "-1"):
+        done = alone(tmp_path, "--jobs", bad)
+        assert done.returncode == 2 and "give a whole number, 1 or more" in done.stderr
+
+
+def test_the_order_takes_one_from_each_file_in_turn() -> None:
+    ids = [f"{f}::t{i}" for f in ("a.py", "b.py", "c.py") for i in range(3)] + ["d.py::t0"]
+    order = in_turns(ids, seed=3)
+    assert sorted(order) == sorted(ids)
+    first = [t.split("::")[0] for t in order[:4]]
+    assert sorted(first) == ["a.py", "b.py", "c.py", "d.py"]
+    assert in_turns(ids, seed=3) == order != in_turns(ids, seed=4)
+
+
+def test_the_summary_counts_by_file() -> None:
+    table = summary([{"test": "a.py::x", "passed": True}, {"test": "a.py::y", "passed": False},
+                     {"test": "b.py::z", "passed": True}])
+    assert table.splitlines()[1:] == ["a.py    2       1", "b.py    1       0",
+                                      "all     3       1"]
