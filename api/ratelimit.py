@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Protocol
 
 import redis
@@ -42,6 +43,14 @@ on conflict (client_id) do update set
     capacity = %(capacity)s::float8,
     at = statement_timestamp()
 returning granted, tokens"""
+# A bucket untouched for longer than its window is full again, the same as no row: such rows
+# are deleted now and then (not on every request), so that the table holds the clients and
+# residents' addresses of the last hour rather than every one ever seen. An hour is the
+# longest window in use (residents' feedback); a limiter with a longer one is refused.
+PRUNE_AFTER = 3600.0
+PRUNE_SQL = ("delete from hub.rate_limits"
+             " where at < statement_timestamp() - make_interval(secs => %s)")
+PRUNE_SECONDS = 600.0  # per instance: a scan of the small table, not one per request
 
 # The same bucket in Redis. Redis replies truncate Lua numbers to integers: tokens go back
 # as text. The key expires once a full bucket would have refilled anyway.
@@ -88,20 +97,33 @@ class _Bucket:
 class PostgresRateLimiter(_Bucket):
     """Buckets in hub.rate_limits (unlogged: counters need no crash safety)."""
 
-    def __init__(self, pool: AsyncConnectionPool, per_minute: int, window: float = 60.0) -> None:
+    def __init__(self, pool: AsyncConnectionPool, per_minute: int, window: float = 60.0,
+                 prune_seconds: float = PRUNE_SECONDS) -> None:
         super().__init__(per_minute, window)
+        if window > PRUNE_AFTER:
+            raise ValueError(f"a {window} s window is longer than PRUNE_AFTER ({PRUNE_AFTER} s):"
+                             " its buckets would be pruned before they are full")
         self.pool = pool
+        self.prune_seconds = prune_seconds
+        self._next_prune = 0.0  # the first request prunes what the last run left
 
     async def retry_after(self, client_id: str,
                           conn: AsyncConnection | None = None) -> int | None:
-        params = {"client": client_id, "capacity": self.capacity, "rate": self.rate}
         # The caller's connection only outside a transaction: inside one the bucket's row
         # would stay locked, and the client's other requests wait, until it ends.
         if conn is not None and conn.autocommit \
                 and conn.info.transaction_status == TransactionStatus.IDLE:
-            return self.wait(*await (await conn.execute(TAKE_SQL, params)).fetchone())
+            return await self._take(conn, client_id)
         async with self.pool.connection() as own:
-            return self.wait(*await (await own.execute(TAKE_SQL, params)).fetchone())
+            return await self._take(own, client_id)
+
+    async def _take(self, conn: AsyncConnection, client_id: str) -> int | None:
+        params = {"client": client_id, "capacity": self.capacity, "rate": self.rate}
+        wait = self.wait(*await (await conn.execute(TAKE_SQL, params)).fetchone())
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + self.prune_seconds
+            await conn.execute(PRUNE_SQL, [PRUNE_AFTER])
+        return wait
 
 
 class RedisRateLimiter(_Bucket):

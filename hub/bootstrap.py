@@ -38,7 +38,7 @@ grant select, insert on audit.events to {role};
 grant usage on sequence audit.events_event_id_seq to {role};
 grant select on audit.chain, audit.checkpoints, audit.archives to {role};
 grant select, insert, update on hub.feedback to {role};
-grant select, insert, update on hub.rate_limits to {role};
+grant select, insert, update, delete on hub.rate_limits to {role};
 grant select, insert, delete on hub.signin_failures to {role};
 """
 

@@ -13,7 +13,8 @@ Run it from the repository's root (`make alone`): test ids are relative to where
 
 Tests run in an order that takes one from each file in turn (files shuffled by --seed),
 so a run stopped early is a sample of every file. Exit 0 when all that ran passed, 1
-when one failed (its output's tail is printed), 2 when nothing could be collected.
+when one failed (its output's tail is printed), 2 when nothing could be collected, 130
+on Ctrl+C (the tests in flight are not logged: they neither passed nor failed).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import argparse
 import itertools
 import json
 import random
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -85,24 +88,72 @@ def commit() -> str:
     return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def run_one(test: str) -> tuple[dict, str]:
+class Sessions:
+    """The pytest sessions in flight, so that an interrupt stops them and logs none of them.
+
+    Ctrl+C reaches the sessions too (one process group) and they stop failed: logged, they
+    would read as tests that fail alone. A plain `kill -INT` of this process reaches only it.
+    """
+
+    def __init__(self) -> None:
+        self.live: set[subprocess.Popen] = set()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    def run(self, args: list[str]) -> subprocess.CompletedProcess | None:
+        """Run a session to its end; None if it was stopped (or never started) by `stop`."""
+        with self.lock:
+            if self.stopping.is_set():
+                return None
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+            self.live.add(proc)
+        out, err = proc.communicate()
+        with self.lock:
+            self.live.discard(proc)
+        # The session may see Ctrl+C before `stop` runs: pytest's exit 2 and its banner.
+        if self.stopping.is_set() or (proc.returncode == 2 and "KeyboardInterrupt" in out):
+            return None
+        return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+    def stop(self, grace: float = 30.0) -> None:
+        """Interrupt every session, give them `grace` seconds to tear down, then kill."""
+        with self.lock:
+            self.stopping.set()
+            live = list(self.live)
+        for proc in live:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + grace
+        for proc in live:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def run_one(test: str, sessions: Sessions) -> tuple[dict, str] | None:
     """Run `test` in a session of its own: its log record and, if it failed, its output."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="hub-alone-") as scratch:
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest", test, "-q", *ALONE, f"--basetemp={scratch}/t"],
-            capture_output=True, text=True)
+        done = sessions.run([sys.executable, "-m", "pytest", test, "-q", *ALONE,
+                             f"--basetemp={scratch}/t"])
+    if done is None:
+        return None
     record = {"test": test, "passed": done.returncode == 0,
               "seconds": round(time.monotonic() - started, 1)}
     return record, "" if record["passed"] else done.stdout + done.stderr
 
 
-def run_all(tests: list[str], jobs: int, log: Path) -> list[dict]:
+def run_all(tests: list[str], jobs: int, log: Path, sessions: Sessions) -> list[dict]:
     """Run each test alone, `jobs` at a time, appending each result to `log` as it ends."""
     stamp, results = {"commit": commit(), "day": date.today().isoformat()}, []
 
     def one(test: str) -> None:
-        record, output = run_one(test)
+        ran = run_one(test, sessions)
+        if ran is None:  # interrupted: neither passed nor failed
+            return
+        record, output = ran
         with log.open("a") as out:
             out.write(json.dumps(record | stamp) + "\n")
         results.append(record)
@@ -111,8 +162,15 @@ def run_all(tests: list[str], jobs: int, log: Path) -> list[dict]:
         if output:
             print("\n".join(output.rstrip().splitlines()[-40:]), flush=True)
 
-    with ThreadPoolExecutor(jobs) as pool:
+    pool = ThreadPoolExecutor(jobs)
+    try:
         list(pool.map(one, tests))
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C: the grace still holds
+        sessions.stop()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return results
 
 
@@ -158,7 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     todo = in_turns([t for t in ids if t not in skip], args.seed)[:args.limit]
     print(f"{len(ids)} collected, {len(ids) - len(todo)} not run (passed before or past "
           f"--limit), {len(todo)} to run alone, {args.jobs} at a time", flush=True)
-    results = run_all(todo, args.jobs, args.log)
+    try:
+        results = run_all(todo, args.jobs, args.log, Sessions())
+    except KeyboardInterrupt:
+        print(f"interrupted: the tests that ended are in {args.log}, the ones in flight are "
+              "not; run the same command again to go on", file=sys.stderr)
+        return 130
     print(summary(results))
     return 0 if all(r["passed"] for r in results) else 1
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from tests.alone import in_turns, summary
 
@@ -92,3 +96,54 @@ def test_the_summary_counts_by_file() -> None:
                      {"test": "b.py::z", "passed": True}])
     assert table.splitlines()[1:] == ["a.py    2       1", "b.py    1       0",
                                       "all     3       1"]
+
+
+# One quick test and three slow ones; the slow ones say when they have started.
+SLOW = '''
+import pathlib
+import time
+
+def test_quick():
+    pass
+
+def test_slow_1():
+    pathlib.Path(__file__).with_name("started").touch()
+    time.sleep(120)
+
+def test_slow_2():
+    time.sleep(120)
+
+def test_slow_3():
+    time.sleep(120)
+'''
+
+
+@pytest.mark.parametrize("whom", ["group", "tool"])
+def test_ctrl_c_stops_at_once_and_logs_no_interrupted_test(tmp_path: Path, whom: str) -> None:
+    """Ctrl+C (the whole process group) or `kill -INT` of the tool alone: exit 130 in
+    seconds, one line, nothing logged for the tests in flight or queued."""
+    (tmp_path / "test_slow.py").write_text(SLOW)
+    log = tmp_path / "log.jsonl"
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    tool = subprocess.Popen([sys.executable, "-m", "tests.alone", "--jobs", "2", "--log",
+                             str(log)], cwd=tmp_path, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(tmp_path / "started", tool)
+    if whom == "group":
+        os.killpg(tool.pid, signal.SIGINT)
+    else:
+        tool.send_signal(signal.SIGINT)
+    out, err = tool.communicate(timeout=60)  # the slow tests would take minutes
+    assert tool.returncode == 130, out + err
+    assert err.startswith("interrupted: the tests that ended are in") and "Traceback" not in err
+    logged = records(log) if log.exists() else {}
+    assert set(logged) <= {"test_slow.py::test_quick"} and all(logged.values()), logged
+    assert "FAILED" not in out
+
+
+def wait_for(path: Path, tool: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert tool.poll() is None, tool.communicate()
+        assert time.monotonic() < deadline, f"{path.name} not made in {seconds} s"
+        time.sleep(0.1)

@@ -258,3 +258,37 @@ def test_an_offset_deeper_than_the_cap_is_refused_with_the_cursor_named(pair):
     at_cap = pair.a.get(rows, params={"offset": pair.settings.max_offset},
                         headers=bearer(token))
     assert at_cap.status_code == 404 and at_cap.json()["error"] == "not_published"
+
+
+
+IDLE = ("insert into hub.rate_limits (client_id, capacity, tokens, granted, at)"
+        " values (%s, 4, 0, false, now() - %s::interval)")
+
+
+def test_buckets_idle_past_the_longest_window_are_pruned_now_and_then(server_url):
+    """A bucket untouched for an hour is full again, the same as no row: the limiter deletes
+    such rows (as the application role), at most once per prune_seconds, and keeps the rest."""
+    async def take(client: str) -> int | None:
+        async with await psycopg.AsyncConnection.connect(
+                url, autocommit=True, options="-c role=hub_app") as conn:
+            return await limiter.retry_after(client, conn)
+
+    with own_warehouse(server_url, "hub_prune") as url, \
+            psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(IDLE, ["full-again", "61 minutes"])
+        conn.execute(IDLE, ["a-feedback-address", "59 minutes"])  # may still be refilling
+        limiter = PostgresRateLimiter(None, 2, prune_seconds=3600)
+        assert [asyncio.run(take("new")) for _ in range(2)] == [None, None]
+        assert _held(conn) == {"a-feedback-address", "new"}
+        conn.execute(IDLE, ["later", "2 hours"])  # within prune_seconds: not yet
+        assert asyncio.run(take("new")) >= 1  # and pruning kept the new client's count
+        assert _held(conn) == {"a-feedback-address", "later", "new"}
+
+
+def test_a_window_longer_than_pruning_allows_is_refused():
+    with pytest.raises(ValueError, match="its buckets would be pruned before they are full"):
+        PostgresRateLimiter(None, 5, window=7200.0)
+
+
+def _held(conn: psycopg.Connection) -> set[str]:
+    return {row[0] for row in conn.execute("select client_id from hub.rate_limits")}
