@@ -14,7 +14,7 @@ Run it from the repository's root (`make alone`): test ids are relative to where
 Tests run in an order that takes one from each file in turn (files shuffled by --seed),
 so a run stopped early is a sample of every file. Exit 0 when all that ran passed, 1
 when one failed (its output's tail is printed), 2 when nothing could be collected, 130
-on Ctrl+C (the tests in flight are not logged: they neither passed nor failed).
+on Ctrl+C or SIGTERM (the tests in flight are not logged: they neither passed nor failed).
 """
 
 from __future__ import annotations
@@ -116,15 +116,20 @@ class Sessions:
             return None
         return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
-    def stop(self, grace: float = 30.0) -> None:
-        """Interrupt every session, give them `grace` seconds to tear down, then kill."""
+    def stop(self) -> None:
+        """Start no more sessions, and interrupt those running (SIGINT: pytest tears down)."""
         with self.lock:
             self.stopping.set()
             live = list(self.live)
         for proc in live:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
+
+    def wait(self, grace: float = 30.0) -> None:
+        """Give the interrupted sessions `grace` seconds to tear down, then kill them."""
         deadline = time.monotonic() + grace
+        with self.lock:
+            live = list(self.live)
         for proc in live:
             try:
                 proc.wait(timeout=max(0.0, deadline - time.monotonic()))
@@ -166,8 +171,10 @@ def run_all(tests: list[str], jobs: int, log: Path, sessions: Sessions) -> list[
     try:
         list(pool.map(one, tests))
     except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C: the grace still holds
-        sessions.stop()
+        sessions.stop()  # first: no session starts after it
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second one: the grace still holds
+            signal.signal(signum, lambda *_: None)
+        sessions.wait()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -205,8 +212,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    # Started in the background, a shell leaves SIGINT ignored, and so would every session:
+    # catch it, and SIGTERM (`kill`) the same way, so that both stop the run cleanly.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         ids = collect(args.targets)
     except CollectError as exc:
