@@ -79,13 +79,16 @@ def in_turns(ids: list[str], seed: int) -> list[str]:
     return [test for row in rounds for test in row if test]
 
 
-def commit() -> str:
-    """The commit the tests ran at, marked when tracked files differ from it."""
+def commit(repo: Path = REPO) -> str:
+    """The commit the tests ran at, marked when tracked files differ from it (the record
+    itself aside: its own uncommitted lines change no test)."""
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True).stdout
 
     head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                  f":(exclude){LOG.relative_to(REPO)}")
+    return head + ("+changes" if changed else "")
 
 
 class Sessions:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.alone import in_turns, summary
+from tests.alone import commit, in_turns, summary
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -155,3 +155,22 @@ def wait_for(path: Path, tool: subprocess.Popen, seconds: float = 60) -> None:
         assert tool.poll() is None, tool.communicate()
         assert time.monotonic() < deadline, f"{path.name} not made in {seconds} s"
         time.sleep(0.1)
+
+
+def test_the_commit_is_marked_changed_by_any_tracked_file_but_the_record(tmp_path: Path) -> None:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+
+    (tmp_path / "tests").mkdir()
+    record, code = tmp_path / "tests" / "alone_runs.jsonl", tmp_path / "code.py"
+    record.write_text("")
+    code.write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    head = git("rev-parse", "--short", "HEAD").strip()
+    record.write_text('{"test": "t"}\n')  # the record's own new lines: no change to the code
+    assert commit(tmp_path) == head
+    code.write_text("x = 2\n")
+    assert commit(tmp_path) == head + "+changes"
