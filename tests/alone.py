@@ -174,9 +174,11 @@ def run_all(tests: list[str], jobs: int, log: Path, sessions: Sessions) -> list[
     try:
         list(pool.map(one, tests))
     except KeyboardInterrupt:
-        sessions.stop()  # first: no session starts after it
-        for signum in (signal.SIGINT, signal.SIGTERM):  # a second one: the grace still holds
+        # A second Ctrl+C does not cut the grace short. (A handler, not SIG_IGN: a session
+        # started meanwhile would inherit an ignored SIGINT, not a handler.)
+        for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: None)
+        sessions.stop()
         sessions.wait()
         raise
     finally:
@@ -226,20 +228,23 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     try:
-        ids = collect(args.targets)
+        return run(args)
     except CollectError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    skip = set() if args.again else passed_before(args.log)
-    todo = in_turns([t for t in ids if t not in skip], args.seed)[:args.limit]
-    print(f"{len(ids)} collected, {len(ids) - len(todo)} not run (passed before or past "
-          f"--limit), {len(todo)} to run alone, {args.jobs} at a time", flush=True)
-    try:
-        results = run_all(todo, args.jobs, args.log, Sessions())
     except KeyboardInterrupt:
         print(f"interrupted: the tests that ended are in {args.log}, the ones in flight are "
               "not; run the same command again to go on", file=sys.stderr)
         return 130
+
+
+def run(args: argparse.Namespace) -> int:
+    ids = collect(args.targets)
+    skip = set() if args.again else passed_before(args.log)
+    todo = in_turns([t for t in ids if t not in skip], args.seed)[:args.limit]
+    print(f"{len(ids)} collected, {len(ids) - len(todo)} not run (passed before or past "
+          f"--limit), {len(todo)} to run alone, {args.jobs} at a time", flush=True)
+    results = run_all(todo, args.jobs, args.log, Sessions())
     print(summary(results))
     return 0 if all(r["passed"] for r in results) else 1
 

@@ -126,27 +126,44 @@ def test_ctrl_c_stops_at_once_and_logs_no_interrupted_test(tmp_path: Path, whom:
     started with SIGINT ignored, as a shell's background job is: it must catch it anyway."""
     (tmp_path / "test_slow.py").write_text(SLOW)
     log = tmp_path / "log.jsonl"
-    env = os.environ | {"PYTHONPATH": str(REPO)}
+    out = interrupted(tmp_path, log, signal.SIGINT if whom == "group" else signal.SIGTERM,
+                      group=whom == "group")
+    logged = records(log) if log.exists() else {}
+    assert set(logged) <= {"test_slow.py::test_quick"} and all(logged.values()), logged
+    assert "FAILED" not in out
+
+
+def test_an_interrupt_while_collecting_is_one_line_too(tmp_path: Path) -> None:
+    (tmp_path / "test_slow_to_collect.py").write_text(
+        "import pathlib, time\n"
+        "pathlib.Path(__file__).with_name('started').touch()\n"
+        "time.sleep(120)\n\n\ndef test_x():\n    pass\n")
+    interrupted(tmp_path, tmp_path / "log.jsonl", signal.SIGTERM, group=False)
+    assert not (tmp_path / "log.jsonl").exists()
+
+
+def interrupted(folder: Path, log: Path, signum: int, group: bool) -> str:
+    """Start the tool in `folder` with SIGINT ignored (as a shell's background job is), send
+    `signum` (to its process group, as Ctrl+C does, or to it alone) once a test file has
+    made `started`; check it stops at once, exit 130 and one line. Its stdout."""
     command = f"trap '' INT; exec {shlex.quote(sys.executable)} -m tests.alone --jobs 2 --log " \
         + shlex.quote(str(log))
-    tool = subprocess.Popen(["sh", "-c", command], cwd=tmp_path, env=env,
-                            start_new_session=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    tool = subprocess.Popen(["sh", "-c", command], cwd=folder,
+                            env=os.environ | {"PYTHONPATH": str(REPO)}, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(tmp_path / "started", tool)
-        if whom == "group":
-            os.killpg(tool.pid, signal.SIGINT)
+        wait_for(folder / "started", tool)
+        if group:
+            os.killpg(tool.pid, signum)
         else:
-            tool.send_signal(signal.SIGTERM)
+            tool.send_signal(signum)
         out, err = tool.communicate(timeout=60)  # the slow tests would take minutes
     finally:  # a tool that did not stop leaves nothing running
         if tool.poll() is None:
             os.killpg(tool.pid, signal.SIGKILL)
     assert tool.returncode == 130, out + err
     assert err.startswith("interrupted: the tests that ended are in") and "Traceback" not in err
-    logged = records(log) if log.exists() else {}
-    assert set(logged) <= {"test_slow.py::test_quick"} and all(logged.values()), logged
-    assert "FAILED" not in out
+    return out
 
 
 def wait_for(path: Path, tool: subprocess.Popen, seconds: float = 60) -> None:
