@@ -25,6 +25,7 @@ POOL = "civic-data-hub"
 TAG = "civic-data-hub"  # on every deployment, so on every run: the rerun automation's filter
 PIPELINE = "flows/pipeline.py:scheduled_pipeline"
 WATCH = "civic-data-hub: mark silent runs crashed"
+START_WATCH = "civic-data-hub: mark runs that never started crashed"
 RERUN = "civic-data-hub: run a crashed deployment again"
 ENDED = ("prefect.flow-run.Completed", "prefect.flow-run.Failed", "prefect.flow-run.Crashed",
          "prefect.flow-run.Cancelled", "prefect.flow-run.Cancelling")
@@ -125,14 +126,16 @@ def _flow(entrypoint: str) -> Any:
     return getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), name)
 
 
-def ensure_recovery(heartbeat_seconds: float) -> None:
-    """The two automations that carry a run whose worker died to another worker: a run
-    silent for three heartbeats is marked Crashed, and a crashed run of a hub deployment
-    is run again. The rerun resumes from the committed positions, so loads nothing twice."""
+def ensure_recovery(heartbeat_seconds: float, start_seconds: float) -> None:
+    """The automations that carry a run whose worker died to another worker: a run silent
+    for three heartbeats, or taken by a worker (Pending) and not started (Running) within
+    `start_seconds`, is marked Crashed, and a crashed run of a hub deployment is run again.
+    The rerun resumes from the committed positions, so loads nothing twice."""
     from prefect.client.orchestration import get_client
 
+    automations = (_watch(heartbeat_seconds), _start_watch(start_seconds), _rerun())
     with get_client(sync_client=True) as client:
-        for automation in (_watch(heartbeat_seconds), _rerun()):
+        for automation in automations:
             for old in client.read_automations_by_name(automation.name):
                 client.delete_automation(old.id)
             client.create_automation(automation)
@@ -153,6 +156,26 @@ def _watch(heartbeat_seconds: float) -> Any:
             threshold=1, within=timedelta(seconds=silence)),
         actions=[ChangeFlowRunState(state=StateType.CRASHED, message=(
             f"no heartbeat for {silence:g} s: its worker or machine stopped"))])
+
+
+def _start_watch(start_seconds: float) -> Any:
+    """The heartbeat starts with the run's flow: a worker whose machine dies while the run's
+    process is still starting (Pending: the worker took it) would leave it Pending for good."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+
+    return AutomationCore(
+        name=START_WATCH, description="A run a worker took (Pending) starts (Running) within "
+        f"HUB_RUN_START_SECONDS ({start_seconds:g} s), or its worker has died.",
+        trigger=EventTrigger(
+            posture=Posture.Proactive, match={"prefect.resource.id": "prefect.flow-run.*"},
+            after={"prefect.flow-run.Pending"},
+            expect={"prefect.flow-run.Running", *ENDED}, for_each={"prefect.resource.id"},
+            threshold=1, within=timedelta(seconds=start_seconds)),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, message=(
+            f"not started within {start_seconds:g} s of its worker taking it: the worker or "
+            "its machine stopped"))])
 
 
 def _rerun() -> Any:

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # A deployed run says it is alive this often; three missed, the server marks it
     # Crashed and runs its deployment again on any worker (the automations `hub deploy` makes).
     run_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    # A run a worker took (Pending) that has not started (Running) in this long is marked
+    # Crashed and run again: its worker died while starting it. Generous: a loaded machine
+    # takes tens of seconds to start a run's process. Prefect's least window is 10 s.
+    run_start_seconds: float = Field(default=300.0, ge=10)
     # Where workers have the checkout they run the deployments from (`hub deploy`).
     project_dir: Path = PROJECT_ROOT
 

@@ -34,7 +34,8 @@ def deploy(pool: Annotated[str | None, typer.Option(
     try:
         names = deployments.register(found, settings.project_dir.resolve(), pool, schedules)
         _limits(list({**files, **registry}.values()), settings)
-        deployments.ensure_recovery(settings.run_heartbeat_seconds)
+        deployments.ensure_recovery(settings.run_heartbeat_seconds,
+                                    settings.run_start_seconds)
     except _unreachable() as exc:
         raise UsageError(f"no Prefect server answers at PREFECT_API_URL={url} ({exc}): start "
                          "one (`prefect server start`) or correct the address") from None
