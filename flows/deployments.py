@@ -27,6 +27,8 @@ PIPELINE = "flows/pipeline.py:scheduled_pipeline"
 WATCH = "civic-data-hub: mark silent runs crashed"
 START_WATCH = "civic-data-hub: mark runs that never started crashed"
 RERUN = "civic-data-hub: run a crashed deployment again"
+# The hub's runs (its tag), not other flows a shared Prefect server may run.
+OURS = {"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{TAG}"}
 ENDED = ("prefect.flow-run.Completed", "prefect.flow-run.Failed", "prefect.flow-run.Crashed",
          "prefect.flow-run.Cancelled", "prefect.flow-run.Cancelling")
 
@@ -170,7 +172,7 @@ def _start_watch(start_seconds: float) -> Any:
         f"HUB_RUN_START_SECONDS ({start_seconds:g} s), or its worker has died.",
         trigger=EventTrigger(
             posture=Posture.Proactive, match={"prefect.resource.id": "prefect.flow-run.*"},
-            after={"prefect.flow-run.Pending"},
+            match_related=OURS, after={"prefect.flow-run.Pending"},
             expect={"prefect.flow-run.Running", *ENDED}, for_each={"prefect.resource.id"},
             threshold=1, within=timedelta(seconds=start_seconds)),
         actions=[ChangeFlowRunState(state=StateType.CRASHED, message=(
@@ -188,7 +190,6 @@ def _rerun() -> Any:
         trigger=EventTrigger(
             posture=Posture.Reactive, expect={"prefect.flow-run.Crashed"},
             match={"prefect.resource.id": "prefect.flow-run.*"},
-            match_related={"prefect.resource.role": "tag",
-                           "prefect.resource.id": f"prefect.tag.{TAG}"},
+            match_related=OURS,
             threshold=1, within=timedelta(0)),
         actions=[RunDeployment(source="inferred")])

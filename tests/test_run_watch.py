@@ -4,14 +4,15 @@ The heartbeat watch only starts with a run's first heartbeat, which its flow sen
 takes a run (Pending) and starts its process; if the worker's machine dies before the
 process reaches Running, nothing would ever beat. The automation `hub deploy` makes for
 that (`ensure_recovery`) runs here on a real Prefect server, against runs whose states the
-test sets as a worker would: one that never starts, one that starts in time.
+test sets as a worker would: one that never starts, one that starts in time, and
+another team's run that never starts either (a shared Prefect server's other flows).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from flows.deployments import ensure_recovery
+from flows.deployments import TAG, ensure_recovery
 from tests.test_cli import hub
 from tests.test_worker_stop import prefect_env
 from tests.topology_support import prefect_server, wait_for
@@ -34,9 +35,9 @@ def test_a_run_taken_but_never_started_is_marked_crashed(tmp_path: Path) -> None
         ready()
         ensure_recovery(heartbeat_seconds=2, start_seconds=START_SECONDS)
         with get_client(sync_client=True) as client:
-            stuck, started = (client.create_flow_run(taken, state=Scheduled())
-                              for _ in range(2))
-            for run in (stuck, started):
+            stuck, started, other = (client.create_flow_run(taken, state=Scheduled(), tags=tags)
+                                     for tags in ([TAG], [TAG], ["another-team"]))
+            for run in (stuck, started, other):
                 client.set_flow_run_state(run.id, Pending())
             client.set_flow_run_state(started.id, Running())
 
@@ -47,6 +48,7 @@ def test_a_run_taken_but_never_started_is_marked_crashed(tmp_path: Path) -> None
                                "the run never started to be marked Crashed")
             assert f"not started within {START_SECONDS} s" in crashed.message
             assert state(started).is_running()  # started in time: left alone
+            assert state(other).is_pending()  # not the hub's run: not the hub's business
 
 
 def test_a_start_window_under_prefects_least_is_one_line() -> None:
