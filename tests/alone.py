@@ -95,7 +95,8 @@ class Sessions:
     """The pytest sessions in flight, so that an interrupt stops them and logs none of them.
 
     Ctrl+C reaches the sessions too (one process group) and they stop failed: logged, they
-    would read as tests that fail alone. A plain `kill -INT` of this process reaches only it.
+    would read as tests that fail alone. A `kill` of this process alone reaches only it:
+    `stop` passes the interrupt on, so the sessions tear down either way.
     """
 
     def __init__(self) -> None:
